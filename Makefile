@@ -1,0 +1,55 @@
+# pg_gateway: PGXS build of the extension, plus the project's entry points:
+#   make demo    install what is missing, build, install, and show the flow on a throwaway cluster
+#   make test    the same set-up, then every suite (ctest, pg_regress, pgTAP, integration)
+EXTENSION  = pg_gateway
+EXTVERSION = 0.1.0
+
+MODULE_big = pg_gateway
+CORE_SRCS  = $(sort $(wildcard src/core/*.cpp))
+PG_SRCS    = $(sort $(wildcard src/pg/*.cpp))
+OBJS       = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
+
+DATA       = $(wildcard sql/pg_gateway--*.sql)
+EXTRA_CLEAN = pg_gateway.control META.json build results regression.diffs regression.out tmp_check log
+
+# pg_regress suites: every sql/*.sql that is not an install or upgrade script. The schedule check
+# in the test runner fails if a file here has no expected output.
+REGRESS      = $(filter-out pg_gateway--%,$(notdir $(basename $(wildcard sql/*.sql))))
+REGRESS_OPTS = --load-extension=pg_gateway
+
+SHLIB_LINK += -lsodium -lcurl -lstdc++
+PG_CPPFLAGS += -DEXTVERSION=\"$(EXTVERSION)\" -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
+override CXXFLAGS += -std=c++17 -Wall -Wextra -Werror
+
+# Our code is C++; JIT bitcode for it buys nothing and would require clang at build time.
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
+include $(PGXS)
+endif
+
+all: pg_gateway.control META.json
+
+pg_gateway.control: pg_gateway.control.in Makefile
+	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@
+
+META.json: META.json.in Makefile
+	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@
+
+.PHONY: deps demo test unit fuzz bench-verify version
+deps:
+	@bash scripts/install-deps.sh
+
+demo: deps
+	@bash scripts/demo.sh
+
+test: deps
+	@bash scripts/test.sh
+
+version:
+	@echo $(EXTVERSION)
+
+bench-verify: deps
+	@bash bench/verify.sh

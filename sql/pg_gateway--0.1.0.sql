@@ -1,0 +1,366 @@
+-- pg_gateway 0.1.0: API keys, the audit log, and the helpers they need.
+\echo Use "CREATE EXTENSION pg_gateway" to load this file. \quit
+
+-- Nothing here is usable by PUBLIC: grants are the DBA's decision (see docs/api-keys.md).
+REVOKE ALL ON SCHEMA gateway FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------
+-- Caller identity
+------------------------------------------------------------------------------------------------
+
+-- The platform user on whose behalf the current statement runs, the way Supabase/PostgREST sets
+-- it: request.jwt.claims ->> 'sub', or the older request.jwt.claim.sub. NULL when neither is set
+-- (a trusted server-side role, psql, the worker).
+CREATE FUNCTION gateway.current_user_id() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT COALESCE(
+           nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
+           nullif(current_setting('request.jwt.claim.sub', true), '')
+         )::uuid
+$$;
+COMMENT ON FUNCTION gateway.current_user_id() IS
+  'The caller''s platform user id from request.jwt.claims (sub) or request.jwt.claim.sub; NULL when absent.';
+
+-- Refuses to act on another user's keys when the caller is identified by a JWT. Callers without
+-- a JWT are trusted server-side roles that were granted EXECUTE explicitly.
+CREATE FUNCTION gateway._require_key_owner(owner uuid) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller uuid := gateway.current_user_id();
+BEGIN
+  IF caller IS NOT NULL AND caller IS DISTINCT FROM owner THEN
+    RAISE EXCEPTION 'permission denied for API keys of another user'
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'The request is authenticated as a different user than the key''s owner.',
+            HINT = 'Issue and manage keys only for the authenticated user, or call from a trusted server role.';
+  END IF;
+END
+$$;
+
+------------------------------------------------------------------------------------------------
+-- Audit log: append-only, never holds a secret
+------------------------------------------------------------------------------------------------
+
+CREATE TABLE gateway.audit_log (
+  id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  occurred_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+  actor_user_id   uuid DEFAULT gateway.current_user_id(),
+  actor_role      text NOT NULL DEFAULT session_user,
+  action          text NOT NULL,
+  object_type     text NOT NULL,
+  object_id       uuid,
+  project_id      uuid,
+  subject_user_id uuid,
+  details         jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_log_object_idx ON gateway.audit_log (object_id, occurred_at);
+CREATE INDEX audit_log_project_idx ON gateway.audit_log (project_id, occurred_at);
+COMMENT ON TABLE gateway.audit_log IS
+  'Append-only record of security-relevant events (key issue/revoke/rotate, verify failures). Never holds a secret.';
+
+CREATE FUNCTION gateway._audit_log_append_only() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RAISE EXCEPTION 'gateway.audit_log is append-only'
+    USING ERRCODE = 'insufficient_privilege',
+          DETAIL = format('%s on the audit log is not allowed.', TG_OP),
+          HINT = 'Audit records are kept as written; query them, do not change them.';
+END
+$$;
+CREATE TRIGGER audit_log_append_only
+  BEFORE UPDATE OR DELETE OR TRUNCATE ON gateway.audit_log
+  FOR EACH STATEMENT EXECUTE FUNCTION gateway._audit_log_append_only();
+
+CREATE FUNCTION gateway._audit(action text, object_type text, object_id uuid, project_id uuid,
+                               subject_user_id uuid, details jsonb) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO gateway.audit_log (action, object_type, object_id, project_id, subject_user_id, details)
+  VALUES ($1, $2, $3, $4, $5, jsonb_strip_nulls(COALESCE($6, '{}')));
+$$;
+
+------------------------------------------------------------------------------------------------
+-- API keys
+------------------------------------------------------------------------------------------------
+
+CREATE TABLE gateway.api_keys (
+  id                    uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  user_id               uuid NOT NULL,
+  project_id            uuid NOT NULL,
+  public_interface_id   uuid,
+  name                  text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+  key_prefix            text NOT NULL CHECK (key_prefix ~ '^[0-9A-Za-z]{12}$'),
+  key_hash              bytea NOT NULL CHECK (length(key_hash) = 32),
+  hash_version          smallint NOT NULL CHECK (hash_version > 0),
+  is_active             boolean NOT NULL DEFAULT true,
+  revoked_at            timestamptz,
+  expires_at            timestamptz,
+  rate_limit_per_minute integer CHECK (rate_limit_per_minute > 0),
+  rotated_from          uuid REFERENCES gateway.api_keys (id) ON DELETE SET NULL,
+  replaced_by           uuid REFERENCES gateway.api_keys (id) ON DELETE SET NULL
+                        DEFERRABLE INITIALLY DEFERRED,
+  last_used_at          timestamptz,
+  created_at            timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT api_keys_key_prefix_key UNIQUE (key_prefix),
+  CONSTRAINT api_keys_key_hash_key UNIQUE (key_hash),
+  CONSTRAINT api_keys_revoked_has_time CHECK (is_active OR revoked_at IS NOT NULL)
+);
+-- A name is unique among a user's current keys; a revoked key or the old half of a rotation
+-- gives its name up, so "production" can be rotated or re-issued without inventing new names.
+CREATE UNIQUE INDEX api_keys_user_name_key ON gateway.api_keys (user_id, name)
+  WHERE is_active AND replaced_by IS NULL;
+CREATE INDEX api_keys_project_idx ON gateway.api_keys (project_id);
+CREATE INDEX api_keys_interface_idx ON gateway.api_keys (public_interface_id)
+  WHERE public_interface_id IS NOT NULL;
+COMMENT ON TABLE gateway.api_keys IS
+  'API keys: only a keyed BLAKE2b hash of each key is stored; the key itself is shown once by api_key_issue/api_key_rotate.';
+COMMENT ON COLUMN gateway.api_keys.key_prefix IS 'Public lookup handle (12 base62 characters), shown in listings.';
+COMMENT ON COLUMN gateway.api_keys.hash_version IS 'Pepper version the key was hashed with (gateway.api_key_pepper_version at issue).';
+COMMENT ON COLUMN gateway.api_keys.revoked_at IS 'When the key stops verifying; in the future while a rotation grace period runs.';
+COMMENT ON COLUMN gateway.api_keys.last_used_at IS 'Last successful verify, written in batches by the worker (gateway.usage_flush_interval).';
+
+ALTER TABLE gateway.api_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gateway.api_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY api_keys_owner_read ON gateway.api_keys FOR SELECT
+  USING (user_id = gateway.current_user_id());
+
+ALTER TABLE gateway.audit_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gateway.audit_log FORCE ROW LEVEL SECURITY;
+
+CREATE VIEW gateway.api_keys_list WITH (security_invoker = true) AS
+SELECT k.id, k.user_id, k.project_id, k.public_interface_id, k.name, k.key_prefix,
+       CASE WHEN NOT k.is_active OR k.revoked_at <= now() THEN 'revoked'
+            WHEN k.expires_at <= now() THEN 'expired'
+            WHEN k.replaced_by IS NOT NULL THEN 'rotating'
+            ELSE 'active' END AS status,
+       k.is_active, k.expires_at, k.revoked_at, k.rate_limit_per_minute,
+       k.rotated_from, k.replaced_by, k.last_used_at, k.created_at
+  FROM gateway.api_keys AS k;
+COMMENT ON VIEW gateway.api_keys_list IS
+  'API keys without their hashes, with a computed status (active, rotating, expired, revoked). Rows are filtered by the caller''s RLS.';
+
+CREATE FUNCTION gateway._api_key_generate(OUT api_key text, OUT key_prefix text,
+                                          OUT key_hash bytea, OUT hash_version smallint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'gateway_api_key_generate'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION gateway._check_key_settings(name text, expires_at timestamptz,
+                                            rate_limit_per_minute integer) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF name IS NULL OR btrim(name) = '' THEN
+    RAISE EXCEPTION 'API key name must not be empty'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Give the key a name that says where it is used, e.g. ''production''.';
+  END IF;
+  IF length(name) > 200 THEN
+    RAISE EXCEPTION 'API key name is too long'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('The name has %s characters; at most 200 are allowed.', length(name)),
+            HINT = 'Use a shorter name.';
+  END IF;
+  IF expires_at IS NOT NULL AND expires_at <= now() THEN
+    RAISE EXCEPTION 'API key expiry must be in the future'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('expires_at is %s.', expires_at),
+            HINT = 'Pass a later expires_at, or NULL for a key that does not expire.';
+  END IF;
+  IF rate_limit_per_minute IS NOT NULL AND rate_limit_per_minute <= 0 THEN
+    RAISE EXCEPTION 'API key rate limit must be positive'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('rate_limit_per_minute is %s.', rate_limit_per_minute),
+            HINT = 'Pass a number of requests per minute above zero, or NULL for no limit.';
+  END IF;
+END
+$$;
+
+-- Inserts the row of a freshly generated key and returns the key itself. Shared by issue and
+-- rotate. A clash of the random prefix (about 1 in 10^21 per pair of keys) is retried; a clash of
+-- the name is the caller's error.
+CREATE FUNCTION gateway._api_key_insert(id uuid, user_id uuid, project_id uuid, name text,
+                                        public_interface_id uuid, expires_at timestamptz,
+                                        rate_limit_per_minute integer, rotated_from uuid)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  generated record;
+  clash text;
+BEGIN
+  FOR attempt IN 1..3 LOOP
+    SELECT * INTO generated FROM gateway._api_key_generate();
+    BEGIN
+      INSERT INTO gateway.api_keys
+             (id, user_id, project_id, name, public_interface_id, key_prefix, key_hash,
+              hash_version, expires_at, rate_limit_per_minute, rotated_from)
+      VALUES ($1, $2, $3, $4, $5, generated.key_prefix, generated.key_hash,
+              generated.hash_version, $6, $7, $8);
+      RETURN generated.api_key;
+    EXCEPTION WHEN unique_violation THEN
+      GET STACKED DIAGNOSTICS clash = CONSTRAINT_NAME;
+      IF clash = 'api_keys_user_name_key' THEN
+        RAISE EXCEPTION 'an API key named "%" already exists for this user', $4
+          USING ERRCODE = 'unique_violation',
+                HINT = 'Choose another name, or revoke or rotate the existing key.';
+      END IF;
+      IF clash NOT IN ('api_keys_key_prefix_key', 'api_keys_key_hash_key') THEN
+        RAISE;
+      END IF;
+    END;
+  END LOOP;
+  RAISE EXCEPTION 'could not generate a unique API key' USING ERRCODE = 'internal_error';
+END
+$$;
+
+CREATE FUNCTION gateway.api_key_issue(user_id uuid, project_id uuid, name text,
+                                      public_interface_id uuid DEFAULT NULL,
+                                      expires_at timestamptz DEFAULT NULL,
+                                      rate_limit_per_minute integer DEFAULT NULL)
+RETURNS TABLE (key_id uuid, api_key text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF $1 IS NULL OR $2 IS NULL THEN
+    RAISE EXCEPTION 'API key % must not be null', CASE WHEN $1 IS NULL THEN 'user_id' ELSE 'project_id' END
+      USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Pass the owning user and the project the key belongs to.';
+  END IF;
+  PERFORM gateway._require_key_owner($1);
+  PERFORM gateway._check_key_settings($3, $5, $6);
+
+  key_id := gen_random_uuid();
+  api_key := gateway._api_key_insert(key_id, $1, $2, $3, $4, $5, $6, NULL);
+  PERFORM gateway._audit('api_key.issued', 'api_key', key_id, $2, $1,
+    jsonb_build_object('name', $3, 'public_interface_id', $4, 'expires_at', $5,
+                       'rate_limit_per_minute', $6));
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION gateway.api_key_issue(uuid, uuid, text, uuid, timestamptz, integer) IS
+  'Issues an API key and returns it once; only its keyed hash is stored.';
+
+-- Locks and returns a key row for a change, or raises no_data_found.
+CREATE FUNCTION gateway._api_key_for_update(key_id uuid) RETURNS gateway.api_keys
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  locked gateway.api_keys;
+BEGIN
+  IF $1 IS NULL THEN
+    RAISE EXCEPTION 'API key id must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  SELECT * INTO locked FROM gateway.api_keys AS k WHERE k.id = $1 FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'API key % does not exist', $1
+      USING ERRCODE = 'no_data_found',
+            HINT = 'List existing keys with: SELECT * FROM gateway.api_keys_list;';
+  END IF;
+  PERFORM gateway._require_key_owner(locked.user_id);
+  RETURN locked;
+END
+$$;
+
+CREATE FUNCTION gateway.api_key_revoke(key_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  k gateway.api_keys := gateway._api_key_for_update($1);
+BEGIN
+  IF NOT k.is_active THEN
+    RETURN false;
+  END IF;
+  UPDATE gateway.api_keys AS t
+     SET is_active = false, revoked_at = LEAST(COALESCE(t.revoked_at, 'infinity'), now())
+   WHERE t.id = k.id;
+  PERFORM gateway._audit('api_key.revoked', 'api_key', k.id, k.project_id, k.user_id,
+                         jsonb_build_object('name', k.name, 'key_prefix', k.key_prefix));
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION gateway.api_key_revoke(uuid) IS
+  'Revokes a key; it fails verification from the next statement after commit. Returns false if it was already revoked.';
+
+CREATE FUNCTION gateway.api_key_rotate(key_id uuid, grace interval DEFAULT '24 hours')
+RETURNS TABLE (new_key_id uuid, api_key text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  old gateway.api_keys := gateway._api_key_for_update($1);
+BEGIN
+  IF grace IS NULL OR grace < interval '0' THEN
+    RAISE EXCEPTION 'rotation grace period must be zero or positive'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass how long the old key keeps working, e.g. interval ''24 hours'', or ''0'' to end it now.';
+  END IF;
+  IF NOT old.is_active OR old.revoked_at <= now() THEN
+    RAISE EXCEPTION 'API key % is revoked and cannot be rotated', old.id
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Issue a new key with gateway.api_key_issue().';
+  END IF;
+  IF old.replaced_by IS NOT NULL THEN
+    RAISE EXCEPTION 'API key % was already rotated', old.id
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = format('Rotate its replacement, key %s, instead.', old.replaced_by);
+  END IF;
+  IF old.expires_at <= now() THEN
+    RAISE EXCEPTION 'API key % has expired and cannot be rotated', old.id
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Issue a new key with gateway.api_key_issue().';
+  END IF;
+
+  -- The old key steps aside first (frees its name), then its successor inherits every setting,
+  -- expiry included, so rotating never extends a key's life.
+  -- (replaced_by's foreign key is checked at commit, when the successor exists.)
+  new_key_id := gen_random_uuid();
+  UPDATE gateway.api_keys AS t SET replaced_by = new_key_id, revoked_at = now() + grace
+   WHERE t.id = old.id;
+  api_key := gateway._api_key_insert(new_key_id, old.user_id, old.project_id, old.name,
+                                     old.public_interface_id, old.expires_at,
+                                     old.rate_limit_per_minute, old.id);
+
+  PERFORM gateway._audit('api_key.rotated', 'api_key', old.id, old.project_id, old.user_id,
+    jsonb_build_object('name', old.name, 'key_prefix', old.key_prefix,
+                       'replaced_by', new_key_id, 'old_key_valid_until', now() + grace));
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION gateway.api_key_rotate(uuid, interval) IS
+  'Replaces a key with a new one that inherits all its settings; the old key keeps working for the grace period. Returns the new key once.';
+
+CREATE FUNCTION gateway.api_key_verify(api_key text, public_interface_id uuid DEFAULT NULL,
+                                       OUT valid boolean, OUT reason text, OUT key_id uuid,
+                                       OUT user_id uuid, OUT project_id uuid,
+                                       OUT rate_limit_remaining integer,
+                                       OUT retry_after_seconds integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'gateway_api_key_verify'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION gateway.api_key_verify(text, uuid) IS
+  'Checks an API key: reason is ok, malformed, unknown, revoked, expired, wrong_interface or rate_limited. Never raises for a bad key and never writes, so it works on read-only transactions and hot standbys.';
+
+------------------------------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC. See docs/api-keys.md for the grants to give application roles.
+------------------------------------------------------------------------------------------------
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gateway FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA gateway FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA gateway FROM PUBLIC;
+
+-- Keys and the audit log are user data: pg_dump includes their rows.
+SELECT pg_catalog.pg_extension_config_dump('gateway.api_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('gateway.audit_log', '');

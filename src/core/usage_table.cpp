@@ -1,0 +1,86 @@
+#include "usage_table.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include "cpp_only.hpp"  // last: proves no PostgreSQL header came in above
+
+namespace gateway {
+
+std::size_t UsageTable::sets_for(std::size_t min_slots) {
+  std::size_t sets = (min_slots + kWays - 1) / kWays;
+  return sets == 0 ? 1 : sets;
+}
+
+std::size_t UsageTable::bytes_for(std::size_t min_slots) {
+  return sets_for(min_slots) * kWays * sizeof(UsageSlot);
+}
+
+UsageTable::UsageTable(void* memory, std::size_t sets, bool initialise)
+    : slots_(static_cast<UsageSlot*>(memory)), sets_(sets) {
+  if (initialise) {
+    for (std::size_t i = 0; i < sets * kWays; ++i) new (&slots_[i]) UsageSlot();
+  }
+}
+
+std::size_t UsageTable::set_of(const KeyId& key) const noexcept {
+  // Key ids are random UUIDs, but mix anyway so sequential or crafted ids still spread.
+  std::uint64_t x;
+  std::memcpy(&x, key.data() + 8, sizeof x);
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return static_cast<std::size_t>(x % sets_);
+}
+
+UsageSlot& UsageTable::find_or_claim(const KeyId& key, std::uint32_t database,
+                                     std::int64_t now_us) {
+  UsageSlot* set = set_begin(set_of(key));
+  UsageSlot* victim = nullptr;
+  for (std::size_t way = 0; way < kWays; ++way) {
+    UsageSlot& slot = set[way];
+    if (slot.occupied && slot.key == key && slot.database == database) {
+      slot.touched_us = now_us;
+      return slot;
+    }
+    if (!slot.occupied) {
+      if (victim == nullptr || victim->occupied) victim = &slot;
+      continue;
+    }
+    if (victim != nullptr && !victim->occupied) continue;
+    // Prefer clean over dirty, then the least recently touched.
+    if (victim == nullptr || (victim->dirty && !slot.dirty) ||
+        (victim->dirty == slot.dirty && slot.touched_us < victim->touched_us)) {
+      victim = &slot;
+    }
+  }
+  *victim = UsageSlot();
+  victim->key = key;
+  victim->database = database;
+  victim->occupied = true;
+  victim->touched_us = now_us;
+  return *victim;
+}
+
+void UsageTable::drain_set(std::size_t set, std::vector<UsageRecord>& out) {
+  UsageSlot* begin = set_begin(set);
+  for (std::size_t way = 0; way < kWays; ++way) {
+    UsageSlot& slot = begin[way];
+    if (slot.occupied && slot.dirty) {
+      out.push_back(UsageRecord{slot.key, slot.database, slot.last_used_us});
+      slot.dirty = false;
+    }
+  }
+}
+
+void UsageTable::restore(const UsageRecord& record, std::int64_t now_us) {
+  UsageSlot& slot = find_or_claim(record.key, record.database, now_us);
+  if (!slot.dirty || slot.last_used_us < record.last_used_us) {
+    slot.last_used_us = std::max(slot.last_used_us, record.last_used_us);
+    slot.dirty = true;
+  }
+}
+
+}  // namespace gateway

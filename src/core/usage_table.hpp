@@ -1,0 +1,69 @@
+// A fixed-capacity, set-associative table of per-key usage (last use, rate-limit bucket) laid
+// over memory the caller provides: in the server, one block of shared memory. The table never
+// allocates and never locks; the caller locks the partition that owns a set (partition_of) before
+// touching it. A full set evicts its least recently used entry, preferring one whose last use
+// has already been flushed, so a busy table costs accuracy of idle keys only.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "token_bucket.hpp"
+
+namespace gateway {
+
+using KeyId = std::array<std::uint8_t, 16>;  // a UUID
+
+struct UsageSlot {
+  KeyId key{};
+  std::uint32_t database = 0;  // which database the key lives in
+  bool occupied = false;
+  bool dirty = false;          // last_used_us not yet written to the table
+  std::int64_t last_used_us = 0;
+  std::int64_t touched_us = 0;  // for eviction
+  TokenBucket bucket;
+};
+
+struct UsageRecord {
+  KeyId key;
+  std::uint32_t database;
+  std::int64_t last_used_us;
+};
+
+class UsageTable {
+ public:
+  static constexpr std::size_t kWays = 8;
+
+  // Bytes needed for at least `min_slots` slots (rounded up to whole sets).
+  static std::size_t bytes_for(std::size_t min_slots);
+  static std::size_t sets_for(std::size_t min_slots);
+
+  // `memory` must hold bytes_for(...) bytes for `sets` sets. With `initialise`, marks every slot
+  // free (once, by whoever creates the memory).
+  UsageTable(void* memory, std::size_t sets, bool initialise);
+
+  std::size_t sets() const noexcept { return sets_; }
+  std::size_t set_of(const KeyId& key) const noexcept;
+  static std::size_t partition_of(std::size_t set, std::size_t partitions) noexcept {
+    return set % partitions;
+  }
+
+  // The slot for (key, database), claiming one if absent. Never fails: evicts if it must.
+  UsageSlot& find_or_claim(const KeyId& key, std::uint32_t database, std::int64_t now_us);
+
+  // Moves the dirty last-use times of one set into `out` and marks them clean.
+  void drain_set(std::size_t set, std::vector<UsageRecord>& out);
+
+  // Puts records back after a failed flush, unless a newer use was recorded meanwhile.
+  void restore(const UsageRecord& record, std::int64_t now_us);
+
+ private:
+  UsageSlot* set_begin(std::size_t set) noexcept { return slots_ + set * kWays; }
+
+  UsageSlot* slots_;
+  std::size_t sets_;
+};
+
+}  // namespace gateway

@@ -1,0 +1,30 @@
+#include "verify_decision.hpp"
+#include "cpp_only.hpp"  // last: proves no PostgreSQL header came in above
+
+namespace gateway::api_key {
+
+std::string_view reason_name(Reason reason) noexcept {
+  switch (reason) {
+    case Reason::kOk: return "ok";
+    case Reason::kMalformed: return "malformed";
+    case Reason::kUnknown: return "unknown";
+    case Reason::kRevoked: return "revoked";
+    case Reason::kExpired: return "expired";
+    case Reason::kWrongInterface: return "wrong_interface";
+    case Reason::kRateLimited: return "rate_limited";
+  }
+  return "unknown";
+}
+
+Reason decide(const KeyRow& row, const std::optional<KeyId>& requested_interface,
+              std::int64_t now) noexcept {
+  if (!row.hash_matches) return Reason::kUnknown;
+  if (!row.is_active || (row.revoked_at && *row.revoked_at <= now)) return Reason::kRevoked;
+  if (row.expires_at && *row.expires_at <= now) return Reason::kExpired;
+  if (row.bound_interface && row.bound_interface != requested_interface) {
+    return Reason::kWrongInterface;
+  }
+  return Reason::kOk;
+}
+
+}  // namespace gateway::api_key

@@ -1,0 +1,41 @@
+// What api_key_verify answers once the key's row is found: the rules in one pure function, so
+// the order of checks (and what each reason means) is written and tested in one place.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "usage_table.hpp"
+
+namespace gateway::api_key {
+
+enum class Reason : std::uint8_t {
+  kOk = 0,
+  kMalformed,
+  kUnknown,
+  kRevoked,
+  kExpired,
+  kWrongInterface,
+  kRateLimited,
+};
+
+std::string_view reason_name(Reason reason) noexcept;
+
+// The row as verify sees it. Times are microseconds on the caller's clock.
+struct KeyRow {
+  bool hash_matches = false;
+  bool is_active = false;
+  std::optional<std::int64_t> revoked_at;  // may lie in the future: end of a rotation grace
+  std::optional<std::int64_t> expires_at;
+  std::optional<KeyId> bound_interface;
+};
+
+// Order: a wrong secret is `unknown` (never reveals that the prefix exists), then revoked, then
+// expired, then the interface binding. A key bound to an interface passes only for exactly that
+// interface, so a caller that forgets to name the interface fails closed. Rate limiting comes
+// after, and only for keys that are otherwise valid.
+Reason decide(const KeyRow& row, const std::optional<KeyId>& requested_interface,
+              std::int64_t now) noexcept;
+
+}  // namespace gateway::api_key

@@ -1,0 +1,247 @@
+// SQL-callable functions for API keys that need C++: generating a key and the verify hot path.
+// Everything else about keys (issue, revoke, rotate, listing) is SQL in the install script,
+// where its rules are easiest to read.
+#include <sodium.h>
+
+#include <array>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "../core/key_format.hpp"
+#include "../core/verify_decision.hpp"
+#include "error_bridge.hpp"
+#include "secrets.hpp"
+#include "settings.hpp"
+#include "shared_state.hpp"
+
+extern "C" {
+#include "access/detoast.h"
+#include "access/htup_details.h"
+}
+
+namespace gateway::pg {
+namespace {
+
+using api_key::Reason;
+
+// The row verify reads, copied out of SPI memory.
+struct StoredKey {
+  KeyId id{};
+  KeyId user_id{};
+  KeyId project_id{};
+  api_key::KeyRow row;
+  std::array<std::uint8_t, api_key::kHashBytes> hash{};
+  std::size_t hash_len = 0;
+  int hash_version = 0;
+  std::int32_t rate_limit_per_minute = 0;
+};
+
+SPIPlanPtr lookup_plan = nullptr;
+
+KeyId uuid_bytes(Datum value) {
+  KeyId out;
+  std::memcpy(out.data(), DatumGetUUIDP(value)->data, out.size());
+  return out;
+}
+
+Datum uuid_datum(const KeyId& id) {
+  auto* uuid = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
+  std::memcpy(uuid->data, id.data(), id.size());
+  return UUIDPGetDatum(uuid);
+}
+
+// One index probe by the public prefix. Returns nothing when no key has this prefix.
+std::optional<StoredKey> find_by_prefix(std::string_view prefix) {
+  std::optional<StoredKey> found;
+  pg_call([&] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    if (lookup_plan == nullptr) {
+      Oid types[1] = {TEXTOID};
+      SPIPlanPtr plan = SPI_prepare(
+          "SELECT id, user_id, project_id, public_interface_id, key_hash, hash_version,"
+          "       is_active, revoked_at, expires_at, rate_limit_per_minute"
+          "  FROM gateway.api_keys WHERE key_prefix = $1",
+          1, types);
+      if (plan == nullptr) elog(ERROR, "could not prepare the API key lookup");
+      SPI_keepplan(plan);
+      lookup_plan = plan;
+    }
+    Datum args[1] = {PointerGetDatum(cstring_to_text_with_len(prefix.data(),
+                                                               static_cast<int>(prefix.size())))};
+    int rc = SPI_execute_plan(lookup_plan, args, nullptr, true, 1);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "API key lookup failed: %s", SPI_result_code_string(rc));
+    if (SPI_processed == 1) {
+      HeapTuple tuple = SPI_tuptable->vals[0];
+      TupleDesc desc = SPI_tuptable->tupdesc;
+      bool isnull = false;
+      StoredKey key;
+      key.id = uuid_bytes(SPI_getbinval(tuple, desc, 1, &isnull));
+      key.user_id = uuid_bytes(SPI_getbinval(tuple, desc, 2, &isnull));
+      key.project_id = uuid_bytes(SPI_getbinval(tuple, desc, 3, &isnull));
+      Datum value = SPI_getbinval(tuple, desc, 4, &isnull);
+      if (!isnull) key.row.bound_interface = uuid_bytes(value);
+      value = SPI_getbinval(tuple, desc, 5, &isnull);
+      bytea* hash = DatumGetByteaPP(value);
+      key.hash_len = VARSIZE_ANY_EXHDR(hash);
+      if (key.hash_len == key.hash.size()) {
+        std::memcpy(key.hash.data(), VARDATA_ANY(hash), key.hash_len);
+      }
+      key.hash_version = DatumGetInt16(SPI_getbinval(tuple, desc, 6, &isnull));
+      key.row.is_active = DatumGetBool(SPI_getbinval(tuple, desc, 7, &isnull));
+      value = SPI_getbinval(tuple, desc, 8, &isnull);
+      if (!isnull) key.row.revoked_at = DatumGetTimestampTz(value);
+      value = SPI_getbinval(tuple, desc, 9, &isnull);
+      if (!isnull) key.row.expires_at = DatumGetTimestampTz(value);
+      value = SPI_getbinval(tuple, desc, 10, &isnull);
+      if (!isnull) key.rate_limit_per_minute = DatumGetInt32(value);
+      found = key;
+    }
+    SPI_finish();
+  });
+  return found;
+}
+
+// Reads the key argument without detoasting anything that cannot be a key, so a 10 MB string
+// costs no more than a short one.
+std::optional<api_key::ParsedKey> parse_key_argument(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0)) return std::nullopt;
+  Datum raw = PG_GETARG_DATUM(0);
+  if (toast_raw_datum_size(raw) != VARHDRSZ + api_key::kKeyLength) return std::nullopt;
+  text* key = PG_GETARG_TEXT_PP(0);
+  return api_key::parse(std::string_view(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)));
+}
+
+struct VerifyResult {
+  Reason reason = Reason::kMalformed;
+  const StoredKey* key = nullptr;       // set once the secret matched
+  std::optional<std::int32_t> remaining;
+  std::optional<std::int32_t> retry_after_seconds;
+};
+
+void queue_failure(const VerifyResult& result, std::string_view prefix, TimestampTz now) {
+  VerifyFailure failure{};
+  failure.at = now;
+  failure.database = MyDatabaseId;
+  failure.reason = static_cast<std::uint8_t>(result.reason);
+  if (result.key != nullptr) {
+    failure.has_key = true;
+    failure.key_id = result.key->id;
+    failure.user_id = result.key->user_id;
+    failure.project_id = result.key->project_id;
+  }
+  std::size_t n = std::min(prefix.size(), sizeof(failure.key_prefix) - 1);
+  std::memcpy(failure.key_prefix, prefix.data(), n);
+  queue_verify_failure(failure);
+}
+
+Datum result_tuple(FunctionCallInfo fcinfo, const VerifyResult& result) {
+  Datum values[7];
+  bool nulls[7] = {false, false, true, true, true, true, true};
+  values[0] = BoolGetDatum(result.reason == Reason::kOk);
+  std::string_view reason = api_key::reason_name(result.reason);
+  Datum out = 0;
+  pg_call([&] {
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) {
+      elog(ERROR, "api_key_verify must return a composite type");
+    }
+    values[1] = PointerGetDatum(cstring_to_text_with_len(reason.data(), static_cast<int>(reason.size())));
+    if (result.key != nullptr) {
+      values[2] = uuid_datum(result.key->id);
+      values[3] = uuid_datum(result.key->user_id);
+      values[4] = uuid_datum(result.key->project_id);
+      nulls[2] = nulls[3] = nulls[4] = false;
+    }
+    if (result.remaining) {
+      values[5] = Int32GetDatum(*result.remaining);
+      nulls[5] = false;
+    }
+    if (result.retry_after_seconds) {
+      values[6] = Int32GetDatum(*result.retry_after_seconds);
+      nulls[6] = false;
+    }
+    out = HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
+  });
+  return out;
+}
+
+}  // namespace
+}  // namespace gateway::pg
+
+using namespace gateway;
+using namespace gateway::pg;
+
+extern "C" {
+PG_FUNCTION_INFO_V1(gateway_api_key_generate);
+PG_FUNCTION_INFO_V1(gateway_api_key_verify);
+}
+
+// gateway._api_key_generate() -> (api_key text, key_prefix text, key_hash bytea, hash_version int2)
+// The caller stores everything but api_key, which it hands to the user once.
+extern "C" Datum gateway_api_key_generate(PG_FUNCTION_ARGS) {
+  return sql_function([&]() -> Datum {
+    std::string key = api_key::generate();
+    const int version = settings.pepper_version;
+    api_key::Hash hash = api_key_hasher().hash(key, version);
+    std::string_view prefix = api_key::parse(key)->prefix;
+
+    Datum out = 0;
+    pg_call([&] {
+      TupleDesc desc;
+      if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) {
+        elog(ERROR, "_api_key_generate must return a composite type");
+      }
+      bytea* stored = static_cast<bytea*>(palloc(VARHDRSZ + hash.size()));
+      SET_VARSIZE(stored, VARHDRSZ + hash.size());
+      std::memcpy(VARDATA(stored), hash.data(), hash.size());
+      Datum values[4] = {
+          PointerGetDatum(cstring_to_text_with_len(key.data(), static_cast<int>(key.size()))),
+          PointerGetDatum(cstring_to_text_with_len(prefix.data(), static_cast<int>(prefix.size()))),
+          PointerGetDatum(stored), Int16GetDatum(static_cast<int16>(version))};
+      bool nulls[4] = {false, false, false, false};
+      out = HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
+    });
+    sodium_memzero(key.data(), key.size());
+    return out;
+  });
+}
+
+// gateway.api_key_verify(api_key text, public_interface_id uuid) -> one row. Never raises for a
+// bad key, never writes: usage and failures go to shared memory for the worker to record.
+extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
+  return sql_function([&]() -> Datum {
+    const TimestampTz now = GetCurrentTimestamp();
+    VerifyResult result;
+    std::optional<api_key::ParsedKey> parsed = parse_key_argument(fcinfo);
+    std::optional<StoredKey> stored;
+    if (parsed) {
+      stored = find_by_prefix(parsed->prefix);
+      result.reason = Reason::kUnknown;
+    }
+    if (stored) {
+      api_key::Hash computed = api_key_hasher().hash(parsed->full, stored->hash_version);
+      stored->row.hash_matches =
+          api_key::Hasher::matches(computed, stored->hash.data(), stored->hash_len);
+      std::optional<KeyId> requested;
+      if (!PG_ARGISNULL(1)) requested = uuid_bytes(PG_GETARG_DATUM(1));
+      result.reason = api_key::decide(stored->row, requested, now);
+      if (stored->row.hash_matches) result.key = &*stored;
+    }
+    if (result.reason == Reason::kOk) {
+      BucketDecision decision = record_use(stored->id, stored->rate_limit_per_minute, now);
+      if (stored->rate_limit_per_minute > 0) {
+        result.remaining = decision.remaining;
+        if (!decision.allowed) {
+          result.reason = Reason::kRateLimited;
+          result.retry_after_seconds =
+              static_cast<std::int32_t>((decision.retry_after_us + 999999) / 1000000);
+        }
+      }
+    }
+    if (result.reason != Reason::kOk) {
+      queue_failure(result, parsed ? parsed->prefix : std::string_view(), now);
+    }
+    return result_tuple(fcinfo, result);
+  });
+}

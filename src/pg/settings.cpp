@@ -1,0 +1,50 @@
+#include "settings.hpp"
+
+#include "postgres.hpp"
+
+namespace gateway::pg {
+
+Settings settings;
+
+void define_settings() {
+  DefineCustomStringVariable(
+      "gateway.database", "Database in which the pg_gateway background worker runs.",
+      "The extension must be created in this database. One database per cluster.",
+      &settings.database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+
+  DefineCustomStringVariable(
+      "gateway.master_key_file", "File holding the pg_gateway master key (64 hex characters).",
+      "Must be owned by the server user and not accessible by group or others. Every hashing and "
+      "encryption key of pg_gateway is derived from it.",
+      &settings.master_key_file, "", PGC_POSTMASTER, GUC_SUPERUSER_ONLY, nullptr, nullptr,
+      nullptr);
+
+  DefineCustomIntVariable(
+      "gateway.api_key_pepper_version", "Pepper version used to hash newly issued API keys.",
+      "Existing keys keep the version they were issued with, so raising it rotates the pepper for "
+      "new keys without invalidating old ones.",
+      &settings.pepper_version, 1, 1, 32767, PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr,
+      nullptr);
+
+  DefineCustomIntVariable(
+      "gateway.usage_slots", "Keys tracked at once in shared memory for rate limits and last use.",
+      "When more keys are in use, the least recently used idle key's rate-limit state is "
+      "forgotten.",
+      &settings.usage_slots, 16384, 64, 1 << 24, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+
+  DefineCustomIntVariable(
+      "gateway.usage_flush_interval",
+      "How long the worker batches key usage before writing last_used_at and audit records.",
+      nullptr, &settings.usage_flush_interval_ms, 10000, 100, 3600 * 1000, PGC_SIGHUP,
+      GUC_UNIT_MS, nullptr, nullptr, nullptr);
+
+  DefineCustomBoolVariable(
+      "gateway.audit_verify_failures", "Record failed API key verifications in the audit log.",
+      "Failures are queued in shared memory and written by the worker; under a flood, the excess "
+      "is counted instead of recorded.",
+      &settings.audit_verify_failures, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+
+  MarkGUCPrefixReserved("gateway");
+}
+
+}  // namespace gateway::pg

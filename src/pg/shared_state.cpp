@@ -1,0 +1,145 @@
+#include "shared_state.hpp"
+
+#include "settings.hpp"
+
+namespace gateway::pg {
+namespace {
+
+// Lock partitions for the usage table; verify touches one, the worker walks them all.
+constexpr int kUsagePartitions = 16;
+constexpr int kFailureRingCapacity = 4096;
+constexpr const char* kTrancheName = "pg_gateway";
+
+struct SharedHeader {
+  pg_atomic_uint32 work_pending;
+  Latch* worker_latch;
+  std::size_t usage_sets;
+};
+
+SharedHeader* header = nullptr;
+LWLockPadded* locks = nullptr;  // kUsagePartitions usage locks, then the failure ring lock
+void* usage_memory = nullptr;
+void* ring_memory = nullptr;
+
+shmem_request_hook_type previous_request_hook = nullptr;
+shmem_startup_hook_type previous_startup_hook = nullptr;
+
+std::size_t shared_size() {
+  std::size_t size = MAXALIGN(sizeof(SharedHeader));
+  size = add_size(size, MAXALIGN(UsageTable::bytes_for(static_cast<std::size_t>(settings.usage_slots))));
+  size = add_size(size, MAXALIGN(EventRing<VerifyFailure>::bytes_for(kFailureRingCapacity)));
+  return size;
+}
+
+void shmem_request() {
+  if (previous_request_hook != nullptr) previous_request_hook();
+  RequestAddinShmemSpace(shared_size());
+  RequestNamedLWLockTranche(kTrancheName, kUsagePartitions + 1);
+}
+
+void shmem_startup() {
+  if (previous_startup_hook != nullptr) previous_startup_hook();
+
+  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+  bool found = false;
+  char* base = static_cast<char*>(ShmemInitStruct("pg_gateway", shared_size(), &found));
+  header = reinterpret_cast<SharedHeader*>(base);
+  usage_memory = base + MAXALIGN(sizeof(SharedHeader));
+  ring_memory = static_cast<char*>(usage_memory) +
+                MAXALIGN(UsageTable::bytes_for(static_cast<std::size_t>(settings.usage_slots)));
+  if (!found) {
+    pg_atomic_init_u32(&header->work_pending, 0);
+    header->worker_latch = nullptr;
+    header->usage_sets = UsageTable::sets_for(static_cast<std::size_t>(settings.usage_slots));
+    UsageTable(usage_memory, header->usage_sets, true);
+    EventRing<VerifyFailure>(ring_memory, kFailureRingCapacity, true);
+  }
+  locks = GetNamedLWLockTranche(kTrancheName);
+  LWLockRelease(AddinShmemInitLock);
+}
+
+UsageTable usage_table() { return UsageTable(usage_memory, header->usage_sets, false); }
+EventRing<VerifyFailure> failure_ring() {
+  return EventRing<VerifyFailure>(ring_memory, kFailureRingCapacity, false);
+}
+LWLock* usage_lock(std::size_t partition) { return &locks[partition].lock; }
+LWLock* ring_lock() { return &locks[kUsagePartitions].lock; }
+
+}  // namespace
+
+void request_shared_memory() {
+  previous_request_hook = shmem_request_hook;
+  shmem_request_hook = shmem_request;
+}
+
+void install_shmem_hooks() {
+  previous_startup_hook = shmem_startup_hook;
+  shmem_startup_hook = shmem_startup;
+}
+
+void notify_worker() {
+  if (pg_atomic_read_u32(&header->work_pending) != 0) return;
+  if (pg_atomic_exchange_u32(&header->work_pending, 1) != 0) return;
+  Latch* latch = header->worker_latch;
+  if (latch != nullptr) SetLatch(latch);
+}
+
+BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, TimestampTz now) {
+  UsageTable table = usage_table();
+  LWLock* lock = usage_lock(UsageTable::partition_of(table.set_of(key), kUsagePartitions));
+  BucketDecision decision{true, 0, 0};
+
+  LWLockAcquire(lock, LW_EXCLUSIVE);
+  UsageSlot& slot = table.find_or_claim(key, MyDatabaseId, now);
+  if (limit_per_minute > 0) decision = take_token(slot.bucket, limit_per_minute, now);
+  if (decision.allowed) {
+    slot.last_used_us = now;
+    slot.dirty = true;
+  }
+  LWLockRelease(lock);
+
+  if (decision.allowed) notify_worker();
+  return decision;
+}
+
+void queue_verify_failure(const VerifyFailure& failure) {
+  if (!settings.audit_verify_failures) return;
+  LWLockAcquire(ring_lock(), LW_EXCLUSIVE);
+  failure_ring().push(failure);
+  LWLockRelease(ring_lock());
+  notify_worker();
+}
+
+void register_worker_latch(Latch* latch) { header->worker_latch = latch; }
+
+bool take_pending_work() { return pg_atomic_exchange_u32(&header->work_pending, 0) != 0; }
+
+void drain_usage(std::vector<UsageRecord>& out) {
+  UsageTable table = usage_table();
+  for (std::size_t set = 0; set < table.sets(); ++set) {
+    LWLock* lock = usage_lock(UsageTable::partition_of(set, kUsagePartitions));
+    LWLockAcquire(lock, LW_EXCLUSIVE);
+    table.drain_set(set, out);
+    LWLockRelease(lock);
+  }
+}
+
+void restore_usage(const std::vector<UsageRecord>& records) {
+  UsageTable table = usage_table();
+  TimestampTz now = GetCurrentTimestamp();
+  for (const UsageRecord& record : records) {
+    LWLock* lock = usage_lock(UsageTable::partition_of(table.set_of(record.key), kUsagePartitions));
+    LWLockAcquire(lock, LW_EXCLUSIVE);
+    table.restore(record, now);
+    LWLockRelease(lock);
+  }
+}
+
+std::uint64_t drain_verify_failures(std::vector<VerifyFailure>& out) {
+  LWLockAcquire(ring_lock(), LW_EXCLUSIVE);
+  std::uint64_t dropped = failure_ring().drain(out);
+  LWLockRelease(ring_lock());
+  return dropped;
+}
+
+}  // namespace gateway::pg

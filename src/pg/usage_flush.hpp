@@ -1,0 +1,11 @@
+// The worker's usage duty: writes batched last_used_at times and queued verify failures to the
+// tables, so api_key_verify itself never writes.
+#pragma once
+
+namespace gateway::pg {
+
+// Drains shared memory and records it in one transaction. On failure the usage times go back to
+// shared memory for the next attempt and the error is logged; it never raises.
+void flush_usage();
+
+}  // namespace gateway::pg

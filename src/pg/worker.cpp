@@ -1,0 +1,87 @@
+#include "worker.hpp"
+
+#include "postgres.hpp"
+#include "settings.hpp"
+#include "shared_state.hpp"
+#include "usage_flush.hpp"
+
+extern "C" {
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "tcop/tcopprot.h"
+}
+
+extern "C" PGDLLEXPORT void gateway_worker_main(Datum);
+
+namespace gateway::pg {
+namespace {
+
+void forget_latch(int, Datum) { register_worker_latch(nullptr); }
+
+// Milliseconds from now until `due`, at least 0.
+long ms_until(TimestampTz due) {
+  long ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due);
+  return ms < 0 ? 0 : ms;
+}
+
+}  // namespace
+
+void register_worker() {
+  BackgroundWorker worker{};
+  worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  worker.bgw_restart_time = 5;
+  snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_gateway");
+  snprintf(worker.bgw_function_name, BGW_MAXLEN, "gateway_worker_main");
+  snprintf(worker.bgw_name, BGW_MAXLEN, "pg_gateway worker");
+  snprintf(worker.bgw_type, BGW_MAXLEN, "pg_gateway worker");
+  RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace gateway::pg
+
+using namespace gateway::pg;
+
+// Sleeps on its latch. Backends set the latch when there is something to record; the worker then
+// waits gateway.usage_flush_interval to gather a batch and writes it in one transaction. With
+// nothing to do it sleeps without a timeout: no polling.
+extern "C" void gateway_worker_main(Datum) {
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+  BackgroundWorkerUnblockSignals();
+  BackgroundWorkerInitializeConnection(settings.database, nullptr, 0);
+  pgstat_report_appname("pg_gateway worker");
+
+  register_worker_latch(MyLatch);
+  on_shmem_exit(forget_latch, 0);
+  ereport(LOG, (errmsg("pg_gateway worker started in database \"%s\"", settings.database)));
+
+  TimestampTz flush_due = 0;  // 0: no batch pending
+  for (;;) {
+    int events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (flush_due != 0 ? WL_TIMEOUT : 0);
+    (void) WaitLatch(MyLatch, events, flush_due != 0 ? ms_until(flush_due) : -1L,
+                     PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+
+    if (ShutdownRequestPending) break;
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+    }
+    if (take_pending_work() && flush_due == 0) {
+      flush_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+                                              settings.usage_flush_interval_ms);
+    }
+    if (flush_due != 0 && GetCurrentTimestamp() >= flush_due) {
+      flush_usage();
+      flush_due = 0;
+    }
+  }
+
+  // A clean stop records what is batched so far, so a restart loses no last-use times.
+  flush_usage();
+  ereport(LOG, (errmsg("pg_gateway worker stopped")));
+  proc_exit(0);
+}
