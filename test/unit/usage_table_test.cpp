@@ -1,0 +1,93 @@
+#include "core/usage_table.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+using gateway::KeyId;
+using gateway::UsageRecord;
+using gateway::UsageTable;
+
+namespace {
+
+KeyId key(std::uint32_t n) {
+  KeyId id{};
+  for (int i = 0; i < 16; ++i) id[i] = static_cast<std::uint8_t>((n >> ((i % 4) * 8)) * (i + 1));
+  return id;
+}
+
+struct Table {
+  explicit Table(std::size_t slots)
+      : memory(UsageTable::bytes_for(slots)),
+        table(memory.data(), UsageTable::sets_for(slots), true) {}
+  std::vector<unsigned char> memory;
+  UsageTable table;
+};
+
+std::vector<UsageRecord> drain_all(UsageTable& table) {
+  std::vector<UsageRecord> out;
+  for (std::size_t s = 0; s < table.sets(); ++s) table.drain_set(s, out);
+  return out;
+}
+
+}  // namespace
+
+TEST(UsageTable, FindsTheSameSlotForTheSameKeyAndDatabase) {
+  Table t(64);
+  auto& a = t.table.find_or_claim(key(1), 5, 10);
+  a.last_used_us = 42;
+  EXPECT_EQ(&t.table.find_or_claim(key(1), 5, 11), &a);
+  EXPECT_NE(&t.table.find_or_claim(key(1), 6, 12), &a);
+  EXPECT_NE(&t.table.find_or_claim(key(2), 5, 13), &a);
+}
+
+TEST(UsageTable, DrainReturnsDirtyEntriesOnceAndRestoreKeepsTheNewest) {
+  Table t(64);
+  for (std::uint32_t i = 0; i < 20; ++i) {
+    auto& slot = t.table.find_or_claim(key(i), 1, i);
+    slot.last_used_us = 100 + i;
+    slot.dirty = true;
+  }
+  auto first = drain_all(t.table);
+  EXPECT_EQ(first.size(), 20U);
+  EXPECT_TRUE(drain_all(t.table).empty());
+
+  // A failed flush puts them back; a newer use recorded meanwhile wins.
+  auto& newer = t.table.find_or_claim(key(3), 1, 50);
+  newer.last_used_us = 999;
+  newer.dirty = true;
+  for (const auto& r : first) t.table.restore(r, 60);
+  auto second = drain_all(t.table);
+  ASSERT_EQ(second.size(), 20U);
+  for (const auto& r : second) {
+    if (r.key == key(3)) {
+      EXPECT_EQ(r.last_used_us, 999);
+    }
+  }
+}
+
+TEST(UsageTable, AFullSetEvictsCleanBeforeDirtyAndOldestFirst) {
+  Table t(UsageTable::kWays);  // one set: every key collides
+  ASSERT_EQ(t.table.sets(), 1U);
+  for (std::uint32_t i = 0; i < UsageTable::kWays; ++i) {
+    auto& slot = t.table.find_or_claim(key(i), 1, 100 + i);
+    slot.dirty = (i != 5);  // only key 5 is clean
+    slot.bucket.updated_us = 7;  // marks state that eviction forgets
+  }
+  t.table.find_or_claim(key(100), 1, 200);  // evicts clean key 5 although key 0 is older
+  std::vector<UsageRecord> out;
+  t.table.drain_set(0, out);
+  EXPECT_EQ(out.size(), UsageTable::kWays - 1);
+
+  // All clean now: the least recently touched (key 0) goes next, key 1 stays.
+  t.table.find_or_claim(key(101), 1, 300);
+  EXPECT_EQ(t.table.find_or_claim(key(1), 1, 400).bucket.updated_us, 7);
+  EXPECT_EQ(t.table.find_or_claim(key(0), 1, 500).bucket.updated_us, 0);
+}
+
+TEST(UsageTable, SpreadsKeysOverSets) {
+  Table t(1024);
+  std::vector<int> per_set(t.table.sets());
+  for (std::uint32_t i = 0; i < 4096; ++i) per_set[t.table.set_of(key(i))]++;
+  for (int count : per_set) EXPECT_LT(count, 64);
+}

@@ -1,0 +1,75 @@
+#include "core/verify_decision.hpp"
+
+#include <gtest/gtest.h>
+
+namespace ak = gateway::api_key;
+using ak::Reason;
+
+namespace {
+constexpr std::int64_t kNow = 1000;
+gateway::KeyId interface_id(std::uint8_t n) {
+  gateway::KeyId id{};
+  id[0] = n;
+  return id;
+}
+ak::KeyRow valid_row() {
+  ak::KeyRow row;
+  row.hash_matches = true;
+  row.is_active = true;
+  return row;
+}
+}  // namespace
+
+TEST(VerifyDecision, ValidKeyIsOk) { EXPECT_EQ(ak::decide(valid_row(), {}, kNow), Reason::kOk); }
+
+TEST(VerifyDecision, WrongSecretIsUnknownWhateverElseIsTrue) {
+  ak::KeyRow row = valid_row();
+  row.hash_matches = false;
+  row.is_active = false;
+  row.expires_at = 0;
+  EXPECT_EQ(ak::decide(row, {}, kNow), Reason::kUnknown);
+}
+
+TEST(VerifyDecision, RevocationIsCheckedBeforeExpiry) {
+  ak::KeyRow row = valid_row();
+  row.is_active = false;
+  row.revoked_at = kNow - 1;
+  row.expires_at = kNow - 1;
+  EXPECT_EQ(ak::decide(row, {}, kNow), Reason::kRevoked);
+}
+
+TEST(VerifyDecision, RotationGraceKeepsTheOldKeyValidUntilItEnds) {
+  ak::KeyRow row = valid_row();
+  row.revoked_at = kNow + 1;
+  EXPECT_EQ(ak::decide(row, {}, kNow), Reason::kOk);
+  row.revoked_at = kNow;
+  EXPECT_EQ(ak::decide(row, {}, kNow), Reason::kRevoked);
+}
+
+TEST(VerifyDecision, ExpiryIsExclusive) {
+  ak::KeyRow row = valid_row();
+  row.expires_at = kNow + 1;
+  EXPECT_EQ(ak::decide(row, {}, kNow), Reason::kOk);
+  row.expires_at = kNow;
+  EXPECT_EQ(ak::decide(row, {}, kNow), Reason::kExpired);
+}
+
+TEST(VerifyDecision, BoundKeysPassOnlyForTheirInterface) {
+  ak::KeyRow row = valid_row();
+  row.bound_interface = interface_id(1);
+  EXPECT_EQ(ak::decide(row, interface_id(1), kNow), Reason::kOk);
+  EXPECT_EQ(ak::decide(row, interface_id(2), kNow), Reason::kWrongInterface);
+  EXPECT_EQ(ak::decide(row, std::nullopt, kNow), Reason::kWrongInterface);
+  ak::KeyRow unbound = valid_row();
+  EXPECT_EQ(ak::decide(unbound, interface_id(2), kNow), Reason::kOk);
+}
+
+TEST(VerifyDecision, ReasonNamesAreTheDocumentedOnes) {
+  EXPECT_EQ(ak::reason_name(Reason::kOk), "ok");
+  EXPECT_EQ(ak::reason_name(Reason::kMalformed), "malformed");
+  EXPECT_EQ(ak::reason_name(Reason::kUnknown), "unknown");
+  EXPECT_EQ(ak::reason_name(Reason::kRevoked), "revoked");
+  EXPECT_EQ(ak::reason_name(Reason::kExpired), "expired");
+  EXPECT_EQ(ak::reason_name(Reason::kWrongInterface), "wrong_interface");
+  EXPECT_EQ(ak::reason_name(Reason::kRateLimited), "rate_limited");
+}
