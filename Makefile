@@ -53,3 +53,6 @@ version:
 
 bench-verify: deps
 	@bash bench/verify.sh
+
+print-regress:
+	@echo $(REGRESS)

@@ -360,6 +360,9 @@ COMMENT ON FUNCTION gateway.api_key_verify(text, uuid) IS
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gateway FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA gateway FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA gateway FROM PUBLIC;
+-- The one exception: RLS policies call current_user_id() with the querying role's privileges,
+-- and it only reads the caller's own request settings.
+GRANT EXECUTE ON FUNCTION gateway.current_user_id() TO PUBLIC;
 
 -- Keys and the audit log are user data: pg_dump includes their rows.
 SELECT pg_catalog.pg_extension_config_dump('gateway.api_keys', '');

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# make test: build, install, then every suite; ends with one line "N passed, N failed".
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO"
+
+passed=0 failed=0 skipped=0
+count() { passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + ${3:-0})); }
+summary() {
+  local line="$passed passed, $failed failed"
+  ((skipped > 0)) && line+=", $skipped skipped"
+  echo
+  echo "$line"
+  ((failed == 0))
+}
+
+step "build and install the extension"
+if ! { make -s -j2 all && make -s install >/dev/null; }; then
+  echo "build failed"; count 0 1; summary; exit 1
+fi
+
+step "unit tests (ctest)"
+if cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build-cmake.log 2>&1 &&
+   cmake --build build -j2 >>build-cmake.log 2>&1; then
+  out=$(cd build && ctest --output-on-failure 2>&1)
+  echo "$out" | tail -n 3
+  total=$(echo "$out" | sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p')
+  bad=$(echo "$out" | sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p')
+  if [[ -n "$total" ]]; then count $((total - bad)) "$bad"; else echo "$out"; count 0 1; fi
+else
+  cat build-cmake.log; count 0 1
+fi
+rm -f build-cmake.log
+
+stage=$(make_stage test)
+trap 'cleanup' EXIT
+cleanup() {
+  for d in "$stage"/*/; do [[ -d "$d/data" ]] && cluster_stop "$d"; done
+  [[ -n "${KEEP_STAGE:-}" ]] || rm -rf "$stage"
+}
+cp -r sql expected test "$stage/"
+[[ $(id -u) -eq 0 ]] && chown -R postgres: "$stage"
+
+step "pg_regress"
+bash scripts/check-schedule.sh || count 0 1
+make_master_key "$stage/regress.key"
+cat > "$stage/regress.conf" <<CONF
+shared_preload_libraries = 'pg_gateway'
+gateway.master_key_file = '$stage/regress.key'
+gateway.usage_flush_interval = '100ms'
+CONF
+tests=$(make -s -f Makefile print-regress 2>/dev/null || true)
+[[ -n "$tests" ]] || tests=$(ls sql/*.sql | xargs -n1 basename | sed 's/\.sql$//' | grep -v '^pg_gateway--')
+port=$(free_port 55400)
+out=$(as_pg "$PG_REGRESS" --temp-instance="$stage/regress-instance" --temp-config="$stage/regress.conf" \
+  --inputdir="$stage" --outputdir="$stage" --bindir="$PGBIN" --port="$port" \
+  --load-extension=pg_gateway $tests 2>&1)
+echo "$out" | grep -E '^test |^ok |^not ok |tests (passed|failed)|^ *[0-9]+ of'
+ok=$(echo "$out" | grep -cE '^test .* \.\.\. ok')
+bad=$(echo "$out" | grep -cE '^test .* \.\.\. FAILED|^test .* \.\.\. failed')
+[[ $((ok + bad)) -gt 0 ]] || { echo "$out"; bad=1; }
+[[ $bad -gt 0 && -f "$stage/regression.diffs" ]] && head -n 200 "$stage/regression.diffs"
+count "$ok" "$bad"
+
+# One cluster with the worker for pgTAP and the integration tests.
+step "start a cluster for pgTAP and integration tests"
+cluster="$stage/cluster"
+as_pg mkdir -p "$cluster"
+port=$(free_port 55500)
+if cluster_init "$cluster" "$port" "gateway.usage_flush_interval = '100ms'" && cluster_start "$cluster"; then
+  cluster_psql "$cluster" -d postgres -c "CREATE DATABASE gateway" &&
+  cluster_psql "$cluster" -d gateway -c "CREATE EXTENSION pgtap; CREATE EXTENSION pg_gateway;"
+  note "cluster on port $port"
+else
+  cat "$cluster/server.log" 2>/dev/null; count 0 1; summary; exit 1
+fi
+
+# Counts TAP lines in $1 (a file); a non-zero exit or a missing plan counts as one failure.
+count_tap() {
+  local file=$1 status=$2 ok bad planned
+  ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$file")
+  bad=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$file")
+  planned=$(grep -oE '^[[:space:]]*1\.\.[0-9]+' "$file" | head -1 | sed 's/.*\.\.//')
+  if [[ $status -ne 0 && $bad -eq 0 ]] || [[ -z "$planned" ]] || [[ $planned -ne $((ok + bad)) ]]; then
+    bad=$((bad + 1))
+    grep -vE '^[[:space:]]*ok [0-9]+' "$file" | tail -n 20
+  fi
+  count "$ok" "$bad"
+}
+
+step "pgTAP (pg_prove)"
+for t in "$stage"/test/pgtap/*.sql; do
+  log="$stage/$(basename "$t").tap"
+  as_pg pg_prove --verbose -h "$cluster" -p "$port" -U postgres -d gateway "$t" >"$log" 2>&1
+  status=$?
+  printf '    %-40s %s\n' "$(basename "$t")" "$(grep -cE '^[[:space:]]*ok [0-9]+' "$log") ok, $(grep -cE '^[[:space:]]*not ok' "$log") not ok"
+  grep -E '^[[:space:]]*not ok' "$log" | head -20
+  count_tap "$log" "$status"
+done
+
+step "integration"
+export STAGE=$stage CLUSTER=$cluster PGPORT=$port
+for t in test/integration/*.sh; do
+  log="$stage/$(basename "$t").tap"
+  timeout 300 bash "$t" >"$log" 2>&1
+  status=$?
+  printf '    %-40s %s\n' "$(basename "$t")" "$(grep -cE '^ok [0-9]+' "$log") ok, $(grep -cE '^not ok' "$log") not ok"
+  grep -E '^not ok|^#' "$log" | head -20
+  count_tap "$log" "$status"
+done
+
+summary
