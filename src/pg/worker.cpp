@@ -83,5 +83,8 @@ extern "C" void gateway_worker_main(Datum) {
   // A clean stop records what is batched so far, so a restart loses no last-use times.
   flush_usage();
   ereport(LOG, (errmsg("pg_gateway worker stopped")));
-  proc_exit(0);
+  // Exit code 1 asks the postmaster to start the worker again after bgw_restart_time, so an
+  // administrator's pg_terminate_backend() is a restart, not a silent end of key bookkeeping.
+  // During server shutdown the postmaster restarts nothing anyway.
+  proc_exit(1);
 }

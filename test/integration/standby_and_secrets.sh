@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# verify works on a hot standby (it never writes), and an issued key reaches neither the WAL nor
+# the server log, even with every statement logged.
+set -u
+source "$REPO/test/integration/lib/tap.sh"
+plan 7
+
+user=a9000000-0000-4000-8000-000000000001
+project=c9000000-0000-4000-8000-000000000001
+
+# Log everything while issuing; then look for the secret in the WAL and the log.
+cluster_psql "$CLUSTER" -d gateway -c "ALTER SYSTEM SET log_statement = 'all'" \
+  -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
+wal_start=$(q "SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
+key=$(q "SELECT api_key FROM gateway.api_key_issue('$user', '$project', 'standby', rate_limit_per_minute => 2)")
+rotated=$(q "SELECT api_key FROM gateway.api_key_rotate((SELECT id FROM gateway.api_keys WHERE name = 'standby' AND replaced_by IS NULL AND user_id = '$user'))")
+q "SELECT pg_switch_wal()" >/dev/null
+q "CHECKPOINT" >/dev/null
+cluster_psql "$CLUSTER" -d gateway -c "ALTER SYSTEM RESET log_statement" \
+  -c "ALTER SYSTEM RESET log_min_duration_statement" -c "SELECT pg_reload_conf()" >/dev/null
+secret=$(echo "$key" | cut -c17-)
+secret2=$(echo "$rotated" | cut -c17-)
+found=0
+for seg in "$CLUSTER"/data/pg_wal/0*; do
+  [[ "$(basename "$seg")" < "$wal_start" ]] && continue
+  grep -qaF -e "$secret" -e "$secret2" "$seg" && found=1
+done
+is "$found" 0 "issued and rotated keys appear in no WAL segment written meanwhile"
+is "$(grep -caF -e "$secret" -e "$secret2" "$CLUSTER/server.log")" 0 "nor in the server log with log_statement = all"
+
+# A hot standby from a base backup.
+standby=$(own_cluster standby)
+sport=$(free_port 55800)
+as_pg "$PGBIN/pg_basebackup" -h "$CLUSTER" -p "$PGPORT" -U postgres -D "$standby/data" -R -X stream >/dev/null 2>&1
+as_pg bash -c "cat >> '$standby/data/postgresql.conf'" <<CONF
+port = $sport
+unix_socket_directories = '$standby'
+hot_standby = on
+CONF
+cluster_start "$standby"
+sq() { cluster_psql "$standby" -d gateway -At -c "$1"; }
+is "$(sq "SELECT pg_is_in_recovery()")" t "the standby is in recovery"
+is "$(sq "SELECT reason FROM gateway.api_key_verify('$rotated')")" ok "verify answers ok on the standby"
+is "$(sq "SELECT reason FROM gateway.api_key_verify('$rotated'); SELECT reason FROM gateway.api_key_verify('$rotated')" | tail -1)" \
+   rate_limited "rate limits apply on the standby"
+is "$(sq "SELECT reason FROM gateway.api_key_verify('gw_nope')")" malformed "bad keys get a reason there too"
+out=$(sq "SELECT * FROM gateway.api_key_issue('$user', '$project', 'on-standby')" 2>&1)
+ok $([[ "$out" == *"read-only transaction"* ]]; echo $?) "issuing on the standby is refused as a read-only transaction"
+cluster_stop "$standby"

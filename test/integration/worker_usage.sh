@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The worker records last use and verify failures in batches, sleeps on its latch, reloads on
+# SIGHUP, and on SIGTERM writes what it has batched before it stops.
+set -u
+source "$REPO/test/integration/lib/tap.sh"
+plan 11
+
+worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_gateway worker'"; }
+
+pid=$(wait_for "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_gateway worker'" 1)
+is "$pid" 1 "one pg_gateway worker runs"
+is "$(q "SELECT datname FROM pg_stat_activity WHERE backend_type = 'pg_gateway worker'")" gateway \
+   "it is connected to gateway.database"
+is "$(q "SELECT wait_event_type || '/' || wait_event FROM pg_stat_activity WHERE backend_type = 'pg_gateway worker'")" \
+   "Extension/Extension" "idle, it sleeps on its latch"
+
+read -r key_id key < <(q "SELECT key_id || ' ' || api_key FROM gateway.api_key_issue(
+  'a8000000-0000-4000-8000-000000000001', 'c8000000-0000-4000-8000-000000000001', 'usage')")
+is "$(q "SELECT last_used_at IS NULL FROM gateway.api_keys WHERE id = '$key_id'")" t "a new key was never used"
+is "$(q "SELECT reason FROM gateway.api_key_verify('$key')")" ok "verify succeeds"
+is "$(wait_for "SELECT last_used_at IS NOT NULL FROM gateway.api_keys WHERE id = '$key_id'" t)" t \
+   "the worker records last_used_at shortly after"
+
+q "SELECT reason FROM gateway.api_key_verify('gw_integration_bad')" >/dev/null
+q "SELECT gateway.api_key_revoke('$key_id')" >/dev/null
+q "SELECT reason FROM gateway.api_key_verify('$key')" >/dev/null
+is "$(wait_for "SELECT count(*) FROM gateway.audit_log WHERE action = 'api_key.verify_failed' AND object_id = '$key_id' AND details->>'reason' = 'revoked'" 1)" 1 \
+   "a failed verify of a revoked key is audited with its key id"
+is "$(q "SELECT count(*) FROM gateway.audit_log WHERE details::text LIKE '%$(echo "$key" | cut -c17-)%'")" 0 \
+   "the audit log never holds the key"
+
+# SIGHUP: a long batching window now; SIGTERM must still write the pending batch.
+cluster_psql "$CLUSTER" -d gateway -c "ALTER SYSTEM SET gateway.usage_flush_interval = '1h'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+read -r key2_id key2 < <(q "SELECT key_id || ' ' || api_key FROM gateway.api_key_issue(
+  'a8000000-0000-4000-8000-000000000001', 'c8000000-0000-4000-8000-000000000001', 'usage-2')")
+q "SELECT reason FROM gateway.api_key_verify('$key2')" >/dev/null
+sleep 1
+is "$(q "SELECT last_used_at IS NULL FROM gateway.api_keys WHERE id = '$key2_id'")" t \
+   "after SIGHUP the worker batches for the new, longer interval"
+old_pid=$(worker_pid)
+kill -TERM "$old_pid"
+is "$(wait_for "SELECT last_used_at IS NOT NULL FROM gateway.api_keys WHERE id = '$key2_id'" t)" t \
+   "SIGTERM: the worker writes its pending batch before it stops"
+new_pid=$(wait_for "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_gateway worker' AND pid <> $old_pid" 1 20)
+is "$new_pid" 1 "the postmaster restarts the worker"
+
+cluster_psql "$CLUSTER" -d gateway -c "ALTER SYSTEM RESET gateway.usage_flush_interval" -c "SELECT pg_reload_conf()" >/dev/null

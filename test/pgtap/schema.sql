@@ -1,0 +1,79 @@
+-- The shape users and tools depend on: tables, columns, constraints, functions, flags.
+BEGIN;
+SELECT plan(39);
+
+SELECT has_schema('gateway');
+SELECT has_table('gateway', 'api_keys', 'api_keys exists');
+SELECT has_table('gateway', 'audit_log', 'audit_log exists');
+SELECT has_view('gateway', 'api_keys_list', 'the key listing view exists');
+
+SELECT columns_are('gateway', 'api_keys', ARRAY[
+  'id', 'user_id', 'project_id', 'public_interface_id', 'name', 'key_prefix', 'key_hash',
+  'hash_version', 'is_active', 'revoked_at', 'expires_at', 'rate_limit_per_minute',
+  'rotated_from', 'replaced_by', 'last_used_at', 'created_at']);
+SELECT col_is_pk('gateway', 'api_keys', 'id', 'api_keys.id is the primary key');
+SELECT col_type_is('gateway', 'api_keys', 'key_hash', 'bytea', 'key_hash is bytea');
+SELECT col_not_null('gateway', 'api_keys', 'key_hash', 'key_hash is required');
+SELECT col_not_null('gateway', 'api_keys', 'user_id', 'user_id is required');
+SELECT col_not_null('gateway', 'api_keys', 'project_id', 'project_id is required');
+SELECT col_is_unique('gateway', 'api_keys', 'key_hash', 'key_hash is unique');
+SELECT col_is_unique('gateway', 'api_keys', 'key_prefix', 'key_prefix is unique (one index probe per verify)');
+SELECT index_is_unique('gateway', 'api_keys', 'api_keys_user_name_key', 'names are unique per user');
+SELECT fk_ok('gateway', 'api_keys', 'rotated_from', 'gateway', 'api_keys', 'id');
+SELECT col_default_is('gateway', 'api_keys', 'is_active', 'true', 'keys start active');
+SELECT col_type_is('gateway', 'api_keys', 'expires_at', 'timestamp with time zone', 'expiry is timestamptz');
+
+SELECT hasnt_column('gateway', 'api_keys_list', 'key_hash', 'the listing never shows the hash');
+SELECT has_column('gateway', 'api_keys_list', 'status', 'the listing has a status');
+
+SELECT columns_are('gateway', 'audit_log', ARRAY[
+  'id', 'occurred_at', 'actor_user_id', 'actor_role', 'action', 'object_type', 'object_id',
+  'project_id', 'subject_user_id', 'details']);
+SELECT has_trigger('gateway', 'audit_log', 'audit_log_append_only', 'the audit log is guarded');
+
+SELECT has_function('gateway', 'api_key_issue',
+  ARRAY['uuid', 'uuid', 'text', 'uuid', 'timestamp with time zone', 'integer']);
+SELECT has_function('gateway', 'api_key_verify', ARRAY['text', 'uuid']);
+SELECT has_function('gateway', 'api_key_revoke', ARRAY['uuid']);
+SELECT has_function('gateway', 'api_key_rotate', ARRAY['uuid', 'interval']);
+SELECT has_function('gateway', 'current_user_id', ARRAY[]::text[]);
+
+SELECT is_definer('gateway', 'api_key_issue',
+  ARRAY['uuid', 'uuid', 'text', 'uuid', 'timestamp with time zone', 'integer']);
+SELECT is_definer('gateway', 'api_key_verify', ARRAY['text', 'uuid']);
+SELECT is_definer('gateway', 'api_key_revoke', ARRAY['uuid']);
+SELECT is_definer('gateway', 'api_key_rotate', ARRAY['uuid', 'interval']);
+SELECT isnt_definer('gateway', 'current_user_id', ARRAY[]::text[]);
+SELECT volatility_is('gateway', 'current_user_id', ARRAY[]::text[], 'stable');
+SELECT volatility_is('gateway', 'api_key_verify', ARRAY['text', 'uuid'], 'volatile');
+
+SELECT is(
+  (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'gateway'::regnamespace AND prosecdef
+      AND NOT coalesce(proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
+  0, 'every SECURITY DEFINER function pins search_path');
+
+SELECT is(
+  (SELECT count(*)::int FROM pg_description d JOIN pg_proc p ON p.oid = d.objoid
+    WHERE p.pronamespace = 'gateway'::regnamespace AND p.proname NOT LIKE '\_%'),
+  (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'gateway'::regnamespace AND proname NOT LIKE '\_%'),
+  'every public function has a comment');
+
+SELECT ok(
+  (SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid = 'gateway.api_keys'::regclass),
+  'api_keys has forced row level security');
+SELECT ok(
+  (SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid = 'gateway.audit_log'::regclass),
+  'audit_log has forced row level security');
+SELECT policies_are('gateway', 'api_keys', ARRAY['api_keys_owner_read']);
+
+SELECT set_eq(
+  $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'pg_gateway'$$,
+  ARRAY['gateway.api_keys', 'gateway.audit_log'],
+  'key and audit rows are included in pg_dump');
+
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway'),
+          (SELECT default_version FROM pg_available_extensions WHERE name = 'pg_gateway'),
+          'installed at the default version');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,77 @@
+-- The grants documented in docs/api-keys.md, applied to Supabase's roles, give each role what it
+-- should have and nothing more.
+BEGIN;
+SELECT plan(18);
+
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN CREATE ROLE anon NOLOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN CREATE ROLE service_role NOLOGIN BYPASSRLS; END IF;
+END
+$$;
+
+-- Exactly the grants from docs/api-keys.md ("Grants for Supabase").
+GRANT USAGE ON SCHEMA gateway TO authenticated, service_role;
+GRANT SELECT ON gateway.api_keys_list TO authenticated, service_role;
+GRANT SELECT (id, user_id, project_id, public_interface_id, name, key_prefix, is_active, revoked_at,
+              expires_at, rate_limit_per_minute, rotated_from, replaced_by, last_used_at, created_at)
+  ON gateway.api_keys TO authenticated, service_role;
+GRANT EXECUTE ON FUNCTION
+  gateway.api_key_issue(uuid, uuid, text, uuid, timestamptz, integer),
+  gateway.api_key_revoke(uuid),
+  gateway.api_key_rotate(uuid, interval)
+  TO authenticated, service_role;
+GRANT EXECUTE ON FUNCTION gateway.api_key_verify(text, uuid) TO service_role;
+
+CREATE TEMP TABLE issued AS
+SELECT 'alice'::text AS who, * FROM gateway.api_key_issue(
+  'a7000000-0000-4000-8000-00000000000a', 'c7000000-0000-4000-8000-000000000001', 'alice-key');
+INSERT INTO issued SELECT 'bob', * FROM gateway.api_key_issue(
+  'a7000000-0000-4000-8000-00000000000b', 'c7000000-0000-4000-8000-000000000001', 'bob-key');
+GRANT SELECT ON issued TO anon, authenticated, service_role;
+
+-- anon: nothing.
+SET LOCAL ROLE anon;
+SELECT throws_ok($$SELECT * FROM gateway.api_keys_list$$, '42501', NULL, 'anon cannot list keys');
+SELECT throws_ok($$SELECT * FROM gateway.api_key_issue('a7000000-0000-4000-8000-00000000000a', 'c7000000-0000-4000-8000-000000000001', 'x')$$,
+                 '42501', NULL, 'anon cannot issue keys');
+SELECT throws_ok($$SELECT * FROM gateway.api_key_verify('x')$$, '42501', NULL, 'anon cannot call verify');
+RESET ROLE;
+
+-- authenticated as alice: her keys only, never a hash, only her own key operations.
+SET LOCAL ROLE authenticated;
+SET LOCAL request.jwt.claims = '{"sub":"a7000000-0000-4000-8000-00000000000a","role":"authenticated"}';
+SELECT results_eq($$SELECT name FROM gateway.api_keys_list WHERE name IN ('alice-key', 'bob-key')$$,
+                  ARRAY['alice-key'], 'alice lists her own keys only');
+SELECT is((SELECT count(*)::int FROM gateway.api_keys WHERE name = 'bob-key'), 0, 'bob''s row is invisible to alice');
+SELECT throws_ok($$SELECT key_hash FROM gateway.api_keys$$, '42501', NULL, 'alice cannot read hashes');
+SELECT throws_ok($$UPDATE gateway.api_keys SET is_active = true$$, '42501', NULL, 'alice cannot update key rows directly');
+SELECT throws_ok($$DELETE FROM gateway.api_keys$$, '42501', NULL, 'alice cannot delete key rows directly');
+SELECT throws_ok($$SELECT * FROM gateway.audit_log$$, '42501', NULL, 'alice cannot read the audit log directly');
+SELECT lives_ok($$SELECT * FROM gateway.api_key_issue('a7000000-0000-4000-8000-00000000000a', 'c7000000-0000-4000-8000-000000000001', 'alice-2')$$,
+                'alice issues a key for herself');
+SELECT throws_ok($$SELECT * FROM gateway.api_key_issue('a7000000-0000-4000-8000-00000000000b', 'c7000000-0000-4000-8000-000000000001', 'for-bob')$$,
+                 '42501', NULL, 'alice cannot issue a key for bob');
+SELECT throws_ok(format('SELECT gateway.api_key_revoke(%L)', (SELECT key_id FROM issued WHERE who = 'bob')),
+                 '42501', NULL, 'alice cannot revoke bob''s key');
+SELECT lives_ok(format('SELECT gateway.api_key_revoke(%L)', (SELECT key_id FROM issued WHERE who = 'alice')),
+                'alice revokes her own key');
+SELECT throws_ok($$SELECT * FROM gateway.api_key_verify('x')$$, '42501', NULL,
+                 'verify is for the server, not for browsers');
+RESET ROLE;
+SET LOCAL request.jwt.claims = '';
+
+-- service_role (BYPASSRLS): the server side sees and verifies everything.
+SET LOCAL ROLE service_role;
+SELECT is((SELECT count(*)::int FROM gateway.api_keys_list WHERE name IN ('alice-key', 'bob-key')), 2,
+          'service_role lists every key');
+SELECT is((SELECT reason FROM issued, gateway.api_key_verify(issued.api_key) WHERE who = 'bob'), 'ok',
+          'service_role verifies keys');
+SELECT is((SELECT reason FROM issued, gateway.api_key_verify(issued.api_key) WHERE who = 'alice'), 'revoked',
+          'alice''s revocation is effective at once');
+SELECT throws_ok($$SELECT key_hash FROM gateway.api_keys$$, '42501', NULL, 'not even service_role reads hashes');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
