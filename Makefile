@@ -19,7 +19,7 @@ REGRESS_OPTS = --load-extension=pg_gateway
 
 SHLIB_LINK += -lsodium -lcurl -lstdc++
 PG_CPPFLAGS += -DEXTVERSION=\"$(EXTVERSION)\" -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
-override CXXFLAGS += -std=c++17 -Wall -Wextra -Werror
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror
 
 # Our code is C++; JIT bitcode for it buys nothing and would require clang at build time.
 override with_llvm = no

@@ -2,6 +2,8 @@
 \echo Use "CREATE EXTENSION pg_gateway" to load this file. \quit
 
 -- Nothing here is usable by PUBLIC: grants are the DBA's decision (see docs/api-keys.md).
+-- Functions named _* are internal: granted to nobody and called only from the SECURITY DEFINER
+-- entry points, which pin search_path for everything they call.
 REVOKE ALL ON SCHEMA gateway FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------
@@ -11,14 +13,16 @@ REVOKE ALL ON SCHEMA gateway FROM PUBLIC;
 -- The platform user on whose behalf the current statement runs, the way Supabase/PostgREST sets
 -- it: request.jwt.claims ->> 'sub', or the older request.jwt.claim.sub. NULL when neither is set
 -- (a trusted server-side role, psql, the worker).
+-- A plain (invoker) SQL function without SET, so the planner can inline it into RLS policies;
+-- every name in it is schema-qualified, so the caller's search_path cannot redirect it.
 CREATE FUNCTION gateway.current_user_id() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT COALESCE(
-           nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
-           nullif(current_setting('request.jwt.claim.sub', true), '')
-         )::uuid
+  SELECT CAST(COALESCE(
+           CAST(NULLIF(pg_catalog.current_setting('request.jwt.claims', true), '') AS pg_catalog.jsonb)
+             OPERATOR(pg_catalog.->>) 'sub',
+           NULLIF(pg_catalog.current_setting('request.jwt.claim.sub', true), '')
+         ) AS pg_catalog.uuid)
 $$;
 COMMENT ON FUNCTION gateway.current_user_id() IS
   'The caller''s platform user id from request.jwt.claims (sub) or request.jwt.claim.sub; NULL when absent.';
@@ -27,7 +31,6 @@ COMMENT ON FUNCTION gateway.current_user_id() IS
 -- a JWT are trusted server-side roles that were granted EXECUTE explicitly.
 CREATE FUNCTION gateway._require_key_owner(owner uuid) RETURNS void
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   caller uuid := gateway.current_user_id();
@@ -79,11 +82,12 @@ CREATE TRIGGER audit_log_append_only
 
 CREATE FUNCTION gateway._audit(action text, object_type text, object_id uuid, project_id uuid,
                                subject_user_id uuid, details jsonb) RETURNS void
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql
 AS $$
+BEGIN
   INSERT INTO gateway.audit_log (action, object_type, object_id, project_id, subject_user_id, details)
-  VALUES ($1, $2, $3, $4, $5, jsonb_strip_nulls(COALESCE($6, '{}')));
+  VALUES ($1, $2, $3, $4, $5, pg_catalog.jsonb_strip_nulls(COALESCE($6, '{}')));
+END
 $$;
 
 ------------------------------------------------------------------------------------------------
@@ -96,7 +100,7 @@ CREATE TABLE gateway.api_keys (
   project_id            uuid NOT NULL,
   public_interface_id   uuid,
   name                  text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
-  key_prefix            text NOT NULL CHECK (key_prefix ~ '^[0-9A-Za-z]{12}$'),
+  key_prefix            text COLLATE "C" NOT NULL CHECK (key_prefix ~ '^[0-9A-Za-z]{12}$'),
   key_hash              bytea NOT NULL CHECK (length(key_hash) = 32),
   hash_version          smallint NOT NULL CHECK (hash_version > 0),
   is_active             boolean NOT NULL DEFAULT true,
@@ -111,12 +115,15 @@ CREATE TABLE gateway.api_keys (
   CONSTRAINT api_keys_key_prefix_key UNIQUE (key_prefix),
   CONSTRAINT api_keys_key_hash_key UNIQUE (key_hash),
   CONSTRAINT api_keys_revoked_has_time CHECK (is_active OR revoked_at IS NOT NULL)
-);
+) WITH (fillfactor = 90);  -- room on each page for HOT updates of last_used_at
 -- A name is unique among a user's current keys; a revoked key or the old half of a rotation
 -- gives its name up, so "production" can be rotated or re-issued without inventing new names.
 CREATE UNIQUE INDEX api_keys_user_name_key ON gateway.api_keys (user_id, name)
   WHERE is_active AND replaced_by IS NULL;
 CREATE INDEX api_keys_project_idx ON gateway.api_keys (project_id);
+-- The rotation links are self-references: without these, deleting a key scans the table twice.
+CREATE INDEX api_keys_rotated_from_idx ON gateway.api_keys (rotated_from) WHERE rotated_from IS NOT NULL;
+CREATE INDEX api_keys_replaced_by_idx ON gateway.api_keys (replaced_by) WHERE replaced_by IS NOT NULL;
 CREATE INDEX api_keys_interface_idx ON gateway.api_keys (public_interface_id)
   WHERE public_interface_id IS NOT NULL;
 COMMENT ON TABLE gateway.api_keys IS
@@ -155,7 +162,6 @@ LANGUAGE C VOLATILE STRICT;
 CREATE FUNCTION gateway._check_key_settings(name text, expires_at timestamptz,
                                             rate_limit_per_minute integer) RETURNS void
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   IF name IS NULL OR btrim(name) = '' THEN
@@ -185,39 +191,38 @@ END
 $$;
 
 -- Inserts the row of a freshly generated key and returns the key itself. Shared by issue and
--- rotate. A clash of the random prefix (about 1 in 10^21 per pair of keys) is retried; a clash of
--- the name is the caller's error.
+-- rotate. ON CONFLICT instead of an exception block: no subtransaction per key, so issuing many
+-- keys in one transaction stays fast. A clash of the random prefix (about 1 in 10^21 per pair of
+-- keys) is retried; a clash of the name is the caller's error.
 CREATE FUNCTION gateway._api_key_insert(id uuid, user_id uuid, project_id uuid, name text,
                                         public_interface_id uuid, expires_at timestamptz,
                                         rate_limit_per_minute integer, rotated_from uuid)
 RETURNS text
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   generated record;
-  clash text;
 BEGIN
   FOR attempt IN 1..3 LOOP
     SELECT * INTO generated FROM gateway._api_key_generate();
-    BEGIN
-      INSERT INTO gateway.api_keys
-             (id, user_id, project_id, name, public_interface_id, key_prefix, key_hash,
-              hash_version, expires_at, rate_limit_per_minute, rotated_from)
-      VALUES ($1, $2, $3, $4, $5, generated.key_prefix, generated.key_hash,
-              generated.hash_version, $6, $7, $8);
+    INSERT INTO gateway.api_keys
+           (id, user_id, project_id, name, public_interface_id, key_prefix, key_hash,
+            hash_version, expires_at, rate_limit_per_minute, rotated_from)
+    VALUES ($1, $2, $3, $4, $5, generated.key_prefix, generated.key_hash,
+            generated.hash_version, $6, $7, $8)
+    ON CONFLICT DO NOTHING;
+    IF FOUND THEN
       RETURN generated.api_key;
-    EXCEPTION WHEN unique_violation THEN
-      GET STACKED DIAGNOSTICS clash = CONSTRAINT_NAME;
-      IF clash = 'api_keys_user_name_key' THEN
-        RAISE EXCEPTION 'an API key named "%" already exists for this user', $4
-          USING ERRCODE = 'unique_violation',
-                HINT = 'Choose another name, or revoke or rotate the existing key.';
-      END IF;
-      IF clash NOT IN ('api_keys_key_prefix_key', 'api_keys_key_hash_key') THEN
-        RAISE;
-      END IF;
-    END;
+    END IF;
+    IF EXISTS (SELECT FROM gateway.api_keys AS k
+                WHERE k.user_id = $2 AND k.name = $4 AND k.is_active AND k.replaced_by IS NULL) THEN
+      RAISE EXCEPTION 'an API key named "%" already exists for this user', $4
+        USING ERRCODE = 'unique_violation',
+              HINT = 'Choose another name, or revoke or rotate the existing key.';
+    END IF;
+    IF EXISTS (SELECT FROM gateway.api_keys AS k WHERE k.id = $1) THEN
+      RAISE EXCEPTION 'API key id % is already taken', $1 USING ERRCODE = 'unique_violation';
+    END IF;
   END LOOP;
   RAISE EXCEPTION 'could not generate a unique API key' USING ERRCODE = 'internal_error';
 END
@@ -254,7 +259,6 @@ COMMENT ON FUNCTION gateway.api_key_issue(uuid, uuid, text, uuid, timestamptz, i
 -- Locks and returns a key row for a change, or raises no_data_found.
 CREATE FUNCTION gateway._api_key_for_update(key_id uuid) RETURNS gateway.api_keys
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   locked gateway.api_keys;
@@ -349,8 +353,9 @@ CREATE FUNCTION gateway.api_key_verify(api_key text, public_interface_id uuid DE
                                        OUT retry_after_seconds integer)
 RETURNS record
 AS 'MODULE_PATHNAME', 'gateway_api_key_verify'
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+-- Not SECURITY DEFINER: it reads gateway.api_keys through its index directly in C, parses no SQL
+-- and so depends on no search_path; EXECUTE on it is the only gate (see src/pg/key_lookup.hpp).
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION gateway.api_key_verify(text, uuid) IS
   'Checks an API key: reason is ok, malformed, unknown, revoked, expired, wrong_interface or rate_limited. Never raises for a bad key and never writes, so it works on read-only transactions and hot standbys.';
 

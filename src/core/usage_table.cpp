@@ -64,23 +64,25 @@ UsageSlot& UsageTable::find_or_claim(const KeyId& key, std::uint32_t database,
   return *victim;
 }
 
-void UsageTable::drain_set(std::size_t set, std::vector<UsageRecord>& out) {
+void UsageTable::drain_set(std::size_t set, std::vector<UsageRecord>& out,
+                           std::int64_t resolution_us) {
   UsageSlot* begin = set_begin(set);
   for (std::size_t way = 0; way < kWays; ++way) {
     UsageSlot& slot = begin[way];
-    if (slot.occupied && slot.dirty) {
-      out.push_back(UsageRecord{slot.key, slot.database, slot.last_used_us});
-      slot.dirty = false;
-    }
+    if (!slot.occupied || !slot.dirty) continue;
+    slot.dirty = false;
+    if (slot.flushed_us != 0 && slot.last_used_us - slot.flushed_us < resolution_us) continue;
+    out.push_back(UsageRecord{slot.key, slot.database, slot.last_used_us});
+    slot.flushed_us = slot.last_used_us;
   }
 }
 
 void UsageTable::restore(const UsageRecord& record, std::int64_t now_us) {
   UsageSlot& slot = find_or_claim(record.key, record.database, now_us);
-  if (!slot.dirty || slot.last_used_us < record.last_used_us) {
-    slot.last_used_us = std::max(slot.last_used_us, record.last_used_us);
-    slot.dirty = true;
-  }
+  // The write failed, so nothing counts as handed out: the next drain emits this key again.
+  slot.last_used_us = std::max(slot.last_used_us, record.last_used_us);
+  slot.flushed_us = 0;
+  slot.dirty = true;
 }
 
 }  // namespace gateway

@@ -22,6 +22,7 @@ struct UsageSlot {
   bool occupied = false;
   bool dirty = false;          // last_used_us not yet written to the table
   std::int64_t last_used_us = 0;
+  std::int64_t flushed_us = 0;  // last_used_us as last handed out for writing; 0: never
   std::int64_t touched_us = 0;  // for eviction
   TokenBucket bucket;
 };
@@ -53,8 +54,10 @@ class UsageTable {
   // The slot for (key, database), claiming one if absent. Never fails: evicts if it must.
   UsageSlot& find_or_claim(const KeyId& key, std::uint32_t database, std::int64_t now_us);
 
-  // Moves the dirty last-use times of one set into `out` and marks them clean.
-  void drain_set(std::size_t set, std::vector<UsageRecord>& out);
+  // Moves the dirty last-use times of one set into `out` and marks them clean. A time less than
+  // `resolution_us` after the one last handed out is dropped: last_used_at is kept to that
+  // resolution, so a key in constant use costs one row write per resolution, not per batch.
+  void drain_set(std::size_t set, std::vector<UsageRecord>& out, std::int64_t resolution_us);
 
   // Puts records back after a failed flush, unless a newer use was recorded meanwhile.
   void restore(const UsageRecord& record, std::int64_t now_us);

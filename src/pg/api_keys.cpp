@@ -11,6 +11,7 @@
 #include "../core/key_format.hpp"
 #include "../core/verify_decision.hpp"
 #include "error_bridge.hpp"
+#include "key_lookup.hpp"
 #include "secrets.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
@@ -25,20 +26,6 @@ namespace {
 
 using api_key::Reason;
 
-// The row verify reads, copied out of SPI memory.
-struct StoredKey {
-  KeyId id{};
-  KeyId user_id{};
-  KeyId project_id{};
-  api_key::KeyRow row;
-  std::array<std::uint8_t, api_key::kHashBytes> hash{};
-  std::size_t hash_len = 0;
-  int hash_version = 0;
-  std::int32_t rate_limit_per_minute = 0;
-};
-
-SPIPlanPtr lookup_plan = nullptr;
-
 KeyId uuid_bytes(Datum value) {
   KeyId out;
   std::memcpy(out.data(), DatumGetUUIDP(value)->data, out.size());
@@ -49,57 +36,6 @@ Datum uuid_datum(const KeyId& id) {
   auto* uuid = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
   std::memcpy(uuid->data, id.data(), id.size());
   return UUIDPGetDatum(uuid);
-}
-
-// One index probe by the public prefix. Returns nothing when no key has this prefix.
-std::optional<StoredKey> find_by_prefix(std::string_view prefix) {
-  std::optional<StoredKey> found;
-  pg_call([&] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    if (lookup_plan == nullptr) {
-      Oid types[1] = {TEXTOID};
-      SPIPlanPtr plan = SPI_prepare(
-          "SELECT id, user_id, project_id, public_interface_id, key_hash, hash_version,"
-          "       is_active, revoked_at, expires_at, rate_limit_per_minute"
-          "  FROM gateway.api_keys WHERE key_prefix = $1",
-          1, types);
-      if (plan == nullptr) elog(ERROR, "could not prepare the API key lookup");
-      SPI_keepplan(plan);
-      lookup_plan = plan;
-    }
-    Datum args[1] = {PointerGetDatum(cstring_to_text_with_len(prefix.data(),
-                                                               static_cast<int>(prefix.size())))};
-    int rc = SPI_execute_plan(lookup_plan, args, nullptr, true, 1);
-    if (rc != SPI_OK_SELECT) elog(ERROR, "API key lookup failed: %s", SPI_result_code_string(rc));
-    if (SPI_processed == 1) {
-      HeapTuple tuple = SPI_tuptable->vals[0];
-      TupleDesc desc = SPI_tuptable->tupdesc;
-      bool isnull = false;
-      StoredKey key;
-      key.id = uuid_bytes(SPI_getbinval(tuple, desc, 1, &isnull));
-      key.user_id = uuid_bytes(SPI_getbinval(tuple, desc, 2, &isnull));
-      key.project_id = uuid_bytes(SPI_getbinval(tuple, desc, 3, &isnull));
-      Datum value = SPI_getbinval(tuple, desc, 4, &isnull);
-      if (!isnull) key.row.bound_interface = uuid_bytes(value);
-      value = SPI_getbinval(tuple, desc, 5, &isnull);
-      bytea* hash = DatumGetByteaPP(value);
-      key.hash_len = VARSIZE_ANY_EXHDR(hash);
-      if (key.hash_len == key.hash.size()) {
-        std::memcpy(key.hash.data(), VARDATA_ANY(hash), key.hash_len);
-      }
-      key.hash_version = DatumGetInt16(SPI_getbinval(tuple, desc, 6, &isnull));
-      key.row.is_active = DatumGetBool(SPI_getbinval(tuple, desc, 7, &isnull));
-      value = SPI_getbinval(tuple, desc, 8, &isnull);
-      if (!isnull) key.row.revoked_at = DatumGetTimestampTz(value);
-      value = SPI_getbinval(tuple, desc, 9, &isnull);
-      if (!isnull) key.row.expires_at = DatumGetTimestampTz(value);
-      value = SPI_getbinval(tuple, desc, 10, &isnull);
-      if (!isnull) key.rate_limit_per_minute = DatumGetInt32(value);
-      found = key;
-    }
-    SPI_finish();
-  });
-  return found;
 }
 
 // Reads the key argument without detoasting anything that cannot be a key, so a 10 MB string
@@ -135,6 +71,22 @@ void queue_failure(const VerifyResult& result, std::string_view prefix, Timestam
   queue_verify_failure(failure);
 }
 
+// The blessed result descriptor, built once per call site and kept in fn_extra: building it from
+// the function's OUT parameters costs more than the rest of a verify.
+TupleDesc result_descriptor(FunctionCallInfo fcinfo) {
+  if (fcinfo->flinfo->fn_extra == nullptr) {
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) {
+      elog(ERROR, "function returning record called in a context that cannot accept it");
+    }
+    MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+    desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+    MemoryContextSwitchTo(old);
+    fcinfo->flinfo->fn_extra = desc;
+  }
+  return static_cast<TupleDesc>(fcinfo->flinfo->fn_extra);
+}
+
 Datum result_tuple(FunctionCallInfo fcinfo, const VerifyResult& result) {
   Datum values[7];
   bool nulls[7] = {false, false, true, true, true, true, true};
@@ -142,10 +94,7 @@ Datum result_tuple(FunctionCallInfo fcinfo, const VerifyResult& result) {
   std::string_view reason = api_key::reason_name(result.reason);
   Datum out = 0;
   pg_call([&] {
-    TupleDesc desc;
-    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) {
-      elog(ERROR, "api_key_verify must return a composite type");
-    }
+    TupleDesc desc = result_descriptor(fcinfo);
     values[1] = PointerGetDatum(cstring_to_text_with_len(reason.data(), static_cast<int>(reason.size())));
     if (result.key != nullptr) {
       values[2] = uuid_datum(result.key->id);
@@ -161,7 +110,7 @@ Datum result_tuple(FunctionCallInfo fcinfo, const VerifyResult& result) {
       values[6] = Int32GetDatum(*result.retry_after_seconds);
       nulls[6] = false;
     }
-    out = HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
+    out = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
   });
   return out;
 }
@@ -188,10 +137,7 @@ extern "C" Datum gateway_api_key_generate(PG_FUNCTION_ARGS) {
 
     Datum out = 0;
     pg_call([&] {
-      TupleDesc desc;
-      if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) {
-        elog(ERROR, "_api_key_generate must return a composite type");
-      }
+      TupleDesc desc = result_descriptor(fcinfo);
       bytea* stored = static_cast<bytea*>(palloc(VARHDRSZ + hash.size()));
       SET_VARSIZE(stored, VARHDRSZ + hash.size());
       std::memcpy(VARDATA(stored), hash.data(), hash.size());
@@ -200,7 +146,7 @@ extern "C" Datum gateway_api_key_generate(PG_FUNCTION_ARGS) {
           PointerGetDatum(cstring_to_text_with_len(prefix.data(), static_cast<int>(prefix.size()))),
           PointerGetDatum(stored), Int16GetDatum(static_cast<int16>(version))};
       bool nulls[4] = {false, false, false, false};
-      out = HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
+      out = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
     });
     sodium_memzero(key.data(), key.size());
     return out;
@@ -216,7 +162,7 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
     std::optional<api_key::ParsedKey> parsed = parse_key_argument(fcinfo);
     std::optional<StoredKey> stored;
     if (parsed) {
-      stored = find_by_prefix(parsed->prefix);
+      stored = find_key_by_prefix(parsed->prefix);
       result.reason = Reason::kUnknown;
     }
     if (stored) {

@@ -18,7 +18,7 @@ struct PgError {
 template <typename Body>
 void pg_call(Body&& body) {
   MemoryContext caller_context = CurrentMemoryContext;
-  ErrorData* error = nullptr;
+  ErrorData* volatile error = nullptr;  // volatile: assigned after longjmp
   PG_TRY();
   {
     body();

@@ -38,6 +38,13 @@ void define_settings() {
       nullptr, &settings.usage_flush_interval_ms, 10000, 100, 3600 * 1000, PGC_SIGHUP,
       GUC_UNIT_MS, nullptr, nullptr, nullptr);
 
+  DefineCustomIntVariable(
+      "gateway.last_used_resolution", "Resolution of api_keys.last_used_at.",
+      "A key in constant use has its last_used_at rewritten at most once per this interval, "
+      "which keeps the worker's writes proportional to keys in use, not to requests.",
+      &settings.last_used_resolution_s, 60, 0, 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+      nullptr, nullptr);
+
   DefineCustomBoolVariable(
       "gateway.audit_verify_failures", "Record failed API key verifications in the audit log.",
       "Failures are queued in shared memory and written by the worker; under a flood, the excess "

@@ -112,14 +112,16 @@ void queue_verify_failure(const VerifyFailure& failure) {
 
 void register_worker_latch(Latch* latch) { header->worker_latch = latch; }
 
-bool take_pending_work() { return pg_atomic_exchange_u32(&header->work_pending, 0) != 0; }
+bool work_pending() { return pg_atomic_read_u32(&header->work_pending) != 0; }
 
-void drain_usage(std::vector<UsageRecord>& out) {
+void clear_pending_work() { pg_atomic_write_u32(&header->work_pending, 0); }
+
+void drain_usage(std::vector<UsageRecord>& out, std::int64_t resolution_us) {
   UsageTable table = usage_table();
   for (std::size_t set = 0; set < table.sets(); ++set) {
     LWLock* lock = usage_lock(UsageTable::partition_of(set, kUsagePartitions));
     LWLockAcquire(lock, LW_EXCLUSIVE);
-    table.drain_set(set, out);
+    table.drain_set(set, out, resolution_us);
     LWLockRelease(lock);
   }
 }

@@ -37,8 +37,11 @@ void queue_verify_failure(const VerifyFailure& failure);
 
 // For the worker.
 void register_worker_latch(Latch* latch);
-bool take_pending_work();  // clears the wake flag; true if it was set
-void drain_usage(std::vector<UsageRecord>& out);
+// The wake flag stays set from the first use after a flush until the worker starts the next
+// flush, so a busy server wakes the worker once per batch, not once per verify.
+bool work_pending();
+void clear_pending_work();  // called by the worker right before it drains
+void drain_usage(std::vector<UsageRecord>& out, std::int64_t resolution_us);
 void restore_usage(const std::vector<UsageRecord>& records);
 std::uint64_t drain_verify_failures(std::vector<VerifyFailure>& out);
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "../core/verify_decision.hpp"
+#include "settings.hpp"
 #include "shared_state.hpp"
 
 extern "C" {
@@ -49,14 +50,19 @@ void write_last_used(const UsageRecord* records, int count) {
     ids[i] = uuid_value(records[i].key);
     times[i] = TimestampTzGetDatum(records[i].last_used_us);
   }
-  Oid types[2] = {UUIDARRAYOID, TIMESTAMPTZARRAYOID};
-  Datum args[2] = {PointerGetDatum(array_of(ids, nullptr, count, UUIDOID)),
-                   PointerGetDatum(array_of(times, nullptr, count, TIMESTAMPTZOID))};
+  // A row already within the resolution is not rewritten (the slot may have been evicted and
+  // come back, forgetting what it had written).
+  auto* resolution = static_cast<Interval*>(palloc0(sizeof(Interval)));
+  resolution->time = static_cast<int64>(settings.last_used_resolution_s) * USECS_PER_SEC;
+  Oid types[3] = {UUIDARRAYOID, TIMESTAMPTZARRAYOID, INTERVALOID};
+  Datum args[3] = {PointerGetDatum(array_of(ids, nullptr, count, UUIDOID)),
+                   PointerGetDatum(array_of(times, nullptr, count, TIMESTAMPTZOID)),
+                   IntervalPGetDatum(resolution)};
   execute(
       "UPDATE gateway.api_keys AS k SET last_used_at = u.at"
       "  FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)"
-      " WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)",
-      2, types, args, SPI_OK_UPDATE);
+      " WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at - $3)",
+      3, types, args, SPI_OK_UPDATE);
 }
 
 void write_failures(const VerifyFailure* failures, int count, uint64 dropped) {
@@ -125,7 +131,7 @@ bool warned_other_database = false;
 void flush_usage() {
   std::vector<UsageRecord> usage;
   std::vector<VerifyFailure> failures;
-  drain_usage(usage);
+  drain_usage(usage, static_cast<std::int64_t>(settings.last_used_resolution_s) * USECS_PER_SEC);
   uint64 dropped = drain_verify_failures(failures);
 
   std::size_t foreign = keep_own(usage, [](const UsageRecord& r) { return r.database; }) +
@@ -140,7 +146,7 @@ void flush_usage() {
   if (usage.empty() && failures.empty() && dropped == 0) return;
 
   MemoryContext caller_context = CurrentMemoryContext;
-  bool failed = false;
+  volatile bool failed = false;  // assigned after longjmp
   PG_TRY();
   {
     SetCurrentStatementStartTimestamp();

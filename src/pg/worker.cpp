@@ -70,17 +70,21 @@ extern "C" void gateway_worker_main(Datum) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
     }
-    if (take_pending_work() && flush_due == 0) {
+    if (flush_due == 0 && work_pending()) {
       flush_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
                                               settings.usage_flush_interval_ms);
     }
     if (flush_due != 0 && GetCurrentTimestamp() >= flush_due) {
+      // Cleared before draining: a use recorded during the flush sets it again and is picked up
+      // by the next batch.
+      clear_pending_work();
       flush_usage();
       flush_due = 0;
     }
   }
 
   // A clean stop records what is batched so far, so a restart loses no last-use times.
+  clear_pending_work();
   flush_usage();
   ereport(LOG, (errmsg("pg_gateway worker stopped")));
   // Exit code 1 asks the postmaster to start the worker again after bgw_restart_time, so an

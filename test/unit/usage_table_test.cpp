@@ -26,7 +26,7 @@ struct Table {
 
 std::vector<UsageRecord> drain_all(UsageTable& table) {
   std::vector<UsageRecord> out;
-  for (std::size_t s = 0; s < table.sets(); ++s) table.drain_set(s, out);
+  for (std::size_t s = 0; s < table.sets(); ++s) table.drain_set(s, out, 0);
   return out;
 }
 
@@ -76,7 +76,7 @@ TEST(UsageTable, AFullSetEvictsCleanBeforeDirtyAndOldestFirst) {
   }
   t.table.find_or_claim(key(100), 1, 200);  // evicts clean key 5 although key 0 is older
   std::vector<UsageRecord> out;
-  t.table.drain_set(0, out);
+  t.table.drain_set(0, out, 0);
   EXPECT_EQ(out.size(), UsageTable::kWays - 1);
 
   // All clean now: the least recently touched (key 0) goes next, key 1 stays.
@@ -90,4 +90,28 @@ TEST(UsageTable, SpreadsKeysOverSets) {
   std::vector<int> per_set(t.table.sets());
   for (std::uint32_t i = 0; i < 4096; ++i) per_set[t.table.set_of(key(i))]++;
   for (int count : per_set) EXPECT_LT(count, 64);
+}
+
+TEST(UsageTable, LastUseIsHandedOutOncePerResolution) {
+  Table t(64);
+  auto use = [&](std::int64_t at) {
+    auto& slot = t.table.find_or_claim(key(9), 1, at);
+    slot.last_used_us = at;
+    slot.dirty = true;
+  };
+  auto drain = [&] {
+    std::vector<UsageRecord> out;
+    for (std::size_t s = 0; s < t.table.sets(); ++s) t.table.drain_set(s, out, 60);
+    return out;
+  };
+  use(1000);
+  ASSERT_EQ(drain().size(), 1U);  // the first use is always written
+  use(1030);
+  EXPECT_TRUE(drain().empty());   // 30 after the last write: within the resolution
+  use(1061);
+  auto out = drain();
+  ASSERT_EQ(out.size(), 1U);      // 61 after: written again
+  EXPECT_EQ(out[0].last_used_us, 1061);
+  t.table.restore(out[0], 1062);  // that write failed: it is handed out again at once
+  EXPECT_EQ(drain().size(), 1U);
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bench/verify: api_key_verify against named baselines, measured in the same run on one
+# throwaway cluster, printed as tps and ratios. Not a test: nothing here passes or fails.
+#
+#   make bench-verify                 (BENCH_KEYS=1000000 BENCH_SECONDS=10 BENCH_ROUNDS=3)
+#
+# Every pgbench script fetches its key from a bench table by a random row number inside the same
+# statement, so each side pays that identical cost; the difference is what verify adds.
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$REPO"
+
+keys=${BENCH_KEYS:-1000000}
+seconds=${BENCH_SECONDS:-10}
+rounds=${BENCH_ROUNDS:-3}
+clients=2
+
+step "build and install"
+make -s -j2 all && make -s install >/dev/null
+
+stage=$(make_stage bench)
+trap 'cluster_stop "$stage/cluster"; rm -rf "$stage"' EXIT
+cp -r bench/verify "$stage/scripts"
+[[ $(id -u) -eq 0 ]] && chown -R postgres: "$stage"
+as_pg mkdir -p "$stage/cluster"
+port=$(free_port 55900)
+cluster_init "$stage/cluster" "$port" \
+  "shared_buffers = '1GB'" "max_wal_size = '4GB'" "gateway.usage_slots = 1100000" \
+  "gateway.usage_flush_interval = '10s'" "synchronous_commit = off"
+cluster_start "$stage/cluster"
+cluster_psql "$stage/cluster" -d postgres -c "CREATE DATABASE gateway" >/dev/null
+cluster_psql "$stage/cluster" -d gateway -c "CREATE EXTENSION pg_gateway" >/dev/null
+
+step "issue $keys keys through api_key_issue"
+start=$SECONDS
+cluster_psql "$stage/cluster" -d gateway -v nkeys="$keys" -f "$stage/scripts/setup.sql" >/dev/null
+note "done in $((SECONDS - start)) s"
+
+# run NAME SCRIPT [seconds]: prints tps
+run() {
+  as_pg "$PGBIN/pgbench" -n -M prepared -c "$clients" -j "$clients" -T "${3:-$seconds}" \
+    -D nkeys="$keys" -h "$stage/cluster" -p "$port" -U postgres -f "$stage/scripts/$2" gateway 2>&1 |
+    sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+step "warm up"
+run warm verify_valid.pgbench 5 >/dev/null
+run warm bare_lookup.pgbench 5 >/dev/null
+
+declare -A samples
+names=(bare_lookup verify_valid verify_malformed verify_unknown)
+for r in $(seq "$rounds"); do
+  step "round $r of $rounds (${seconds}s each, $clients clients, -M prepared)"
+  for name in "${names[@]}"; do
+    tps=$(run "$name" "$name.pgbench")
+    samples[$name]+="$tps "
+    note "$(printf '%-18s %10.0f tps' "$name" "$tps")"
+  done
+done
+
+step "rate limiting on (every key limited to 1,000,000 per minute: the bucket path runs, never refuses)"
+cluster_psql "$stage/cluster" -d gateway -c "UPDATE gateway.api_keys SET rate_limit_per_minute = 1000000" -c "VACUUM ANALYZE gateway.api_keys" >/dev/null
+run warm verify_valid.pgbench 5 >/dev/null
+for r in $(seq "$rounds"); do
+  limited_tps=$(run verify_limited verify_valid.pgbench); samples[verify_limited]+="$limited_tps "
+  tps=$(run bare_lookup bare_lookup.pgbench); samples[bare_lookup_2]+="$tps "
+  note "$(printf "round %s: verify_limited %.0f tps, bare_lookup %.0f tps" "$r" "$limited_tps" "$tps")"
+done
+
+step "bcrypt baseline (cost 10, 200-key sample)"
+samples[bcrypt]=$(run bcrypt bcrypt.pgbench 10)
+note "bcrypt ${samples[bcrypt]} tps"
+
+m() { median ${samples[$1]}; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+bare=$(m bare_lookup); valid=$(m verify_valid); malformed=$(m verify_malformed)
+unknown=$(m verify_unknown); limited=$(m verify_limited); bare2=$(m bare_lookup_2)
+echo
+echo "== bench/verify: $keys keys, $clients clients, median of $rounds x ${seconds}s, tps =="
+printf '%-34s %10.0f\n' "bare indexed lookup (sha256)" "$bare" "api_key_verify, valid keys" "$valid" \
+  "api_key_verify, malformed keys" "$malformed" "api_key_verify, unknown keys" "$unknown" \
+  "api_key_verify, rate limiting on" "$limited" "bcrypt cost 10 verification" "${samples[bcrypt]}"
+echo "ratio verify_valid / bare_lookup         = $(ratio "$valid" "$bare")   (goal >= 0.90)"
+echo "ratio verify_rate_limited / bare_lookup  = $(ratio "$limited" "$bare2")   (goal >= 0.85; same-phase baseline)"
+echo "ratio verify_malformed / bare_lookup     = $(ratio "$malformed" "$bare")   (goal > 1)"
+echo "ratio verify_unknown / bare_lookup       = $(ratio "$unknown" "$bare")"
+echo "ratio verify_valid / bcrypt              = $(ratio "$valid" "${samples[bcrypt]}")"

@@ -1,0 +1,37 @@
+-- Benchmark data: :nkeys API keys issued through the real api_key_issue, their plaintext kept in
+-- a bench-only table (so pgbench can present them), and the baselines' extra columns.
+\set ON_ERROR_STOP on
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+CREATE SCHEMA bench;
+CREATE TABLE bench.keys (n int PRIMARY KEY, key_id uuid NOT NULL, api_key text NOT NULL);
+
+INSERT INTO bench.keys
+SELECT g, k.key_id, k.api_key
+  FROM generate_series(1, :nkeys) AS g,
+       LATERAL gateway.api_key_issue(
+         ('a0000000-0000-4000-8000-' || lpad(to_hex(g % 1000), 12, '0'))::uuid,
+         'c0000000-0000-4000-8000-000000000001', 'bench-' || g) AS k;
+
+-- Baseline 1: the floor any design pays, a bare indexed lookup of the same table by a SHA-256
+-- digest of the key.
+ALTER TABLE gateway.api_keys ADD COLUMN bench_sha256 bytea;
+UPDATE gateway.api_keys AS a SET bench_sha256 = sha256(convert_to(b.api_key, 'UTF8'))
+  FROM bench.keys AS b WHERE b.key_id = a.id;
+CREATE UNIQUE INDEX ON gateway.api_keys (bench_sha256);
+
+-- Baseline 2: what the original plan suggested, bcrypt (cost 10), on a small sample.
+CREATE TABLE bench.bcrypt_keys (n int PRIMARY KEY, api_key text NOT NULL, bcrypt_hash text NOT NULL);
+INSERT INTO bench.bcrypt_keys
+SELECT n, api_key, crypt(api_key, gen_salt('bf', 10)) FROM bench.keys WHERE n <= 200;
+
+-- Unknown keys: well formed (valid checksum) but without a row.
+CREATE TABLE bench.unknown_keys (n int PRIMARY KEY, api_key text NOT NULL);
+INSERT INTO bench.unknown_keys
+SELECT g, k.api_key FROM generate_series(1, 10000) AS g,
+       LATERAL gateway.api_key_issue('a0000000-0000-4000-8000-0000000000ff',
+                                     'c0000000-0000-4000-8000-000000000001', 'gone-' || g) AS k;
+DELETE FROM gateway.api_keys WHERE name LIKE 'gone-%';
+
+VACUUM ANALYZE gateway.api_keys;
+VACUUM ANALYZE bench.keys;
+VACUUM ANALYZE bench.unknown_keys;

@@ -1,0 +1,128 @@
+#include "key_lookup.hpp"
+
+#include <cstring>
+
+#include "error_bridge.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "executor/tuptable.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/fmgroids.h"
+#include "utils/snapmgr.h"
+}
+
+namespace gateway::pg {
+namespace {
+
+// Column numbers of gateway.api_keys, looked up by name so later versions may add columns.
+struct Columns {
+  AttrNumber id, user_id, project_id, public_interface_id, key_hash, hash_version, is_active,
+      revoked_at, expires_at, rate_limit_per_minute;
+};
+
+// Cached per backend for the table it was computed for; recomputed when the table's oid changes
+// (the extension was dropped and created again).
+Oid cached_table = InvalidOid;
+Oid cached_index = InvalidOid;
+Columns columns{};
+
+AttrNumber column(Oid table, const char* name) {
+  AttrNumber attnum = get_attnum(table, name);
+  if (attnum == InvalidAttrNumber) {
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                    errmsg("column gateway.api_keys.%s is missing", name),
+                    errhint("Update the extension: ALTER EXTENSION pg_gateway UPDATE;")));
+  }
+  return attnum;
+}
+
+void resolve_relations() {
+  Oid schema = get_namespace_oid("gateway", false);
+  Oid table = get_relname_relid("api_keys", schema);
+  if (table == cached_table && OidIsValid(table)) return;
+  Oid index = get_relname_relid("api_keys_key_prefix_key", schema);
+  if (!OidIsValid(table) || !OidIsValid(index)) {
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                    errmsg("gateway.api_keys or its key_prefix index is missing"),
+                    errhint("Recreate the extension: DROP EXTENSION pg_gateway; CREATE EXTENSION pg_gateway;")));
+  }
+  columns = Columns{column(table, "id"), column(table, "user_id"), column(table, "project_id"),
+                    column(table, "public_interface_id"), column(table, "key_hash"),
+                    column(table, "hash_version"), column(table, "is_active"),
+                    column(table, "revoked_at"), column(table, "expires_at"),
+                    column(table, "rate_limit_per_minute")};
+  cached_table = table;
+  cached_index = index;
+}
+
+KeyId uuid_at(TupleTableSlot* slot, AttrNumber attnum, bool* isnull) {
+  KeyId out{};
+  Datum value = slot_getattr(slot, attnum, isnull);
+  if (!*isnull) std::memcpy(out.data(), DatumGetUUIDP(value)->data, out.size());
+  return out;
+}
+
+// Copies the row out of the slot into plain C++ values (no PostgreSQL memory escapes).
+void read_row(TupleTableSlot* slot, StoredKey& key) {
+  bool isnull = false;
+  key.id = uuid_at(slot, columns.id, &isnull);
+  key.user_id = uuid_at(slot, columns.user_id, &isnull);
+  key.project_id = uuid_at(slot, columns.project_id, &isnull);
+  KeyId bound = uuid_at(slot, columns.public_interface_id, &isnull);
+  if (!isnull) key.row.bound_interface = bound;
+
+  Datum value = slot_getattr(slot, columns.key_hash, &isnull);
+  if (!isnull) {
+    bytea* hash = DatumGetByteaPP(value);
+    key.hash_len = VARSIZE_ANY_EXHDR(hash);
+    if (key.hash_len == key.hash.size()) std::memcpy(key.hash.data(), VARDATA_ANY(hash), key.hash_len);
+  }
+  key.hash_version = DatumGetInt16(slot_getattr(slot, columns.hash_version, &isnull));
+  key.row.is_active = DatumGetBool(slot_getattr(slot, columns.is_active, &isnull));
+  value = slot_getattr(slot, columns.revoked_at, &isnull);
+  if (!isnull) key.row.revoked_at = DatumGetTimestampTz(value);
+  value = slot_getattr(slot, columns.expires_at, &isnull);
+  if (!isnull) key.row.expires_at = DatumGetTimestampTz(value);
+  value = slot_getattr(slot, columns.rate_limit_per_minute, &isnull);
+  if (!isnull) key.rate_limit_per_minute = DatumGetInt32(value);
+}
+
+}  // namespace
+
+std::optional<StoredKey> find_key_by_prefix(std::string_view prefix) {
+  std::optional<StoredKey> found;
+  pg_call([&] {
+    resolve_relations();
+    Relation table = table_open(cached_table, AccessShareLock);
+    Relation index = index_open(cached_index, AccessShareLock);
+    Snapshot snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+
+    ScanKeyData scan_key;
+    ScanKeyEntryInitialize(&scan_key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+                           index->rd_indcollation[0], F_TEXTEQ,
+                           PointerGetDatum(cstring_to_text_with_len(
+                               prefix.data(), static_cast<int>(prefix.size()))));
+    IndexScanDesc scan = index_beginscan(table, index, snapshot, 1, 0);
+    index_rescan(scan, &scan_key, 1, nullptr, 0);
+    TupleTableSlot* slot = table_slot_create(table, nullptr);
+    if (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+      StoredKey key;
+      read_row(slot, key);
+      found = key;
+    }
+    ExecDropSingleTupleTableSlot(slot);
+    index_endscan(scan);
+    index_close(index, AccessShareLock);
+    table_close(table, AccessShareLock);
+  });
+  return found;
+}
+
+}  // namespace gateway::pg

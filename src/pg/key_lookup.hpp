@@ -1,0 +1,31 @@
+// The verify hot path's one index probe: finds an API key row by its public prefix by scanning
+// the unique index directly, without SPI, a plan or an executor. Reading the table at this level
+// needs no privilege of the caller, so api_key_verify does not have to be SECURITY DEFINER (and
+// pay for switching user and search_path on every call); EXECUTE on it is the only gate.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "../core/key_hash.hpp"
+#include "../core/verify_decision.hpp"
+
+namespace gateway::pg {
+
+struct StoredKey {
+  KeyId id{};
+  KeyId user_id{};
+  KeyId project_id{};
+  api_key::KeyRow row;  // hash_matches is left for the caller to fill
+  std::array<std::uint8_t, api_key::kHashBytes> hash{};
+  std::size_t hash_len = 0;
+  int hash_version = 0;
+  std::int32_t rate_limit_per_minute = 0;  // 0: no limit
+};
+
+// Throws PgError if PostgreSQL raises (e.g. the table is missing).
+std::optional<StoredKey> find_key_by_prefix(std::string_view prefix);
+
+}  // namespace gateway::pg
