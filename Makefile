@@ -10,7 +10,7 @@ PG_SRCS    = $(sort $(wildcard src/pg/*.cpp))
 OBJS       = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 DATA       = $(wildcard sql/pg_gateway--*.sql)
-EXTRA_CLEAN = pg_gateway.control META.json build results regression.diffs regression.out tmp_check log
+EXTRA_CLEAN = pg_gateway.control META.json build build-fuzz results regression.diffs regression.out tmp_check log
 
 # pg_regress suites: every sql/*.sql that is not an install or upgrade script. The schedule check
 # in the test runner fails if a file here has no expected output.

@@ -8,7 +8,7 @@ packages=(
   postgresql-15 postgresql-server-dev-15
   libsodium-dev libcurl4-openssl-dev nlohmann-json3-dev
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-  googletest libgtest-dev libbenchmark-dev
+  googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   python3 curl
 )
 

@@ -32,6 +32,27 @@ else
 fi
 rm -f build-cmake.log
 
+step "fuzz (libFuzzer, ${FUZZ_SECONDS:-10}s per target)"
+if command -v clang++ >/dev/null &&
+   cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DGATEWAY_FUZZ=ON >build-fuzz.log 2>&1; then
+  for source in test/fuzz/*_fuzz.cpp; do
+    target=$(basename "$source" .cpp)
+    # New inputs go to a scratch corpus; the committed seeds stay untouched.
+    mkdir -p "build-fuzz/corpus/$target"
+    if cmake --build build-fuzz --target "$target" >>build-fuzz.log 2>&1 &&
+       build-fuzz/"$target" -max_total_time="${FUZZ_SECONDS:-10}" -print_final_stats=1 \
+         "build-fuzz/corpus/$target" "test/fuzz/corpus/${target%_fuzz}" >"build-fuzz/$target.log" 2>&1; then
+      note "$target: $(sed -n 's/^stat::number_of_executed_units: *//p' "build-fuzz/$target.log") inputs, no crash"
+      count 1 0
+    else
+      tail -n 30 "build-fuzz/$target.log" build-fuzz.log 2>/dev/null; count 0 1
+    fi
+  done
+else
+  note "clang++ with libFuzzer is not available: fuzz targets skipped"; count 0 0 1
+fi
+rm -f build-fuzz.log
+
 stage=$(make_stage test)
 trap 'cleanup' EXIT
 cleanup() {

@@ -92,3 +92,10 @@ TEST(KeyFormat, TruncatedExtendedAndForeignStringsAreMalformed) {
   EXPECT_FALSE(ak::parse(with_nul).has_value());
   EXPECT_FALSE(ak::parse(std::string(10 * 1024 * 1024, 'x')).has_value());
 }
+
+TEST(KeyFormat, AcceptsAKeyMadeByAnIndependentImplementation) {
+  // Made with Python's zlib.crc32 and a hand-written base62 (test/fuzz/corpus/key_parse).
+  auto parsed = ak::parse("gw_ZDv4BoKfC2Zl_AHseWGyrzsx3LL70fQEYyb2nH22tQRJeNHiRNO3HQYm0PL6x0");
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->prefix, "ZDv4BoKfC2Zl");
+}
