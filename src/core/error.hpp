@@ -18,7 +18,7 @@ inline constexpr const char* kOutOfMemory = "53200";            // out_of_memory
 
 class Error : public std::runtime_error {
  public:
-  Error(const char* code, std::string message, std::string detail = {}, std::string hint = {})
+  Error(const char* code, const std::string& message, std::string detail = {}, std::string hint = {})
       : std::runtime_error(message),
         code_(code),
         detail_(std::move(detail)),

@@ -15,6 +15,7 @@
 #include "secrets.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
+#include "uuid.hpp"
 
 extern "C" {
 #include "access/detoast.h"
@@ -25,18 +26,6 @@ namespace gateway::pg {
 namespace {
 
 using api_key::Reason;
-
-KeyId uuid_bytes(Datum value) {
-  KeyId out;
-  std::memcpy(out.data(), DatumGetUUIDP(value)->data, out.size());
-  return out;
-}
-
-Datum uuid_datum(const KeyId& id) {
-  auto* uuid = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
-  std::memcpy(uuid->data, id.data(), id.size());
-  return UUIDPGetDatum(uuid);
-}
 
 // Reads the key argument without detoasting anything that cannot be a key, so a 10 MB string
 // costs no more than a short one.
@@ -97,9 +86,9 @@ Datum result_tuple(FunctionCallInfo fcinfo, const VerifyResult& result) {
     TupleDesc desc = result_descriptor(fcinfo);
     values[1] = PointerGetDatum(cstring_to_text_with_len(reason.data(), static_cast<int>(reason.size())));
     if (result.key != nullptr) {
-      values[2] = uuid_datum(result.key->id);
-      values[3] = uuid_datum(result.key->user_id);
-      values[4] = uuid_datum(result.key->project_id);
+      values[2] = id_to_uuid(result.key->id);
+      values[3] = id_to_uuid(result.key->user_id);
+      values[4] = id_to_uuid(result.key->project_id);
       nulls[2] = nulls[3] = nulls[4] = false;
     }
     if (result.remaining) {
@@ -170,7 +159,7 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
       stored->row.hash_matches =
           api_key::Hasher::matches(computed, stored->hash.data(), stored->hash_len);
       std::optional<KeyId> requested;
-      if (!PG_ARGISNULL(1)) requested = uuid_bytes(PG_GETARG_DATUM(1));
+      if (!PG_ARGISNULL(1)) requested = uuid_to_id(PG_GETARG_DATUM(1));
       result.reason = api_key::decide(stored->row, requested, now);
       if (stored->row.hash_matches) result.key = &*stored;
     }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "error_bridge.hpp"
+#include "uuid.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -63,10 +64,8 @@ void resolve_relations() {
 }
 
 KeyId uuid_at(TupleTableSlot* slot, AttrNumber attnum, bool* isnull) {
-  KeyId out{};
   Datum value = slot_getattr(slot, attnum, isnull);
-  if (!*isnull) std::memcpy(out.data(), DatumGetUUIDP(value)->data, out.size());
-  return out;
+  return *isnull ? KeyId{} : uuid_to_id(value);
 }
 
 // Copies the row out of the slot into plain C++ values (no PostgreSQL memory escapes).

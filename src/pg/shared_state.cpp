@@ -12,6 +12,10 @@ constexpr const char* kTrancheName = "pg_gateway";
 
 struct SharedHeader {
   pg_atomic_uint32 work_pending;
+  // Once the failure queue is full, further failures are only counted, without its lock, so a
+  // flood of bad keys cannot make verifying good ones wait.
+  pg_atomic_uint32 failures_full;
+  pg_atomic_uint64 failures_dropped;
   Latch* worker_latch;
   std::size_t usage_sets;
 };
@@ -49,6 +53,8 @@ void shmem_startup() {
                 MAXALIGN(UsageTable::bytes_for(static_cast<std::size_t>(settings.usage_slots)));
   if (!found) {
     pg_atomic_init_u32(&header->work_pending, 0);
+    pg_atomic_init_u32(&header->failures_full, 0);
+    pg_atomic_init_u64(&header->failures_dropped, 0);
     header->worker_latch = nullptr;
     header->usage_sets = UsageTable::sets_for(static_cast<std::size_t>(settings.usage_slots));
     UsageTable(usage_memory, header->usage_sets, true);
@@ -104,8 +110,14 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
 
 void queue_verify_failure(const VerifyFailure& failure) {
   if (!settings.audit_verify_failures) return;
+  if (pg_atomic_read_u32(&header->failures_full) != 0) {
+    pg_atomic_fetch_add_u64(&header->failures_dropped, 1);
+    return;
+  }
   LWLockAcquire(ring_lock(), LW_EXCLUSIVE);
-  failure_ring().push(failure);
+  EventRing<VerifyFailure> ring = failure_ring();
+  ring.push(failure);
+  if (ring.size() == ring.capacity()) pg_atomic_write_u32(&header->failures_full, 1);
   LWLockRelease(ring_lock());
   notify_worker();
 }
@@ -140,6 +152,8 @@ void restore_usage(const std::vector<UsageRecord>& records) {
 std::uint64_t drain_verify_failures(std::vector<VerifyFailure>& out) {
   LWLockAcquire(ring_lock(), LW_EXCLUSIVE);
   std::uint64_t dropped = failure_ring().drain(out);
+  pg_atomic_write_u32(&header->failures_full, 0);
+  dropped += pg_atomic_exchange_u64(&header->failures_dropped, 0);
   LWLockRelease(ring_lock());
   return dropped;
 }

@@ -6,6 +6,7 @@
 #include "../core/verify_decision.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
+#include "uuid.hpp"
 
 extern "C" {
 #include "catalog/pg_extension.h"
@@ -29,12 +30,6 @@ ArrayType* array_of(Datum* values, bool* nulls, int count, Oid type) {
   return construct_md_array(values, nulls, 1, dims, lbs, type, typlen, typbyval, typalign);
 }
 
-Datum uuid_value(const KeyId& id) {
-  auto* uuid = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
-  memcpy(uuid->data, id.data(), id.size());
-  return UUIDPGetDatum(uuid);
-}
-
 void execute(const char* sql, int nargs, Oid* types, Datum* args, int expected) {
   int rc = SPI_execute_with_args(sql, nargs, types, args, nullptr, false, 0);
   if (rc != expected) elog(ERROR, "pg_gateway usage flush failed: %s", SPI_result_code_string(rc));
@@ -47,7 +42,7 @@ void write_last_used(const UsageRecord* records, int count) {
   Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * count));
   Datum* times = static_cast<Datum*>(palloc(sizeof(Datum) * count));
   for (int i = 0; i < count; ++i) {
-    ids[i] = uuid_value(records[i].key);
+    ids[i] = id_to_uuid(records[i].key);
     times[i] = TimestampTzGetDatum(records[i].last_used_us);
   }
   // A row already within the resolution is not rewritten (the slot may have been evicted and
@@ -79,9 +74,9 @@ void write_failures(const VerifyFailure* failures, int count, uint64 dropped) {
       const VerifyFailure& f = failures[i];
       at[i] = TimestampTzGetDatum(f.at);
       no_key[i] = !f.has_key;
-      keys[i] = uuid_value(f.key_id);
-      owners[i] = uuid_value(f.user_id);
-      projects[i] = uuid_value(f.project_id);
+      keys[i] = id_to_uuid(f.key_id);
+      owners[i] = id_to_uuid(f.user_id);
+      projects[i] = id_to_uuid(f.project_id);
       auto reason = api_key::reason_name(static_cast<api_key::Reason>(f.reason));
       reasons[i] = PointerGetDatum(cstring_to_text_with_len(reason.data(), (int) reason.size()));
       no_prefix[i] = f.key_prefix[0] == '\0';

@@ -1,0 +1,24 @@
+// Conversions between PostgreSQL uuid Datums and the 16-byte ids src/core works with.
+#pragma once
+
+#include <cstring>
+
+#include "../core/usage_table.hpp"
+#include "postgres.hpp"
+
+namespace gateway::pg {
+
+inline KeyId uuid_to_id(Datum value) {
+  KeyId out;
+  std::memcpy(out.data(), DatumGetUUIDP(value)->data, out.size());
+  return out;
+}
+
+// A palloc'd uuid in the current memory context.
+inline Datum id_to_uuid(const KeyId& id) {
+  auto* uuid = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
+  std::memcpy(uuid->data, id.data(), id.size());
+  return UUIDPGetDatum(uuid);
+}
+
+}  // namespace gateway::pg
