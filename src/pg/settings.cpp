@@ -42,7 +42,7 @@ void define_settings() {
       "gateway.last_used_resolution", "Resolution of api_keys.last_used_at.",
       "A key in constant use has its last_used_at rewritten at most once per this interval, "
       "which keeps the worker's writes proportional to keys in use, not to requests.",
-      &settings.last_used_resolution_s, 60, 0, 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+      &settings.last_used_resolution_s, 900, 0, 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
       nullptr, nullptr);
 
   DefineCustomBoolVariable(

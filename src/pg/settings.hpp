@@ -9,7 +9,7 @@ struct Settings {
   int pepper_version = 1;            // gateway.api_key_pepper_version
   int usage_slots = 16384;           // gateway.usage_slots
   int usage_flush_interval_ms = 10000;  // gateway.usage_flush_interval
-  int last_used_resolution_s = 60;      // gateway.last_used_resolution
+  int last_used_resolution_s = 900;     // gateway.last_used_resolution
   bool audit_verify_failures = true;    // gateway.audit_verify_failures
 };
 

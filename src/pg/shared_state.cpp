@@ -64,6 +64,18 @@ void shmem_startup() {
   LWLockRelease(AddinShmemInitLock);
 }
 
+// Holds an LWLock for a scope, so a C++ exception (bad_alloc while draining) cannot leak it.
+class LockGuard {
+ public:
+  explicit LockGuard(LWLock* lock) : lock_(lock) { LWLockAcquire(lock_, LW_EXCLUSIVE); }
+  ~LockGuard() { LWLockRelease(lock_); }
+  LockGuard(const LockGuard&) = delete;
+  LockGuard& operator=(const LockGuard&) = delete;
+
+ private:
+  LWLock* lock_;
+};
+
 UsageTable usage_table() { return UsageTable(usage_memory, header->usage_sets, false); }
 EventRing<VerifyFailure> failure_ring() {
   return EventRing<VerifyFailure>(ring_memory, kFailureRingCapacity, false);
@@ -94,15 +106,15 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
   UsageTable table = usage_table();
   LWLock* lock = usage_lock(UsageTable::partition_of(table.set_of(key), kUsagePartitions));
   BucketDecision decision{true, 0, 0};
-
-  LWLockAcquire(lock, LW_EXCLUSIVE);
-  UsageSlot& slot = table.find_or_claim(key, MyDatabaseId, now);
-  if (limit_per_minute > 0) decision = take_token(slot.bucket, limit_per_minute, now);
-  if (decision.allowed) {
-    slot.last_used_us = now;
-    slot.dirty = true;
+  {
+    LockGuard guard(lock);
+    UsageSlot& slot = table.find_or_claim(key, MyDatabaseId, now);
+    if (limit_per_minute > 0) decision = take_token(slot.bucket, limit_per_minute, now);
+    if (decision.allowed) {
+      slot.last_used_us = now;
+      slot.dirty = true;
+    }
   }
-  LWLockRelease(lock);
 
   if (decision.allowed) notify_worker();
   return decision;
@@ -114,11 +126,12 @@ void queue_verify_failure(const VerifyFailure& failure) {
     pg_atomic_fetch_add_u64(&header->failures_dropped, 1);
     return;
   }
-  LWLockAcquire(ring_lock(), LW_EXCLUSIVE);
-  EventRing<VerifyFailure> ring = failure_ring();
-  ring.push(failure);
-  if (ring.size() == ring.capacity()) pg_atomic_write_u32(&header->failures_full, 1);
-  LWLockRelease(ring_lock());
+  {
+    LockGuard guard(ring_lock());
+    EventRing<VerifyFailure> ring = failure_ring();
+    ring.push(failure);
+    if (ring.size() == ring.capacity()) pg_atomic_write_u32(&header->failures_full, 1);
+  }
   notify_worker();
 }
 
@@ -131,10 +144,8 @@ void clear_pending_work() { pg_atomic_write_u32(&header->work_pending, 0); }
 void drain_usage(std::vector<UsageRecord>& out, std::int64_t resolution_us) {
   UsageTable table = usage_table();
   for (std::size_t set = 0; set < table.sets(); ++set) {
-    LWLock* lock = usage_lock(UsageTable::partition_of(set, kUsagePartitions));
-    LWLockAcquire(lock, LW_EXCLUSIVE);
+    LockGuard guard(usage_lock(UsageTable::partition_of(set, kUsagePartitions)));
     table.drain_set(set, out, resolution_us);
-    LWLockRelease(lock);
   }
 }
 
@@ -142,20 +153,16 @@ void restore_usage(const std::vector<UsageRecord>& records) {
   UsageTable table = usage_table();
   TimestampTz now = GetCurrentTimestamp();
   for (const UsageRecord& record : records) {
-    LWLock* lock = usage_lock(UsageTable::partition_of(table.set_of(record.key), kUsagePartitions));
-    LWLockAcquire(lock, LW_EXCLUSIVE);
+    LockGuard guard(usage_lock(UsageTable::partition_of(table.set_of(record.key), kUsagePartitions)));
     table.restore(record, now);
-    LWLockRelease(lock);
   }
 }
 
 std::uint64_t drain_verify_failures(std::vector<VerifyFailure>& out) {
-  LWLockAcquire(ring_lock(), LW_EXCLUSIVE);
+  LockGuard guard(ring_lock());
   std::uint64_t dropped = failure_ring().drain(out);
   pg_atomic_write_u32(&header->failures_full, 0);
-  dropped += pg_atomic_exchange_u64(&header->failures_dropped, 0);
-  LWLockRelease(ring_lock());
-  return dropped;
+  return dropped + pg_atomic_exchange_u64(&header->failures_dropped, 0);
 }
 
 }  // namespace gateway::pg

@@ -1,5 +1,8 @@
 #include "worker.hpp"
 
+#include <new>
+#include <stdexcept>
+
 #include "postgres.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
@@ -23,6 +26,22 @@ void forget_latch(int, Datum) { register_worker_latch(nullptr); }
 long ms_until(TimestampTz due) {
   long ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due);
   return ms < 0 ? 0 : ms;
+}
+
+// The worker's own exception boundary: flush_usage() reports PostgreSQL errors itself; a C++
+// exception (out of memory while draining) is logged after unwinding, and the worker goes on.
+void flush_usage_guarded() {
+  const char* failure = nullptr;
+  try {
+    flush_usage();
+  } catch (const std::bad_alloc&) {
+    failure = "out of memory";
+  } catch (const std::exception&) {
+    failure = "internal error";
+  }
+  if (failure != nullptr) {
+    ereport(LOG, (errmsg("pg_gateway worker could not record API key usage: %s", failure)));
+  }
 }
 
 }  // namespace
@@ -78,14 +97,14 @@ extern "C" void gateway_worker_main(Datum) {
       // Cleared before draining: a use recorded during the flush sets it again and is picked up
       // by the next batch.
       clear_pending_work();
-      flush_usage();
+      flush_usage_guarded();
       flush_due = 0;
     }
   }
 
   // A clean stop records what is batched so far, so a restart loses no last-use times.
   clear_pending_work();
-  flush_usage();
+  flush_usage_guarded();
   ereport(LOG, (errmsg("pg_gateway worker stopped")));
   // Exit code 1 asks the postmaster to start the worker again after bgw_restart_time, so an
   // administrator's pg_terminate_backend() is a restart, not a silent end of key bookkeeping.
