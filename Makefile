@@ -21,6 +21,11 @@ SHLIB_LINK += -lsodium -lcurl -lstdc++
 PG_CPPFLAGS += -DEXTVERSION=\"$(EXTVERSION)\" -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror
 
+# Rebuild objects whose headers changed (PGXS tracks only sources unless told to).
+PG_CPPFLAGS += -MMD -MP
+-include $(OBJS:.o=.d)
+EXTRA_CLEAN += $(OBJS:.o=.d)
+
 # Our code is C++; JIT bitcode for it buys nothing and would require clang at build time.
 override with_llvm = no
 

@@ -73,7 +73,8 @@ CONF
 tests=$(make -s -f Makefile print-regress 2>/dev/null || true)
 [[ -n "$tests" ]] || tests=$(ls sql/*.sql | xargs -n1 basename | sed 's/\.sql$//' | grep -v '^pg_gateway--')
 port=$(free_port 55400)
-out=$(as_pg "$PG_REGRESS" --temp-instance="$stage/regress-instance" --temp-config="$stage/regress.conf" \
+# From inside sql/, where the suites' \ir helpers/... includes resolve (psql reads them on stdin).
+out=$(cd "$stage/sql" && as_pg "$PG_REGRESS" --temp-instance="$stage/regress-instance" --temp-config="$stage/regress.conf" \
   --inputdir="$stage" --outputdir="$stage" --bindir="$PGBIN" --port="$port" \
   --load-extension=pg_gateway $tests 2>&1)
 echo "$out" | grep -E '^test |^ok |^not ok |tests (passed|failed)|^ *[0-9]+ of'

@@ -4,15 +4,7 @@
 \set erin '''b3000000-0000-4000-8000-000000000002'''
 \set proj '''c3000000-0000-4000-8000-000000000003'''
 \set ifa  '''d3000000-0000-4000-8000-00000000000a'''
--- Runs a statement expected to fail; shows its SQLSTATE and message with key ids masked.
-CREATE FUNCTION pg_temp.fails(statement text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE statement;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}', '<id>', 'g');
-END
-$$;
+\ir helpers/fails.psql
 
 SELECT key_id AS old_id, api_key AS old_key FROM gateway.api_key_issue(:dave, :proj, 'ci',
     public_interface_id => :ifa, expires_at => now() + interval '7 days',

@@ -360,15 +360,369 @@ COMMENT ON FUNCTION gateway.api_key_verify(text, uuid) IS
   'Checks an API key: reason is ok, malformed, unknown, revoked, expired, wrong_interface or rate_limited. Never raises for a bad key and never writes, so it works on read-only transactions and hot standbys.';
 
 ------------------------------------------------------------------------------------------------
+-- Projects and roles
+------------------------------------------------------------------------------------------------
+
+CREATE TABLE gateway.project_members (
+  project_id uuid NOT NULL,
+  user_id    uuid NOT NULL,
+  role       text NOT NULL CHECK (role IN ('owner', 'admin', 'editor', 'viewer')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (project_id, user_id)
+);
+CREATE INDEX project_members_user_idx ON gateway.project_members (user_id);
+COMMENT ON TABLE gateway.project_members IS
+  'Who belongs to which project, with a role: owner > admin > editor > viewer.';
+
+CREATE FUNCTION gateway._role_rank(role text) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT CASE $1 WHEN 'owner' THEN 4 WHEN 'admin' THEN 3 WHEN 'editor' THEN 2 WHEN 'viewer' THEN 1 END
+$$;
+
+-- SECURITY DEFINER so that policies on project_members itself can call it without recursing
+-- through RLS; it only ever answers for the calling user.
+CREATE FUNCTION gateway.has_project_role(project_id uuid, min_role text DEFAULT 'viewer')
+RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF gateway._role_rank(min_role) IS NULL THEN
+    RAISE EXCEPTION 'unknown project role "%"', min_role
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Roles are owner, admin, editor and viewer.';
+  END IF;
+  RETURN EXISTS (
+    SELECT FROM gateway.project_members AS m
+     WHERE m.project_id = has_project_role.project_id
+       AND m.user_id = gateway.current_user_id()
+       AND gateway._role_rank(m.role) >= gateway._role_rank(min_role));
+END
+$$;
+COMMENT ON FUNCTION gateway.has_project_role(uuid, text) IS
+  'True when the calling user (gateway.current_user_id()) is a member of the project with at least min_role. Safe in RLS policies.';
+
+-- Trusted server roles (no JWT) may act; a JWT-identified caller needs the role in the project.
+CREATE FUNCTION gateway._require_project_role(project_id uuid, min_role text) RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+  IF gateway.current_user_id() IS NOT NULL AND NOT gateway.has_project_role(project_id, min_role) THEN
+    RAISE EXCEPTION 'permission denied: % role required in project %', min_role, project_id
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Ask a project owner or admin to give you that role.';
+  END IF;
+END
+$$;
+
+-- SECURITY DEFINER: whoever may change members (an admin under RLS) gets the change audited.
+CREATE FUNCTION gateway._audit_project_members() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r gateway.project_members := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+BEGIN
+  PERFORM gateway._audit('project_member.' || lower(TG_OP), 'project_member', NULL, r.project_id,
+    r.user_id, jsonb_build_object('role', r.role,
+                                  'previous_role', CASE WHEN TG_OP = 'UPDATE' THEN OLD.role END));
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER project_members_audit AFTER INSERT OR UPDATE OR DELETE ON gateway.project_members
+  FOR EACH ROW EXECUTE FUNCTION gateway._audit_project_members();
+
+------------------------------------------------------------------------------------------------
+-- Credential encryption
+------------------------------------------------------------------------------------------------
+
+-- Key ids and their state; never key material (every key is derived from the master key).
+CREATE TABLE gateway.encryption_keys (
+  id                 integer PRIMARY KEY CHECK (id > 0),
+  master_fingerprint text NOT NULL,
+  state              text NOT NULL DEFAULT 'active'
+                     CHECK (state IN ('active', 'decrypt_only', 'retired')),
+  created_at         timestamptz NOT NULL DEFAULT now(),
+  retired_at         timestamptz
+);
+CREATE UNIQUE INDEX encryption_keys_one_active ON gateway.encryption_keys ((true))
+  WHERE state = 'active';
+COMMENT ON TABLE gateway.encryption_keys IS
+  'Credential encryption key ids: active (encrypts), decrypt_only, retired. Holds no key material; keys are derived from the master key whose fingerprint is recorded.';
+
+CREATE FUNCTION gateway._master_key_fingerprint() RETURNS text
+AS 'MODULE_PATHNAME', 'gateway_master_key_fingerprint'
+LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION gateway.rotate_encryption_key() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  new_id integer;
+BEGIN
+  LOCK TABLE gateway.encryption_keys IN EXCLUSIVE MODE;
+  UPDATE gateway.encryption_keys SET state = 'decrypt_only' WHERE state = 'active';
+  SELECT COALESCE(max(id), 0) + 1 INTO new_id FROM gateway.encryption_keys;
+  INSERT INTO gateway.encryption_keys (id, master_fingerprint)
+  VALUES (new_id, gateway._master_key_fingerprint());
+  PERFORM gateway._audit('encryption_key.rotated', 'encryption_key', NULL, NULL, NULL,
+                         jsonb_build_object('key_id', new_id));
+  RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION gateway.rotate_encryption_key() IS
+  'Makes a new active credential encryption key (derived from the current master key); older keys keep decrypting. Returns its id.';
+
+CREATE FUNCTION gateway.retire_encryption_key(key_id integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  k gateway.encryption_keys;
+  in_use bigint;
+BEGIN
+  SELECT * INTO k FROM gateway.encryption_keys AS e WHERE e.id = $1 FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'encryption key % does not exist', $1 USING ERRCODE = 'no_data_found';
+  END IF;
+  IF k.state = 'active' THEN
+    RAISE EXCEPTION 'encryption key % is the active key', $1
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Rotate first: SELECT gateway.rotate_encryption_key();';
+  END IF;
+  SELECT count(*) INTO in_use FROM gateway.connectors AS c WHERE c.encryption_key_id = $1;
+  IF in_use > 0 THEN
+    RAISE EXCEPTION 'encryption key % still protects % credentials', $1, in_use
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Move them to the active key first: CALL gateway.reencrypt_credentials();';
+  END IF;
+  UPDATE gateway.encryption_keys AS e SET state = 'retired', retired_at = now() WHERE e.id = $1;
+  PERFORM gateway._audit('encryption_key.retired', 'encryption_key', NULL, NULL, NULL,
+                         jsonb_build_object('key_id', $1));
+END
+$$;
+COMMENT ON FUNCTION gateway.retire_encryption_key(integer) IS
+  'Retires a key no credential uses any more; retired keys never decrypt again.';
+
+CREATE FUNCTION gateway.encrypt_credentials(credentials jsonb, context text) RETURNS bytea
+AS 'MODULE_PATHNAME', 'gateway_encrypt_credentials'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION gateway.encrypt_credentials(jsonb, text) IS
+  'Encrypts JSON with XChaCha20-Poly1305 under the active key; context (e.g. the row id) is bound as associated data.';
+
+CREATE FUNCTION gateway.decrypt_credentials(ciphertext bytea, context text) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'gateway_decrypt_credentials'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION gateway.decrypt_credentials(bytea, text) IS
+  'Decrypts what encrypt_credentials made for the same context, or fails (SQLSTATE GW001-GW004). Every call is audited.';
+
+CREATE FUNCTION gateway._decrypt(ciphertext bytea, context text) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'gateway_decrypt_unaudited'
+LANGUAGE C VOLATILE;
+
+-- The value re-sealed under the active key, or NULL when it cannot be opened.
+CREATE FUNCTION gateway._reencrypt(ciphertext bytea, context text) RETURNS bytea
+AS 'MODULE_PATHNAME', 'gateway_reencrypt'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION gateway._envelope_key_id(ciphertext bytea) RETURNS integer
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+  SELECT ((get_byte($1, 1)::bigint << 24) | (get_byte($1, 2) << 16) | (get_byte($1, 3) << 8)
+          | get_byte($1, 4))::integer
+$$;
+
+------------------------------------------------------------------------------------------------
+-- Connectors
+------------------------------------------------------------------------------------------------
+
+CREATE TABLE gateway.connectors (
+  id                    uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  project_id            uuid NOT NULL,
+  name                  text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+  connector_type        text NOT NULL CHECK (length(connector_type) BETWEEN 1 AND 100),
+  config                jsonb NOT NULL DEFAULT '{}',
+  encrypted_credentials bytea,
+  -- Read from the envelope itself, so it can never disagree with the ciphertext.
+  encryption_key_id     integer GENERATED ALWAYS AS (gateway._envelope_key_id(encrypted_credentials)) STORED
+                        REFERENCES gateway.encryption_keys (id),
+  created_by            uuid DEFAULT gateway.current_user_id(),
+  created_at            timestamptz NOT NULL DEFAULT now(),
+  updated_at            timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT connectors_project_name_key UNIQUE (project_id, name)
+);
+CREATE INDEX connectors_key_idx ON gateway.connectors (encryption_key_id);
+COMMENT ON TABLE gateway.connectors IS
+  'Project connectors; credentials are stored only encrypted, bound to the connector id.';
+COMMENT ON COLUMN gateway.connectors.config IS 'Non-secret settings. Secrets belong in credentials.';
+
+CREATE FUNCTION gateway.connector_set_credentials(connector_id uuid, credentials jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  c gateway.connectors;
+  sealed bytea;
+BEGIN
+  IF connector_id IS NULL OR credentials IS NULL THEN
+    RAISE EXCEPTION 'connector_id and credentials must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  SELECT * INTO c FROM gateway.connectors AS x WHERE x.id = connector_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'connector % does not exist', connector_id USING ERRCODE = 'no_data_found';
+  END IF;
+  PERFORM gateway._require_project_role(c.project_id, 'editor');
+  -- Sealed before it touches the row: the plaintext never reaches a table, a trigger or the WAL.
+  sealed := gateway.encrypt_credentials(credentials, connector_id::text);
+  UPDATE gateway.connectors AS x SET encrypted_credentials = sealed, updated_at = now()
+   WHERE x.id = connector_id;
+  PERFORM gateway._audit('connector.credentials_set', 'connector', c.id, c.project_id, NULL,
+                         jsonb_build_object('name', c.name));
+END
+$$;
+COMMENT ON FUNCTION gateway.connector_set_credentials(uuid, jsonb) IS
+  'Encrypts and stores a connector''s credentials (editor role or a trusted server role). Audited.';
+
+CREATE FUNCTION gateway.connector_credentials(connector_id uuid) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  c gateway.connectors;
+BEGIN
+  SELECT * INTO c FROM gateway.connectors AS x WHERE x.id = connector_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'connector % does not exist', connector_id USING ERRCODE = 'no_data_found';
+  END IF;
+  PERFORM gateway._require_project_role(c.project_id, 'editor');
+  PERFORM gateway._audit('connector.credentials_decrypted', 'connector', c.id, c.project_id, NULL,
+                         jsonb_build_object('name', c.name, 'key_id', c.encryption_key_id));
+  IF c.encrypted_credentials IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN gateway._decrypt(c.encrypted_credentials, c.id::text);
+END
+$$;
+COMMENT ON FUNCTION gateway.connector_credentials(uuid) IS
+  'Decrypts a connector''s credentials for editors and above (or a trusted server role). Every call is audited.';
+
+-- Moves every stored ciphertext to the active key, committing each batch, so it can be stopped
+-- and run again at any time. A value that cannot be opened (damaged, or its key unavailable) is
+-- left as it is and reported; it never blocks the others. A procedure (CALL), since it commits;
+-- for superusers.
+CREATE PROCEDURE gateway.reencrypt_credentials(batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  active integer;
+  ids uuid[];
+  last_id uuid := '00000000-0000-0000-0000-000000000000';
+  moved bigint := 0;
+  failed bigint := 0;
+  n bigint;
+BEGIN
+  IF batch_size IS NULL OR batch_size < 1 THEN
+    RAISE EXCEPTION 'batch_size must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM gateway._master_key_fingerprint();
+  SELECT e.id INTO active FROM gateway.encryption_keys AS e WHERE e.state = 'active';
+  IF active IS NULL THEN
+    RAISE NOTICE 'no active encryption key: nothing is encrypted yet';
+    RETURN;
+  END IF;
+  LOOP
+    -- Keyset pagination: every row is visited once, also the ones that cannot be moved.
+    SELECT pg_catalog.array_agg(x.id ORDER BY x.id) INTO ids
+      FROM (SELECT c.id FROM gateway.connectors AS c
+             WHERE c.encryption_key_id OPERATOR(pg_catalog.<>) active
+               AND c.id OPERATOR(pg_catalog.>) last_id
+             ORDER BY c.id LIMIT batch_size) AS x;
+    EXIT WHEN ids IS NULL;
+    last_id := ids[pg_catalog.array_upper(ids, 1)];
+    UPDATE gateway.connectors AS c
+       SET encrypted_credentials = COALESCE(gateway._reencrypt(c.encrypted_credentials, c.id::text),
+                                            c.encrypted_credentials),
+           updated_at = pg_catalog.now()
+     WHERE c.id OPERATOR(pg_catalog.=) ANY (ids);
+    SELECT pg_catalog.count(*) INTO n FROM gateway.connectors AS c
+     WHERE c.id OPERATOR(pg_catalog.=) ANY (ids) AND c.encryption_key_id OPERATOR(pg_catalog.=) active;
+    moved := moved + n;
+    IF n < pg_catalog.cardinality(ids) THEN
+      failed := failed + pg_catalog.cardinality(ids) - n;
+      RAISE WARNING '% credentials could not be decrypted and were left as they are', pg_catalog.cardinality(ids) - n
+        USING HINT = 'List them with: SELECT id FROM gateway.connectors WHERE encryption_key_id <> (SELECT id FROM gateway.encryption_keys WHERE state = ''active'');';
+    END IF;
+    PERFORM gateway._audit('credentials.reencrypted', 'encryption_key', NULL, NULL, NULL,
+                           pg_catalog.jsonb_build_object('key_id', active, 'rows', n));
+    COMMIT;
+    RAISE NOTICE 're-encrypted % credentials (% so far)', n, moved;
+  END LOOP;
+  RAISE NOTICE 're-encryption complete: % credentials on key %, % left as they were', moved, active, failed;
+END
+$$;
+COMMENT ON PROCEDURE gateway.reencrypt_credentials(integer) IS
+  'Re-encrypts every stored credential under the active key, batch by batch (each batch commits; safe to interrupt and run again).';
+
+------------------------------------------------------------------------------------------------
+-- Row level security on every gateway table
+------------------------------------------------------------------------------------------------
+
+ALTER TABLE gateway.project_members ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gateway.project_members FORCE ROW LEVEL SECURITY;
+CREATE POLICY project_members_read ON gateway.project_members FOR SELECT
+  USING (gateway.has_project_role(project_id, 'viewer'));
+CREATE POLICY project_members_admin_insert ON gateway.project_members FOR INSERT
+  WITH CHECK (gateway.has_project_role(project_id, 'admin')
+              AND (role <> 'owner' OR gateway.has_project_role(project_id, 'owner')));
+CREATE POLICY project_members_admin_update ON gateway.project_members FOR UPDATE
+  USING (gateway.has_project_role(project_id, 'admin'))
+  WITH CHECK (gateway.has_project_role(project_id, 'admin')
+              AND (role <> 'owner' OR gateway.has_project_role(project_id, 'owner')));
+CREATE POLICY project_members_admin_delete ON gateway.project_members FOR DELETE
+  USING (gateway.has_project_role(project_id, 'admin'));
+
+ALTER TABLE gateway.connectors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gateway.connectors FORCE ROW LEVEL SECURITY;
+CREATE POLICY connectors_member_read ON gateway.connectors FOR SELECT
+  USING (gateway.has_project_role(project_id, 'viewer'));
+CREATE POLICY connectors_editor_insert ON gateway.connectors FOR INSERT
+  WITH CHECK (gateway.has_project_role(project_id, 'editor'));
+CREATE POLICY connectors_editor_update ON gateway.connectors FOR UPDATE
+  USING (gateway.has_project_role(project_id, 'editor'))
+  WITH CHECK (gateway.has_project_role(project_id, 'editor'));
+CREATE POLICY connectors_editor_delete ON gateway.connectors FOR DELETE
+  USING (gateway.has_project_role(project_id, 'editor'));
+
+ALTER TABLE gateway.encryption_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gateway.encryption_keys FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY api_keys_project_admin_read ON gateway.api_keys FOR SELECT
+  USING (gateway.has_project_role(project_id, 'admin'));
+
+CREATE POLICY audit_log_admin_read ON gateway.audit_log FOR SELECT
+  USING (project_id IS NOT NULL AND gateway.has_project_role(project_id, 'admin'));
+
+------------------------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC. See docs/api-keys.md for the grants to give application roles.
 ------------------------------------------------------------------------------------------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gateway FROM PUBLIC;
+REVOKE ALL ON ALL PROCEDURES IN SCHEMA gateway FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA gateway FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA gateway FROM PUBLIC;
 -- The one exception: RLS policies call current_user_id() with the querying role's privileges,
 -- and it only reads the caller's own request settings.
 GRANT EXECUTE ON FUNCTION gateway.current_user_id() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION gateway.has_project_role(uuid, text) TO PUBLIC;
+-- Computes connectors.encryption_key_id (a generated column) for whoever writes a row.
+GRANT EXECUTE ON FUNCTION gateway._envelope_key_id(bytea) TO PUBLIC;
 
 -- Keys and the audit log are user data: pg_dump includes their rows.
 SELECT pg_catalog.pg_extension_config_dump('gateway.api_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('gateway.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('gateway.project_members', '');
+SELECT pg_catalog.pg_extension_config_dump('gateway.encryption_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('gateway.connectors', '');

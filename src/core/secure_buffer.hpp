@@ -23,6 +23,11 @@ class SecureBuffer {
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return data_ == nullptr; }
 
+  // Shortens the logical size (the allocation and its wiping on free are unchanged).
+  void truncate(std::size_t size) noexcept {
+    if (size < size_) size_ = size;
+  }
+
   // Marks the memory read-only until it is freed: a stray write becomes a crash, not a silent
   // corruption of key material.
   void make_read_only();

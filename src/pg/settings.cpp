@@ -19,6 +19,14 @@ void define_settings() {
       &settings.master_key_file, "", PGC_POSTMASTER, GUC_SUPERUSER_ONLY, nullptr, nullptr,
       nullptr);
 
+  DefineCustomStringVariable(
+      "gateway.previous_master_key_file",
+      "During a master key rotation: the file holding the previous master key.",
+      "Credentials encrypted under keys derived from it keep decrypting until "
+      "gateway.reencrypt_credentials() has moved them to the new master key.",
+      &settings.previous_master_key_file, "", PGC_POSTMASTER, GUC_SUPERUSER_ONLY, nullptr,
+      nullptr, nullptr);
+
   DefineCustomIntVariable(
       "gateway.api_key_pepper_version", "Pepper version used to hash newly issued API keys.",
       "Existing keys keep the version they were issued with, so raising it rotates the pepper for "

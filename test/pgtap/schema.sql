@@ -1,6 +1,6 @@
 -- The shape users and tools depend on: tables, columns, constraints, functions, flags.
 BEGIN;
-SELECT plan(39);
+SELECT plan(47);
 
 SELECT has_schema('gateway');
 SELECT has_table('gateway', 'api_keys', 'api_keys exists');
@@ -64,16 +64,26 @@ SELECT ok(
 SELECT ok(
   (SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid = 'gateway.audit_log'::regclass),
   'audit_log has forced row level security');
-SELECT policies_are('gateway', 'api_keys', ARRAY['api_keys_owner_read']);
+SELECT policies_are('gateway', 'api_keys', ARRAY['api_keys_owner_read', 'api_keys_project_admin_read']);
 
 SELECT set_eq(
   $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'pg_gateway'$$,
-  ARRAY['gateway.api_keys', 'gateway.audit_log'],
-  'key and audit rows are included in pg_dump');
+  ARRAY['gateway.api_keys', 'gateway.audit_log', 'gateway.project_members', 'gateway.encryption_keys',
+        'gateway.connectors'],
+  'every table''s rows are included in pg_dump');
 
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway'),
           (SELECT default_version FROM pg_available_extensions WHERE name = 'pg_gateway'),
           'installed at the default version');
+
+SELECT has_table('gateway', 'project_members', 'project_members exists');
+SELECT col_is_pk('gateway', 'project_members', ARRAY['project_id', 'user_id'], 'one role per user and project');
+SELECT has_table('gateway', 'encryption_keys', 'encryption_keys exists');
+SELECT hasnt_column('gateway', 'encryption_keys', 'key', 'encryption_keys holds no key material');
+SELECT has_table('gateway', 'connectors', 'connectors exists');
+SELECT col_is_unique('gateway', 'connectors', ARRAY['project_id', 'name'], 'connector names are unique per project');
+SELECT fk_ok('gateway', 'connectors', 'encryption_key_id', 'gateway', 'encryption_keys', 'id');
+SELECT has_function('gateway', 'has_project_role', ARRAY['uuid', 'text']);
 
 SELECT * FROM finish();
 ROLLBACK;

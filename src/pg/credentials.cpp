@@ -1,0 +1,286 @@
+// SQL-callable credential encryption: encrypt_credentials, decrypt_credentials, and the helpers
+// key rotation and re-encryption use. Plaintext exists only in memory here: it is wiped as soon
+// as it has been sealed or turned into the jsonb handed back to the caller.
+#include <sodium.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../core/envelope.hpp"
+#include "../core/error.hpp"
+#include "error_bridge.hpp"
+#include "secrets.hpp"
+
+extern "C" {
+#include "utils/jsonb.h"
+}
+
+namespace gateway::pg {
+namespace {
+
+struct EncryptionKey {
+  std::uint32_t id = 0;
+  std::string state;
+  std::string master_fingerprint;
+};
+
+SPIPlanPtr active_key_plan = nullptr;
+SPIPlanPtr key_by_id_plan = nullptr;
+SPIPlanPtr audit_plan = nullptr;
+
+SPIPlanPtr keep_plan(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types) {
+  if (*slot == nullptr) {
+    SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+    if (plan == nullptr) elog(ERROR, "could not prepare: %s", sql);
+    SPI_keepplan(plan);
+    *slot = plan;
+  }
+  return *slot;
+}
+
+// Reads one gateway.encryption_keys row: the active one (id == 0) or a given id. `see_own_writes`
+// takes a new snapshot, to see a key this statement has just created.
+std::optional<EncryptionKey> find_key(std::uint32_t id, bool see_own_writes = false) {
+  std::optional<EncryptionKey> found;
+  pg_call([&] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    int rc;
+    if (id == 0) {
+      rc = SPI_execute_plan(
+          keep_plan(&active_key_plan,
+                    "SELECT id, state, master_fingerprint FROM gateway.encryption_keys"
+                    " WHERE state = 'active'", 0, nullptr),
+          nullptr, nullptr, !see_own_writes, 1);
+    } else {
+      Oid types[1] = {INT4OID};
+      Datum args[1] = {Int32GetDatum(static_cast<int32>(id))};
+      rc = SPI_execute_plan(
+          keep_plan(&key_by_id_plan,
+                    "SELECT id, state, master_fingerprint FROM gateway.encryption_keys"
+                    " WHERE id = $1", 1, types),
+          args, nullptr, true, 1);
+    }
+    if (rc != SPI_OK_SELECT) elog(ERROR, "encryption key lookup failed");
+    if (SPI_processed == 1) {
+      HeapTuple tuple = SPI_tuptable->vals[0];
+      TupleDesc desc = SPI_tuptable->tupdesc;
+      bool isnull;
+      EncryptionKey key;
+      key.id = static_cast<std::uint32_t>(DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull)));
+      key.state = SPI_getvalue(tuple, desc, 2);
+      key.master_fingerprint = SPI_getvalue(tuple, desc, 3);
+      found = key;
+    }
+    SPI_finish();
+  });
+  return found;
+}
+
+// The active key, created (as key 1) the first time anything is encrypted.
+EncryptionKey active_key() {
+  std::optional<EncryptionKey> key = find_key(0);
+  if (!key) {
+    pg_call([] {
+      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+      if (SPI_execute("SELECT gateway.rotate_encryption_key()", false, 1) != SPI_OK_SELECT) {
+        elog(ERROR, "could not create the first encryption key");
+      }
+      SPI_finish();
+    });
+    key = find_key(0, true);
+  }
+  if (!key) throw Error(sqlstate::kInternalError, "no active encryption key");
+  if (key->master_fingerprint != master_key_fingerprint()) {
+    throw Error(crypto::kMasterKeyChanged,
+                "the active encryption key was derived from another master key",
+                "Encryption key " + std::to_string(key->id) + " belongs to master key " +
+                    key->master_fingerprint + "; the server now has " + master_key_fingerprint() +
+                    ".",
+                "After changing gateway.master_key_file, run SELECT "
+                "gateway.rotate_encryption_key(); then CALL gateway.reencrypt_credentials();");
+  }
+  return *key;
+}
+
+crypto::EnvelopeView parse_or_throw(bytea* ciphertext) {
+  auto view = crypto::parse_envelope(reinterpret_cast<const std::uint8_t*>(VARDATA_ANY(ciphertext)),
+                                     VARSIZE_ANY_EXHDR(ciphertext));
+  if (!view) {
+    throw Error(crypto::kDecryptFailed, "could not decrypt credentials",
+                "The value is not a pg_gateway credential envelope (too short or an unknown "
+                "format version).",
+                "Pass a value produced by gateway.encrypt_credentials().");
+  }
+  return *view;
+}
+
+// The key that sealed `envelope`, checked: known, not retired, derivable.
+const SecureBuffer& key_for(const crypto::EnvelopeView& envelope) {
+  std::optional<EncryptionKey> key = find_key(envelope.key_id);
+  if (!key) {
+    throw Error(crypto::kUnknownKeyId,
+                "credentials were encrypted with unknown encryption key " +
+                    std::to_string(envelope.key_id),
+                "gateway.encryption_keys has no such key.",
+                "Restore the gateway.encryption_keys row from the database this value came from.");
+  }
+  if (key->state == "retired") {
+    throw Error(crypto::kKeyRetired,
+                "encryption key " + std::to_string(key->id) + " is retired",
+                "Retired keys no longer decrypt.",
+                "Re-encrypt before retiring keys: CALL gateway.reencrypt_credentials();");
+  }
+  return credential_key(key->id, key->master_fingerprint);
+}
+
+std::string_view text_view(text* value) {
+  return std::string_view(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+}
+
+bytea* to_bytea(const std::vector<std::uint8_t>& bytes) {
+  bytea* out = static_cast<bytea*>(palloc(VARHDRSZ + bytes.size()));
+  SET_VARSIZE(out, VARHDRSZ + bytes.size());
+  std::memcpy(VARDATA(out), bytes.data(), bytes.size());
+  return out;
+}
+
+void require_args(FunctionCallInfo fcinfo, const char* what) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) {
+    throw Error("22004", std::string(what) + " must not be null",
+                "Both the value and its context are required.",
+                "Pass the context the value belongs to, e.g. the connector id.");
+  }
+}
+
+void audit_decrypt(std::string_view context, std::uint32_t key_id) {
+  pg_call([&] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    Oid types[2] = {TEXTOID, INT4OID};
+    Datum args[2] = {PointerGetDatum(cstring_to_text_with_len(context.data(), (int) context.size())),
+                     Int32GetDatum(static_cast<int32>(key_id))};
+    int rc = SPI_execute_plan(
+        keep_plan(&audit_plan,
+                  "SELECT gateway._audit('credentials.decrypted', 'credentials', NULL, NULL, NULL,"
+                  " pg_catalog.jsonb_build_object('context', $1, 'key_id', $2))",
+                  2, types),
+        args, nullptr, false, 1);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "could not audit a decryption");
+    SPI_finish();
+  });
+}
+
+}  // namespace
+}  // namespace gateway::pg
+
+using namespace gateway;
+using namespace gateway::pg;
+
+extern "C" {
+PG_FUNCTION_INFO_V1(gateway_encrypt_credentials);
+PG_FUNCTION_INFO_V1(gateway_decrypt_credentials);
+PG_FUNCTION_INFO_V1(gateway_decrypt_unaudited);
+PG_FUNCTION_INFO_V1(gateway_reencrypt);
+PG_FUNCTION_INFO_V1(gateway_master_key_fingerprint);
+}
+
+// encrypt_credentials(credentials jsonb, context text) -> bytea
+extern "C" Datum gateway_encrypt_credentials(PG_FUNCTION_ARGS) {
+  return sql_function([&]() -> Datum {
+    require_args(fcinfo, "credentials and context");
+    EncryptionKey key = active_key();
+    const SecureBuffer& sealing_key = credential_key(key.id, key.master_fingerprint);
+    char* json = nullptr;
+    Datum out = 0;
+    pg_call([&] {
+      Jsonb* credentials = PG_GETARG_JSONB_P(0);
+      json = JsonbToCString(nullptr, &credentials->root, VARSIZE(credentials));
+    });
+    std::size_t json_len = std::strlen(json);
+    std::vector<std::uint8_t> sealed =
+        crypto::seal(sealing_key, key.id, std::string_view(json, json_len),
+                     text_view(PG_GETARG_TEXT_PP(1)));
+    sodium_memzero(json, json_len);
+    pfree(json);
+    pg_call([&] { out = PointerGetDatum(to_bytea(sealed)); });
+    return out;
+  });
+}
+
+namespace {
+
+// Opens the envelope in argument 0 for the context in argument 1 and returns the jsonb.
+Datum decrypt_to_jsonb(FunctionCallInfo fcinfo, bool audit) {
+  return sql_function([&]() -> Datum {
+    require_args(fcinfo, "ciphertext and context");
+    crypto::EnvelopeView envelope = parse_or_throw(PG_GETARG_BYTEA_PP(0));
+    std::string_view context = text_view(PG_GETARG_TEXT_PP(1));
+    const SecureBuffer& key = key_for(envelope);
+
+    std::size_t len = crypto::plaintext_size(envelope);
+    auto* plain = static_cast<std::uint8_t*>(palloc(len + 1));
+    crypto::open_into(key, envelope, context, plain);  // wipes `plain` itself if it throws
+    plain[len] = '\0';
+    Datum out = 0;
+    std::string failure;
+    try {
+      pg_call([&] { out = DirectFunctionCall1(jsonb_in, CStringGetDatum(reinterpret_cast<char*>(plain))); });
+    } catch (const PgError&) {
+      failure = "the decrypted value is not valid JSON";
+    }
+    sodium_memzero(plain, len);
+    pfree(plain);
+    if (!failure.empty()) throw Error(crypto::kDecryptFailed, failure);
+    if (audit) audit_decrypt(context, envelope.key_id);
+    return out;
+  });
+}
+
+}  // namespace
+
+// decrypt_credentials(ciphertext bytea, context text) -> jsonb; every call is audited.
+extern "C" Datum gateway_decrypt_credentials(PG_FUNCTION_ARGS) { return decrypt_to_jsonb(fcinfo, true); }
+
+// _decrypt(ciphertext bytea, context text) -> jsonb, for callers that write their own, richer
+// audit record (connector_credentials).
+extern "C" Datum gateway_decrypt_unaudited(PG_FUNCTION_ARGS) { return decrypt_to_jsonb(fcinfo, false); }
+
+// _reencrypt(ciphertext bytea, context text) -> bytea under the active key, or NULL when the value
+// cannot be opened (so one damaged row does not stop a re-encryption run). The plaintext never
+// leaves this function: re-encryption does not expose it to SQL or to triggers.
+extern "C" Datum gateway_reencrypt(PG_FUNCTION_ARGS) {
+  return sql_function([&]() -> Datum {
+    require_args(fcinfo, "ciphertext and context");
+    EncryptionKey active = active_key();
+    std::optional<crypto::EnvelopeView> envelope;
+    std::optional<SecureBuffer> opened;
+    try {
+      envelope = parse_or_throw(PG_GETARG_BYTEA_PP(0));
+      if (envelope->key_id == active.id) return PG_GETARG_DATUM(0);
+      opened = crypto::open(key_for(*envelope), *envelope, text_view(PG_GETARG_TEXT_PP(1)));
+    } catch (const Error& e) {
+      if (std::strncmp(e.code(), "GW", 2) != 0) throw;
+      fcinfo->isnull = true;
+      return Datum(0);
+    }
+    std::string_view context = text_view(PG_GETARG_TEXT_PP(1));
+    const SecureBuffer& plain = *opened;
+    std::vector<std::uint8_t> sealed = crypto::seal(
+        credential_key(active.id, active.master_fingerprint), active.id,
+        std::string_view(reinterpret_cast<const char*>(plain.data()), plain.size()), context);
+    Datum out = 0;
+    pg_call([&] { out = PointerGetDatum(to_bytea(sealed)); });
+    return out;
+  });
+}
+
+// _master_key_fingerprint() -> text: the public fingerprint of the current master key.
+extern "C" Datum gateway_master_key_fingerprint(PG_FUNCTION_ARGS) {
+  return sql_function([&]() -> Datum {
+    const std::string& fingerprint = master_key_fingerprint();
+    Datum out = 0;
+    pg_call([&] { out = PointerGetDatum(cstring_to_text(fingerprint.c_str())); });
+    return out;
+  });
+}
