@@ -43,7 +43,7 @@ pg_gateway.control: pg_gateway.control.in Makefile
 META.json: META.json.in Makefile
 	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@
 
-.PHONY: deps demo test unit fuzz bench-verify version
+.PHONY: deps demo test unit fuzz bench-verify bench-crypto version
 deps:
 	@bash scripts/install-deps.sh
 
@@ -61,3 +61,6 @@ bench-verify: deps
 
 print-regress:
 	@echo $(REGRESS)
+
+bench-crypto: deps
+	@bash bench/crypto.sh

@@ -13,42 +13,29 @@
 # it), and the steady state of a running server whose keys' last_used_at are recent.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$REPO"
 
 keys=${BENCH_KEYS:-1000000}
 seconds=${BENCH_SECONDS:-10}
 rounds=${BENCH_ROUNDS:-3}
-clients=2
 
-step "build and install"
-make -s -j2 all && make -s install >/dev/null
-
-stage=$(make_stage bench)
-trap 'cluster_stop "$stage/cluster"; rm -rf "$stage"' EXIT
-cp -r bench/verify "$stage/scripts"
-[[ $(id -u) -eq 0 ]] && chown -R postgres: "$stage"
-as_pg mkdir -p "$stage/cluster"
-port=$(free_port 55900)
-cluster_init "$stage/cluster" "$port" \
-  "shared_buffers = '1GB'" "max_wal_size = '4GB'" "gateway.usage_slots = 1100000" \
-  "gateway.usage_flush_interval = '1s'" "synchronous_commit = off"
-cluster_start "$stage/cluster"
-cluster_psql "$stage/cluster" -d postgres -c "CREATE DATABASE gateway" >/dev/null
-cluster_psql "$stage/cluster" -d gateway -c "CREATE EXTENSION pg_gateway" >/dev/null
+bench_cluster bench-verify "gateway.usage_slots = 1100000" "gateway.usage_flush_interval = '1s'"
+bench_stage_scripts bench/verify
 
 step "issue $keys keys through api_key_issue"
 start=$SECONDS
-cluster_psql "$stage/cluster" -d gateway -v nkeys="$keys" -f "$stage/scripts/setup.sql" >/dev/null
+cluster_psql "$cluster" -d gateway -v nkeys="$keys" -f "$stage/scripts/setup.sql" >/dev/null
 note "done in $((SECONDS - start)) s"
 
 # Before each measurement: a checkpoint, and a worker that has written everything the previous
 # run left behind (with a 1 s batch window the worker's cost lands in the run that caused it).
 settle() {
-  cluster_psql "$stage/cluster" -d gateway -c "CHECKPOINT" >/dev/null
+  cluster_psql "$cluster" -d gateway -c "CHECKPOINT" >/dev/null
   local i quiet=0
   # Idle for longer than the 1 s batch window: nothing pending, nothing being written.
   for i in $(seq 1500); do
-    if [[ $(cluster_psql "$stage/cluster" -d gateway -Atc "SELECT count(*) FROM pg_stat_activity
+    if [[ $(cluster_psql "$cluster" -d gateway -Atc "SELECT count(*) FROM pg_stat_activity
           WHERE backend_type = 'pg_gateway worker' AND state = 'active'") == 0 ]]; then
       quiet=$((quiet + 1))
     else
@@ -59,14 +46,11 @@ settle() {
   done
 }
 
-# run NAME SCRIPT [seconds]: prints tps
+# run NAME SCRIPT [seconds]: settles, then prints the tps of one run.
 run() {
   settle
-  as_pg "$PGBIN/pgbench" -n -M prepared -c "$clients" -j "$clients" -T "${3:-$seconds}" \
-    -D nkeys="$keys" -h "$stage/cluster" -p "$port" -U postgres -f "$stage/scripts/$2" gateway 2>&1 |
-    sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+  pgbench_tps "$2" "${3:-$seconds}" -D nkeys="$keys"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 step "warm up (bare lookups only: no key has been used yet)"
 run warm bare_lookup.pgbench 5 >/dev/null
@@ -77,14 +61,14 @@ first_use_bare=$(run bare_lookup bare_lookup.pgbench)
 note "$(printf 'verify_first_use %.0f tps, bare_lookup %.0f tps' "$first_use" "$first_use_bare")"
 
 step "steady state: every key used once and its last_used_at recorded"
-cluster_psql "$stage/cluster" -d gateway -c "SELECT count(*) FROM bench.keys AS b, gateway.api_key_verify(b.api_key) AS v WHERE v.valid" >/dev/null
+cluster_psql "$cluster" -d gateway -c "SELECT count(*) FROM bench.keys AS b, gateway.api_key_verify(b.api_key) AS v WHERE v.valid" >/dev/null
 settle
 # A key whose slot was evicted before its batch was written (gateway.usage_slots is a cache) has
 # no last_used_at yet; count those, then give them one, as a running server would have.
-unused=$(cluster_psql "$stage/cluster" -d gateway -Atc "SELECT count(*) FROM gateway.api_keys WHERE name LIKE 'bench-%' AND last_used_at IS NULL")
+unused=$(cluster_psql "$cluster" -d gateway -Atc "SELECT count(*) FROM gateway.api_keys WHERE name LIKE 'bench-%' AND last_used_at IS NULL")
 note "$unused of $keys keys had no recorded use after the pass (slot evicted before its batch)"
-cluster_psql "$stage/cluster" -d gateway -c "UPDATE gateway.api_keys SET last_used_at = now() WHERE last_used_at IS NULL" >/dev/null
-cluster_psql "$stage/cluster" -d gateway -c "VACUUM ANALYZE gateway.api_keys" >/dev/null
+cluster_psql "$cluster" -d gateway -c "UPDATE gateway.api_keys SET last_used_at = now() WHERE last_used_at IS NULL" >/dev/null
+cluster_psql "$cluster" -d gateway -c "VACUUM ANALYZE gateway.api_keys" >/dev/null
 
 declare -A samples
 names=(bare_lookup verify_valid verify_malformed verify_unknown)
@@ -98,7 +82,7 @@ for r in $(seq "$rounds"); do
 done
 
 step "rate limiting on (every key limited to 1,000,000 per minute: the bucket path runs, never refuses)"
-cluster_psql "$stage/cluster" -d gateway -c "UPDATE gateway.api_keys SET rate_limit_per_minute = 1000000" -c "VACUUM ANALYZE gateway.api_keys" >/dev/null
+cluster_psql "$cluster" -d gateway -c "UPDATE gateway.api_keys SET rate_limit_per_minute = 1000000" -c "VACUUM ANALYZE gateway.api_keys" >/dev/null
 run warm verify_valid.pgbench 5 >/dev/null
 for r in $(seq "$rounds"); do
   limited_tps=$(run verify_limited verify_valid.pgbench); samples[verify_limited]+="$limited_tps "
@@ -111,7 +95,6 @@ samples[bcrypt]=$(run bcrypt bcrypt.pgbench 10)
 note "bcrypt ${samples[bcrypt]} tps"
 
 m() { median ${samples[$1]}; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 bare=$(m bare_lookup); valid=$(m verify_valid); malformed=$(m verify_malformed)
 unknown=$(m verify_unknown); limited=$(m verify_limited); bare2=$(m bare_lookup_2)
 echo

@@ -69,6 +69,7 @@ cat > "$stage/regress.conf" <<CONF
 shared_preload_libraries = 'pg_gateway'
 gateway.master_key_file = '$stage/regress.key'
 gateway.usage_flush_interval = '100ms'
+gateway.database = 'gateway_regression'
 CONF
 tests=$(make -s -f Makefile print-regress 2>/dev/null || true)
 [[ -n "$tests" ]] || tests=$(ls sql/*.sql | xargs -n1 basename | sed 's/\.sql$//' | grep -v '^pg_gateway--')
@@ -76,7 +77,7 @@ port=$(free_port 55400)
 # From inside sql/, where the suites' \ir helpers/... includes resolve (psql reads them on stdin).
 out=$(cd "$stage/sql" && as_pg "$PG_REGRESS" --temp-instance="$stage/regress-instance" --temp-config="$stage/regress.conf" \
   --inputdir="$stage" --outputdir="$stage" --bindir="$PGBIN" --port="$port" \
-  --load-extension=pg_gateway $tests 2>&1)
+  --dbname=gateway_regression --load-extension=pg_gateway $tests 2>&1)
 echo "$out" | grep -E '^test |^ok |^not ok |tests (passed|failed)|^ *[0-9]+ of'
 ok=$(echo "$out" | grep -cE '^test .* \.\.\. ok')
 bad=$(echo "$out" | grep -cE '^test .* \.\.\. FAILED|^test .* \.\.\. failed')

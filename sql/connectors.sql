@@ -1,6 +1,7 @@
 -- Connectors: credentials stored only encrypted and bound to the row; roles decide who reads.
 \set SHOW_CONTEXT never
 \ir helpers/fails.psql
+\ir helpers/wait_for.psql
 \set proj '''c9000000-0000-4000-8000-000000000001'''
 \set owner '''a9000000-0000-4000-8000-000000000001'''
 \set editor '''a9000000-0000-4000-8000-000000000002'''
@@ -47,7 +48,11 @@ ROLLBACK;
 SELECT pg_temp.fails(format($$SELECT gateway.has_project_role(%L, 'superhero')$$, :proj));
 SELECT pg_temp.fails('SELECT gateway.connector_credentials(''00000000-0000-4000-8000-000000000000'')');
 
--- Everything above was audited; nothing in the audit log is a secret.
+-- Everything above was audited, the editor's read too although its transaction rolled back;
+-- nothing in the audit log is a secret.
+SELECT pg_temp.wait_for(format($$SELECT count(*) FROM gateway.audit_log WHERE action = 'connector.credentials_decrypted' AND object_id = %L$$, :'gh'), '2') AS decryptions_audited;
+SELECT actor_user_id = :editor AS by_editor, actor_role FROM gateway.audit_log
+ WHERE action = 'connector.credentials_decrypted' AND object_id = :'gh' AND actor_user_id IS NOT NULL;
 SELECT action, count(*) FROM gateway.audit_log
  WHERE object_id = :'gh' OR (object_type = 'project_member' AND project_id = :proj)
  GROUP BY action ORDER BY action;

@@ -1,6 +1,7 @@
 -- encrypt_credentials / decrypt_credentials: round trip, tampering, context binding, key rotation.
 \set SHOW_CONTEXT never
 \ir helpers/fails.psql
+\ir helpers/wait_for.psql
 
 SELECT gateway.encrypt_credentials('{"token": "sk_live_regress", "n": 1}', 'ctx-1') AS c1 \gset
 -- The first encryption creates key 1, bound to the current master key.
@@ -39,8 +40,13 @@ SELECT gateway.decrypt_credentials(:'c1', 'ctx-1') ->> 'token' AS old_still_decr
 SELECT pg_temp.fails(format('SELECT gateway.decrypt_credentials(%L, %L)',
   overlay(:'c1'::bytea placing '\x00000063'::bytea from 2 for 4), 'ctx-1'));
 
--- Every decryption is audited, with its context, never the plaintext.
-SELECT count(*) > 0 AS audited FROM gateway.audit_log WHERE action = 'credentials.decrypted' AND details->>'context' = 'ctx-1';
+-- Every decryption is audited (by the worker, so a rollback cannot erase it), with its context,
+-- never the plaintext.
+BEGIN;
+SELECT gateway.decrypt_credentials(:'c1', 'ctx-1') IS NOT NULL AS decrypted_then_rolled_back;
+ROLLBACK;
+SELECT gateway.decrypt_credentials(:'c1', 'ctx-1') IS NOT NULL AS decrypted;
+SELECT pg_temp.wait_for($$SELECT count(*) FROM gateway.audit_log WHERE action = 'credentials.decrypted' AND details->>'context' = 'ctx-1' AND details->>'key_id' = '1'$$, '4') AS audited_ctx_1;
 SELECT count(*) AS plaintext_in_audit FROM gateway.audit_log WHERE details::text LIKE '%sk_live_regress%';
 
 -- Retiring: refused while a connector uses the key, possible after re-encryption; a retired key

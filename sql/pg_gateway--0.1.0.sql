@@ -520,8 +520,10 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION gateway.decrypt_credentials(bytea, text) IS
   'Decrypts what encrypt_credentials made for the same context, or fails (SQLSTATE GW001-GW004). Every call is audited.';
 
-CREATE FUNCTION gateway._decrypt(ciphertext bytea, context text) RETURNS jsonb
-AS 'MODULE_PATHNAME', 'gateway_decrypt_unaudited'
+-- decrypt_credentials for connector_credentials: audited as a connector decryption.
+CREATE FUNCTION gateway._decrypt_connector(ciphertext bytea, context text, connector_id uuid,
+                                           project_id uuid, actor uuid) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'gateway_decrypt_connector'
 LANGUAGE C VOLATILE;
 
 -- The value re-sealed under the active key, or NULL when it cannot be opened.
@@ -599,12 +601,12 @@ BEGIN
     RAISE EXCEPTION 'connector % does not exist', connector_id USING ERRCODE = 'no_data_found';
   END IF;
   PERFORM gateway._require_project_role(c.project_id, 'editor');
-  PERFORM gateway._audit('connector.credentials_decrypted', 'connector', c.id, c.project_id, NULL,
-                         jsonb_build_object('name', c.name, 'key_id', c.encryption_key_id));
   IF c.encrypted_credentials IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN gateway._decrypt(c.encrypted_credentials, c.id::text);
+  -- Audited by the worker, so the record stays even if this transaction rolls back.
+  RETURN gateway._decrypt_connector(c.encrypted_credentials, c.id::text, c.id, c.project_id,
+                                    gateway.current_user_id());
 END
 $$;
 COMMENT ON FUNCTION gateway.connector_credentials(uuid) IS

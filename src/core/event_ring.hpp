@@ -34,10 +34,11 @@ class EventRing {
     if (initialise) new (header_) Header();
   }
 
-  // Returns false (and counts the drop) when full.
-  bool push(const Record& record) noexcept {
+  // Returns false when full, counting the drop unless the caller refuses the record's cause
+  // instead (`count_drop` false).
+  bool push(const Record& record, bool count_drop = true) noexcept {
     if (header_->count == capacity_) {
-      ++header_->dropped;
+      if (count_drop) ++header_->dropped;
       return false;
     }
     records_[(header_->head + header_->count) % capacity_] = record;

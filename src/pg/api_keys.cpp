@@ -45,19 +45,22 @@ struct VerifyResult {
 };
 
 void queue_failure(const VerifyResult& result, std::string_view prefix, TimestampTz now) {
-  VerifyFailure failure{};
-  failure.at = now;
-  failure.database = MyDatabaseId;
-  failure.reason = static_cast<std::uint8_t>(result.reason);
+  if (!settings.audit_verify_failures) return;
+  AuditEvent event{};
+  event.at = now;
+  event.database = MyDatabaseId;
+  event.role = GetOuterUserId();
+  event.kind = AuditKind::kVerifyFailed;
+  event.reason = static_cast<std::uint8_t>(result.reason);
   if (result.key != nullptr) {
-    failure.has_key = true;
-    failure.key_id = result.key->id;
-    failure.user_id = result.key->user_id;
-    failure.project_id = result.key->project_id;
+    event.has_object = event.has_project = true;
+    event.object_id = result.key->id;
+    event.subject_id = result.key->user_id;
+    event.project_id = result.key->project_id;
   }
-  std::size_t n = std::min(prefix.size(), sizeof(failure.key_prefix) - 1);
-  std::memcpy(failure.key_prefix, prefix.data(), n);
-  queue_verify_failure(failure);
+  std::size_t n = std::min(prefix.size(), sizeof(event.label) - 1);
+  std::memcpy(event.label, prefix.data(), n);
+  queue_audit(event, /*required=*/false);
 }
 
 // The blessed result descriptor, built once per call site and kept in fn_extra: building it from

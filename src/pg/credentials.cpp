@@ -3,6 +3,7 @@
 // as it has been sealed or turned into the jsonb handed back to the caller.
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -12,6 +13,8 @@
 #include "../core/error.hpp"
 #include "error_bridge.hpp"
 #include "secrets.hpp"
+#include "shared_state.hpp"
+#include "uuid.hpp"
 
 extern "C" {
 #include "utils/jsonb.h"
@@ -28,7 +31,6 @@ struct EncryptionKey {
 
 SPIPlanPtr active_key_plan = nullptr;
 SPIPlanPtr key_by_id_plan = nullptr;
-SPIPlanPtr audit_plan = nullptr;
 
 SPIPlanPtr keep_plan(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types) {
   if (*slot == nullptr) {
@@ -154,21 +156,39 @@ void require_args(FunctionCallInfo fcinfo, const char* what) {
   }
 }
 
-void audit_decrypt(std::string_view context, std::uint32_t key_id) {
-  pg_call([&] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    Oid types[2] = {TEXTOID, INT4OID};
-    Datum args[2] = {PointerGetDatum(cstring_to_text_with_len(context.data(), (int) context.size())),
-                     Int32GetDatum(static_cast<int32>(key_id))};
-    int rc = SPI_execute_plan(
-        keep_plan(&audit_plan,
-                  "SELECT gateway._audit('credentials.decrypted', 'credentials', NULL, NULL, NULL,"
-                  " pg_catalog.jsonb_build_object('context', $1, 'key_id', $2))",
-                  2, types),
-        args, nullptr, false, 1);
-    if (rc != SPI_OK_SELECT) elog(ERROR, "could not audit a decryption");
-    SPI_finish();
-  });
+// Queues the audit record of a decryption for the worker, so it survives a rollback of the
+// caller's transaction. Refuses (raises) rather than decrypt unaudited when the queue is full.
+void audit_decrypt(FunctionCallInfo fcinfo, bool for_connector, std::string_view context,
+                   std::uint32_t key_id) {
+  AuditEvent event{};
+  event.at = GetCurrentTimestamp();
+  event.database = MyDatabaseId;
+  event.role = GetOuterUserId();
+  event.key_number = static_cast<std::int32_t>(key_id);
+  if (for_connector) {
+    event.kind = AuditKind::kConnectorDecrypted;
+    if (!PG_ARGISNULL(2)) {
+      event.has_object = true;
+      event.object_id = uuid_to_id(PG_GETARG_DATUM(2));
+    }
+    if (!PG_ARGISNULL(3)) {
+      event.has_project = true;
+      event.project_id = uuid_to_id(PG_GETARG_DATUM(3));
+    }
+    if (!PG_ARGISNULL(4)) {
+      event.has_actor = true;
+      event.actor_id = uuid_to_id(PG_GETARG_DATUM(4));
+    }
+  } else {
+    event.kind = AuditKind::kCredentialsDecrypted;
+    std::size_t n = std::min(context.size(), sizeof(event.label) - 1);
+    std::memcpy(event.label, context.data(), n);
+  }
+  if (!queue_audit(event, /*required=*/true)) {
+    throw Error("53000", "the audit queue is full; credentials were not decrypted",
+                "pg_gateway records every decryption before returning it, and its queue is full.",
+                "Retry shortly; check that the pg_gateway worker is running.");
+  }
 }
 
 }  // namespace
@@ -180,7 +200,7 @@ using namespace gateway::pg;
 extern "C" {
 PG_FUNCTION_INFO_V1(gateway_encrypt_credentials);
 PG_FUNCTION_INFO_V1(gateway_decrypt_credentials);
-PG_FUNCTION_INFO_V1(gateway_decrypt_unaudited);
+PG_FUNCTION_INFO_V1(gateway_decrypt_connector);
 PG_FUNCTION_INFO_V1(gateway_reencrypt);
 PG_FUNCTION_INFO_V1(gateway_master_key_fingerprint);
 }
@@ -211,7 +231,7 @@ extern "C" Datum gateway_encrypt_credentials(PG_FUNCTION_ARGS) {
 namespace {
 
 // Opens the envelope in argument 0 for the context in argument 1 and returns the jsonb.
-Datum decrypt_to_jsonb(FunctionCallInfo fcinfo, bool audit) {
+Datum decrypt_to_jsonb(FunctionCallInfo fcinfo, bool for_connector) {
   return sql_function([&]() -> Datum {
     require_args(fcinfo, "ciphertext and context");
     crypto::EnvelopeView envelope = parse_or_throw(PG_GETARG_BYTEA_PP(0));
@@ -232,7 +252,7 @@ Datum decrypt_to_jsonb(FunctionCallInfo fcinfo, bool audit) {
     sodium_memzero(plain, len);
     pfree(plain);
     if (!failure.empty()) throw Error(crypto::kDecryptFailed, failure);
-    if (audit) audit_decrypt(context, envelope.key_id);
+    audit_decrypt(fcinfo, for_connector, context, envelope.key_id);
     return out;
   });
 }
@@ -240,11 +260,11 @@ Datum decrypt_to_jsonb(FunctionCallInfo fcinfo, bool audit) {
 }  // namespace
 
 // decrypt_credentials(ciphertext bytea, context text) -> jsonb; every call is audited.
-extern "C" Datum gateway_decrypt_credentials(PG_FUNCTION_ARGS) { return decrypt_to_jsonb(fcinfo, true); }
+extern "C" Datum gateway_decrypt_credentials(PG_FUNCTION_ARGS) { return decrypt_to_jsonb(fcinfo, false); }
 
-// _decrypt(ciphertext bytea, context text) -> jsonb, for callers that write their own, richer
-// audit record (connector_credentials).
-extern "C" Datum gateway_decrypt_unaudited(PG_FUNCTION_ARGS) { return decrypt_to_jsonb(fcinfo, false); }
+// _decrypt_connector(ciphertext, context, connector_id, project_id, actor) -> jsonb, audited as
+// a connector decryption (for connector_credentials).
+extern "C" Datum gateway_decrypt_connector(PG_FUNCTION_ARGS) { return decrypt_to_jsonb(fcinfo, true); }
 
 // _reencrypt(ciphertext bytea, context text) -> bytea under the active key, or NULL when the value
 // cannot be opened (so one damaged row does not stop a re-encryption run). The plaintext never

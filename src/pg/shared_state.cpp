@@ -12,8 +12,8 @@ constexpr const char* kTrancheName = "pg_gateway";
 
 struct SharedHeader {
   pg_atomic_uint32 work_pending;
-  // Once the failure queue is full, further failures are only counted, without its lock, so a
-  // flood of bad keys cannot make verifying good ones wait.
+  // Once the audit queue is full, further verify failures are only counted, without its lock,
+  // so a flood of bad keys cannot make verifying good ones wait.
   pg_atomic_uint32 failures_full;
   pg_atomic_uint64 failures_dropped;
   Latch* worker_latch;
@@ -31,7 +31,7 @@ shmem_startup_hook_type previous_startup_hook = nullptr;
 std::size_t shared_size() {
   std::size_t size = MAXALIGN(sizeof(SharedHeader));
   size = add_size(size, MAXALIGN(UsageTable::bytes_for(static_cast<std::size_t>(settings.usage_slots))));
-  size = add_size(size, MAXALIGN(EventRing<VerifyFailure>::bytes_for(kFailureRingCapacity)));
+  size = add_size(size, MAXALIGN(EventRing<AuditEvent>::bytes_for(kFailureRingCapacity)));
   return size;
 }
 
@@ -58,7 +58,7 @@ void shmem_startup() {
     header->worker_latch = nullptr;
     header->usage_sets = UsageTable::sets_for(static_cast<std::size_t>(settings.usage_slots));
     UsageTable(usage_memory, header->usage_sets, true);
-    EventRing<VerifyFailure>(ring_memory, kFailureRingCapacity, true);
+    EventRing<AuditEvent>(ring_memory, kFailureRingCapacity, true);
   }
   locks = GetNamedLWLockTranche(kTrancheName);
   LWLockRelease(AddinShmemInitLock);
@@ -77,8 +77,8 @@ class LockGuard {
 };
 
 UsageTable usage_table() { return UsageTable(usage_memory, header->usage_sets, false); }
-EventRing<VerifyFailure> failure_ring() {
-  return EventRing<VerifyFailure>(ring_memory, kFailureRingCapacity, false);
+EventRing<AuditEvent> failure_ring() {
+  return EventRing<AuditEvent>(ring_memory, kFailureRingCapacity, false);
 }
 LWLock* usage_lock(std::size_t partition) { return &locks[partition].lock; }
 LWLock* ring_lock() { return &locks[kUsagePartitions].lock; }
@@ -120,19 +120,20 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
   return decision;
 }
 
-void queue_verify_failure(const VerifyFailure& failure) {
-  if (!settings.audit_verify_failures) return;
-  if (pg_atomic_read_u32(&header->failures_full) != 0) {
+bool queue_audit(const AuditEvent& event, bool required) {
+  if (!required && pg_atomic_read_u32(&header->failures_full) != 0) {
     pg_atomic_fetch_add_u64(&header->failures_dropped, 1);
-    return;
+    return false;
   }
+  bool queued;
   {
     LockGuard guard(ring_lock());
-    EventRing<VerifyFailure> ring = failure_ring();
-    ring.push(failure);
+    EventRing<AuditEvent> ring = failure_ring();
+    queued = ring.push(event, /*count_drop=*/!required);
     if (ring.size() == ring.capacity()) pg_atomic_write_u32(&header->failures_full, 1);
   }
   notify_worker();
+  return queued;
 }
 
 void register_worker_latch(Latch* latch) { header->worker_latch = latch; }
@@ -158,7 +159,7 @@ void restore_usage(const std::vector<UsageRecord>& records) {
   }
 }
 
-std::uint64_t drain_verify_failures(std::vector<VerifyFailure>& out) {
+std::uint64_t drain_audit_events(std::vector<AuditEvent>& out) {
   LockGuard guard(ring_lock());
   std::uint64_t dropped = failure_ring().drain(out);
   pg_atomic_write_u32(&header->failures_full, 0);

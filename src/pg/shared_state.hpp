@@ -1,5 +1,5 @@
 // Cluster-wide state in shared memory: per-key usage (rate-limit buckets, last use), the queue of
-// failed verifications waiting to be audited, and the worker's latch.
+// audit events the worker writes (failed verifications, decryptions), and the worker's latch.
 #pragma once
 
 #include <vector>
@@ -10,17 +10,30 @@
 
 namespace gateway::pg {
 
-// One failed verification, as queued for the audit log. Holds no secret: for a malformed or
-// unknown key only the public lookup prefix, if the key had one.
-struct VerifyFailure {
+// An audit record written by the worker rather than by the statement that caused it: verify
+// must not write, and a decryption must stay audited even if its transaction rolls back. Holds
+// no secret.
+enum class AuditKind : std::uint8_t {
+  kVerifyFailed = 0,         // label: key prefix; reason: api_key::Reason
+  kCredentialsDecrypted,     // label: context; key_number: encryption key id
+  kConnectorDecrypted,       // object_id: connector; key_number: encryption key id
+};
+
+struct AuditEvent {
   TimestampTz at;
   Oid database;
-  std::uint8_t reason;   // api_key::Reason
-  bool has_key;          // key_id/user_id/project_id are known
-  KeyId key_id;
-  KeyId user_id;
+  Oid role;                // the role that acted (outside any SECURITY DEFINER function)
+  AuditKind kind;
+  std::uint8_t reason;
+  bool has_object;         // object_id/subject_id are known
+  bool has_project;
+  bool has_actor;
+  KeyId object_id;
+  KeyId subject_id;        // whose object it is (a key's owner)
   KeyId project_id;
-  char key_prefix[16];   // NUL-terminated, empty if none
+  KeyId actor_id;          // gateway.current_user_id() when known
+  std::int32_t key_number;
+  char label[64];          // NUL-terminated, may be empty
 };
 
 void request_shared_memory();  // from _PG_init
@@ -33,7 +46,10 @@ void notify_worker();
 // Records a successful use; returns the rate-limit decision when `limit_per_minute` > 0.
 BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, TimestampTz now);
 
-void queue_verify_failure(const VerifyFailure& failure);
+// Queues an audit event. A `required` event (a decryption) is never dropped: if the queue is
+// full the call returns false and the caller must refuse the operation. Others (verify
+// failures) are counted instead of recorded when the queue is full.
+bool queue_audit(const AuditEvent& event, bool required);
 
 // For the worker.
 void register_worker_latch(Latch* latch);
@@ -43,6 +59,6 @@ bool work_pending();
 void clear_pending_work();  // called by the worker right before it drains
 void drain_usage(std::vector<UsageRecord>& out, std::int64_t resolution_us);
 void restore_usage(const std::vector<UsageRecord>& records);
-std::uint64_t drain_verify_failures(std::vector<VerifyFailure>& out);
+std::uint64_t drain_audit_events(std::vector<AuditEvent>& out);
 
 }  // namespace gateway::pg

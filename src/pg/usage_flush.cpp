@@ -60,44 +60,82 @@ void write_last_used(const UsageRecord* records, int count) {
       3, types, args, SPI_OK_UPDATE);
 }
 
-void write_failures(const VerifyFailure* failures, int count, uint64 dropped) {
+struct AuditShape {
+  const char* action;
+  const char* object_type;
+  const char* label_name;  // the details key the event's label goes under, or nullptr
+};
+
+AuditShape shape_of(AuditKind kind) {
+  switch (kind) {
+    case AuditKind::kVerifyFailed: return {"api_key.verify_failed", "api_key", "key_prefix"};
+    case AuditKind::kCredentialsDecrypted: return {"credentials.decrypted", "credentials", "context"};
+    case AuditKind::kConnectorDecrypted: return {"connector.credentials_decrypted", "connector", nullptr};
+  }
+  return {"unknown", "unknown", nullptr};
+}
+
+Datum text_or_null(const char* value, bool* isnull) {
+  *isnull = value == nullptr || value[0] == '\0';
+  return *isnull ? Datum(0) : PointerGetDatum(cstring_to_text(value));
+}
+
+void write_audit_events(const AuditEvent* events, int count, uint64 dropped) {
   if (count > 0) {
-    Datum* at = static_cast<Datum*>(palloc(sizeof(Datum) * count));
-    Datum* keys = static_cast<Datum*>(palloc(sizeof(Datum) * count));
-    Datum* owners = static_cast<Datum*>(palloc(sizeof(Datum) * count));
-    Datum* projects = static_cast<Datum*>(palloc(sizeof(Datum) * count));
-    Datum* reasons = static_cast<Datum*>(palloc(sizeof(Datum) * count));
-    Datum* prefixes = static_cast<Datum*>(palloc(sizeof(Datum) * count));
-    bool* no_key = static_cast<bool*>(palloc(sizeof(bool) * count));
-    bool* no_prefix = static_cast<bool*>(palloc(sizeof(bool) * count));
-    for (int i = 0; i < count; ++i) {
-      const VerifyFailure& f = failures[i];
-      at[i] = TimestampTzGetDatum(f.at);
-      no_key[i] = !f.has_key;
-      keys[i] = id_to_uuid(f.key_id);
-      owners[i] = id_to_uuid(f.user_id);
-      projects[i] = id_to_uuid(f.project_id);
-      auto reason = api_key::reason_name(static_cast<api_key::Reason>(f.reason));
-      reasons[i] = PointerGetDatum(cstring_to_text_with_len(reason.data(), (int) reason.size()));
-      no_prefix[i] = f.key_prefix[0] == '\0';
-      prefixes[i] = PointerGetDatum(cstring_to_text(f.key_prefix));
+    constexpr int kColumns = 12;
+    Datum* columns[kColumns];
+    bool* nulls[kColumns];
+    for (int c = 0; c < kColumns; ++c) {
+      columns[c] = static_cast<Datum*>(palloc(sizeof(Datum) * count));
+      nulls[c] = static_cast<bool*>(palloc0(sizeof(bool) * count));
     }
-    Oid types[6] = {TIMESTAMPTZARRAYOID, UUIDARRAYOID, UUIDARRAYOID,
-                    UUIDARRAYOID,        TEXTARRAYOID, TEXTARRAYOID};
-    Datum args[6] = {PointerGetDatum(array_of(at, nullptr, count, TIMESTAMPTZOID)),
-                     PointerGetDatum(array_of(keys, no_key, count, UUIDOID)),
-                     PointerGetDatum(array_of(owners, no_key, count, UUIDOID)),
-                     PointerGetDatum(array_of(projects, no_key, count, UUIDOID)),
-                     PointerGetDatum(array_of(reasons, nullptr, count, TEXTOID)),
-                     PointerGetDatum(array_of(prefixes, no_prefix, count, TEXTOID))};
+    for (int i = 0; i < count; ++i) {
+      const AuditEvent& e = events[i];
+      AuditShape shape = shape_of(e.kind);
+      columns[0][i] = TimestampTzGetDatum(e.at);
+      columns[1][i] = text_or_null(shape.action, &nulls[1][i]);
+      columns[2][i] = text_or_null(shape.object_type, &nulls[2][i]);
+      columns[3][i] = id_to_uuid(e.object_id);
+      nulls[3][i] = !e.has_object;
+      columns[4][i] = id_to_uuid(e.project_id);
+      nulls[4][i] = !e.has_project;
+      columns[5][i] = id_to_uuid(e.subject_id);
+      nulls[5][i] = !e.has_object || e.kind != AuditKind::kVerifyFailed;
+      columns[6][i] = id_to_uuid(e.actor_id);
+      nulls[6][i] = !e.has_actor;
+      columns[7][i] = text_or_null(GetUserNameFromId(e.role, true), &nulls[7][i]);
+      const char* reason = e.kind == AuditKind::kVerifyFailed
+                               ? api_key::reason_name(static_cast<api_key::Reason>(e.reason)).data()
+                               : nullptr;
+      columns[8][i] = text_or_null(reason, &nulls[8][i]);
+      columns[9][i] = text_or_null(shape.label_name, &nulls[9][i]);
+      columns[10][i] = text_or_null(e.label, &nulls[10][i]);
+      columns[11][i] = Int32GetDatum(e.key_number);
+      nulls[11][i] = e.kind == AuditKind::kVerifyFailed;
+    }
+    const Oid element_types[kColumns] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, UUIDOID, UUIDOID, UUIDOID,
+                                         UUIDOID,        TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
+    Oid types[kColumns];
+    Datum args[kColumns];
+    for (int c = 0; c < kColumns; ++c) {
+      types[c] = get_array_type(element_types[c]);
+      args[c] = PointerGetDatum(array_of(columns[c], nulls[c], count, element_types[c]));
+    }
+    // reason_name() returns views of string literals, so .data() above is NUL-terminated.
     execute(
-        "INSERT INTO gateway.audit_log"
-        "       (occurred_at, action, object_type, object_id, project_id, subject_user_id, details)"
-        "SELECT f.at, 'api_key.verify_failed', 'api_key', f.key_id, f.project_id, f.owner,"
-        "       jsonb_strip_nulls(jsonb_build_object('reason', f.reason, 'key_prefix', f.prefix))"
-        "  FROM unnest($1::timestamptz[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],"
-        "              $6::text[]) AS f(at, key_id, owner, project_id, reason, prefix)",
-        6, types, args, SPI_OK_INSERT);
+        "INSERT INTO gateway.audit_log (occurred_at, action, object_type, object_id, project_id,"
+        "                               subject_user_id, actor_user_id, actor_role, details)"
+        "SELECT f.at, f.action, f.object_type, f.object_id, f.project_id, f.subject, f.actor,"
+        "       coalesce(f.role, 'unknown'),"
+        "       jsonb_strip_nulls(jsonb_build_object('reason', f.reason, 'key_id', f.key_number)"
+        "         || CASE WHEN f.label_name IS NULL OR f.label IS NULL THEN '{}'::jsonb"
+        "                 ELSE jsonb_build_object(f.label_name, f.label) END)"
+        "  FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],"
+        "              $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[],"
+        "              $12::int[])"
+        "    AS f(at, action, object_type, object_id, project_id, subject, actor, role, reason,"
+        "         label_name, label, key_number)",
+        kColumns, types, args, SPI_OK_INSERT);
   }
   if (dropped > 0) {
     Oid types[1] = {INT8OID};
@@ -120,25 +158,42 @@ std::size_t keep_own(std::vector<Record>& records, DatabaseOf database_of) {
 }
 
 bool warned_other_database = false;
+int failed_audit_flushes = 0;
+
+// Puts events back after a failed write; after three failures in a row they go to the server
+// log instead (they hold no secret), so one bad record cannot stop auditing.
+void requeue_or_log(const std::vector<AuditEvent>& events) {
+  if (++failed_audit_flushes < 3) {
+    for (const AuditEvent& e : events) {
+      if (!queue_audit(e, /*required=*/true)) break;
+    }
+    return;
+  }
+  for (const AuditEvent& e : events) {
+    ereport(LOG, (errmsg("pg_gateway audit event not recorded: %s object_type=%s label=%s",
+                         shape_of(e.kind).action, shape_of(e.kind).object_type, e.label)));
+  }
+  failed_audit_flushes = 0;
+}
 
 }  // namespace
 
 void flush_usage() {
   std::vector<UsageRecord> usage;
-  std::vector<VerifyFailure> failures;
+  std::vector<AuditEvent> events;
   drain_usage(usage, static_cast<std::int64_t>(settings.last_used_resolution_s) * USECS_PER_SEC);
-  uint64 dropped = drain_verify_failures(failures);
+  uint64 dropped = drain_audit_events(events);
 
   std::size_t foreign = keep_own(usage, [](const UsageRecord& r) { return r.database; }) +
-                        keep_own(failures, [](const VerifyFailure& f) { return f.database; });
+                        keep_own(events, [](const AuditEvent& e) { return e.database; });
   if (foreign > 0 && !warned_other_database) {
     warned_other_database = true;
     ereport(WARNING,
-            (errmsg("pg_gateway keys are used in a database other than gateway.database"),
-             errdetail("Their last use and failed verifications are not recorded."),
+            (errmsg("pg_gateway is used in a database other than gateway.database"),
+             errdetail("Key usage and audit events from there are not recorded."),
              errhint("Create the extension only in the database named by gateway.database.")));
   }
-  if (usage.empty() && failures.empty() && dropped == 0) return;
+  if (usage.empty() && events.empty() && dropped == 0) return;
 
   MemoryContext caller_context = CurrentMemoryContext;
   volatile bool failed = false;  // assigned after longjmp
@@ -152,12 +207,13 @@ void flush_usage() {
     if (OidIsValid(get_extension_oid("pg_gateway", true))) {
       if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
       write_last_used(usage.data(), static_cast<int>(usage.size()));
-      write_failures(failures.data(), static_cast<int>(failures.size()), dropped);
+      write_audit_events(events.data(), static_cast<int>(events.size()), dropped);
       SPI_finish();
     }
     PopActiveSnapshot();
     CommitTransactionCommand();
     pgstat_report_activity(STATE_IDLE, nullptr);
+    failed_audit_flushes = 0;
   }
   PG_CATCH();
   {
@@ -170,9 +226,12 @@ void flush_usage() {
   }
   PG_END_TRY();
 
-  // Last-use times are kept for the next attempt; failure records are not retried, so a record
-  // that makes the insert fail cannot block usage recording forever.
-  if (failed) restore_usage(usage);
+  // Last-use times are kept for the next attempt; audit events too, unless they are what makes
+  // the insert fail (then they are logged, so a bad record cannot block recording forever).
+  if (failed) {
+    restore_usage(usage);
+    requeue_or_log(events);
+  }
 }
 
 }  // namespace gateway::pg

@@ -1,0 +1,41 @@
+# Shared by the benchmarks: a throwaway cluster tuned for measuring, pgbench runs, and the
+# arithmetic for the summary. Source after scripts/lib.sh.
+
+clients=${BENCH_CLIENTS:-2}
+
+# bench_cluster NAME [postgresql.conf lines...]: builds, installs, starts a cluster with the
+# extension created in database "gateway"; sets $stage, $port and $cluster. Stopped on exit.
+bench_cluster() {
+  local name=$1
+  shift
+  step "build and install"
+  make -s -j2 all && make -s install >/dev/null
+  stage=$(make_stage "$name")
+  cluster="$stage/cluster"
+  trap 'cluster_stop "$cluster"; rm -rf "$stage"' EXIT
+  as_pg mkdir -p "$cluster"
+  port=$(free_port 55900)
+  cluster_init "$cluster" "$port" "shared_buffers = '1GB'" "max_wal_size = '4GB'" \
+    "synchronous_commit = off" "$@"
+  cluster_start "$cluster"
+  cluster_psql "$cluster" -d postgres -c "CREATE DATABASE gateway" >/dev/null
+  cluster_psql "$cluster" -d gateway -c "CREATE EXTENSION pg_gateway" >/dev/null
+}
+
+# Copies a folder of pgbench scripts and setup SQL where the postgres user can read them.
+bench_stage_scripts() {
+  cp -r "$1" "$stage/scripts"
+  [[ $(id -u) -eq 0 ]] && chown -R postgres: "$stage/scripts"
+}
+
+# pgbench_tps SCRIPT SECONDS [pgbench options...]: prints the tps of one run.
+pgbench_tps() {
+  local script=$1 seconds=$2
+  shift 2
+  as_pg "$PGBIN/pgbench" -n -M prepared -c "$clients" -j "$clients" -T "$seconds" "$@" \
+    -h "$cluster" -p "$port" -U postgres -f "$stage/scripts/$script" gateway 2>&1 |
+    sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
