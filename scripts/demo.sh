@@ -64,9 +64,26 @@ show "the worker recorded last use and the failed verifications in batches (veri
   "SELECT occurred_at::time(0), action, details FROM gateway.audit_log ORDER BY occurred_at"
 show "" "SELECT key_prefix, last_used_at IS NOT NULL AS used FROM gateway.api_keys ORDER BY created_at"
 
+step "connector credentials"
+show "a connector in a project, with alice as its editor" \
+  "INSERT INTO gateway.project_members VALUES ('$project', '$alice', 'editor');
+   INSERT INTO gateway.connectors (id, project_id, name, connector_type)
+   VALUES ('e0000000-0000-4000-8000-000000000001', '$project', 'stripe', 'stripe')"
+show "store its credentials: sealed before they touch the row" \
+  "SELECT gateway.connector_set_credentials('e0000000-0000-4000-8000-000000000001', '{\"api_key\": \"sk_live_demo\"}')"
+show "what the table holds: an envelope (version, key id, nonce, ciphertext, tag)" \
+  "SELECT name, encryption_key_id, left(encode(encrypted_credentials, 'hex'), 40) || '...' AS encrypted_credentials FROM gateway.connectors"
+show "alice, signed in through Supabase, reads them back (an editor may)" \
+  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SELECT gateway.connector_credentials('e0000000-0000-4000-8000-000000000001')"
+show "the same bytes copied to another row do not decrypt there" \
+  "SELECT gateway.decrypt_credentials(encrypted_credentials, 'another-row') FROM gateway.connectors"
+sleep 1
+show "every decryption is in the audit log" \
+  "SELECT action, details FROM gateway.audit_log WHERE action LIKE '%decrypted' ORDER BY occurred_at"
+
 step "not in this build yet"
 note "public interfaces published to Kong and connectors as Temporal Nexus endpoints come with the"
-note "sync engine (see docs/); this demo shows what is built: API keys, the audit log and the worker."
+note "sync engine (see docs/); this demo shows what is built: keys, credentials, roles, the audit log."
 
 if [[ -n "${DEMO_KEEP:-}" ]]; then
   step "the demo cluster keeps running"

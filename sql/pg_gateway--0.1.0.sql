@@ -451,6 +451,14 @@ CREATE UNIQUE INDEX encryption_keys_one_active ON gateway.encryption_keys ((true
 COMMENT ON TABLE gateway.encryption_keys IS
   'Credential encryption key ids: active (encrypts), decrypt_only, retired. Holds no key material; keys are derived from the master key whose fingerprint is recorded.';
 
+-- Tells every backend's cached copy of this table (src/pg/encryption_keys.cpp) that it changed.
+CREATE FUNCTION gateway._encryption_keys_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'gateway_encryption_keys_changed'
+LANGUAGE C;
+CREATE TRIGGER encryption_keys_changed
+  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON gateway.encryption_keys
+  FOR EACH STATEMENT EXECUTE FUNCTION gateway._encryption_keys_changed();
+
 CREATE FUNCTION gateway._master_key_fingerprint() RETURNS text
 AS 'MODULE_PATHNAME', 'gateway_master_key_fingerprint'
 LANGUAGE C STABLE STRICT;
@@ -506,17 +514,17 @@ $$;
 COMMENT ON FUNCTION gateway.retire_encryption_key(integer) IS
   'Retires a key no credential uses any more; retired keys never decrypt again.';
 
+-- Not SECURITY DEFINER: the C code reads the key directory as the table's owner itself and runs
+-- no other SQL (src/pg/encryption_keys.cpp); EXECUTE is the gate.
 CREATE FUNCTION gateway.encrypt_credentials(credentials jsonb, context text) RETURNS bytea
 AS 'MODULE_PATHNAME', 'gateway_encrypt_credentials'
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION gateway.encrypt_credentials(jsonb, text) IS
   'Encrypts JSON with XChaCha20-Poly1305 under the active key; context (e.g. the row id) is bound as associated data.';
 
 CREATE FUNCTION gateway.decrypt_credentials(ciphertext bytea, context text) RETURNS jsonb
 AS 'MODULE_PATHNAME', 'gateway_decrypt_credentials'
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION gateway.decrypt_credentials(bytea, text) IS
   'Decrypts what encrypt_credentials made for the same context, or fails (SQLSTATE GW001-GW004). Every call is audited.';
 

@@ -11,100 +11,19 @@
 
 #include "../core/envelope.hpp"
 #include "../core/error.hpp"
+#include "encryption_keys.hpp"
 #include "error_bridge.hpp"
 #include "secrets.hpp"
 #include "shared_state.hpp"
 #include "uuid.hpp"
 
 extern "C" {
+#include "pgstat.h"
 #include "utils/jsonb.h"
 }
 
 namespace gateway::pg {
 namespace {
-
-struct EncryptionKey {
-  std::uint32_t id = 0;
-  std::string state;
-  std::string master_fingerprint;
-};
-
-SPIPlanPtr active_key_plan = nullptr;
-SPIPlanPtr key_by_id_plan = nullptr;
-
-SPIPlanPtr keep_plan(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types) {
-  if (*slot == nullptr) {
-    SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
-    if (plan == nullptr) elog(ERROR, "could not prepare: %s", sql);
-    SPI_keepplan(plan);
-    *slot = plan;
-  }
-  return *slot;
-}
-
-// Reads one gateway.encryption_keys row: the active one (id == 0) or a given id. `see_own_writes`
-// takes a new snapshot, to see a key this statement has just created.
-std::optional<EncryptionKey> find_key(std::uint32_t id, bool see_own_writes = false) {
-  std::optional<EncryptionKey> found;
-  pg_call([&] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    int rc;
-    if (id == 0) {
-      rc = SPI_execute_plan(
-          keep_plan(&active_key_plan,
-                    "SELECT id, state, master_fingerprint FROM gateway.encryption_keys"
-                    " WHERE state = 'active'", 0, nullptr),
-          nullptr, nullptr, !see_own_writes, 1);
-    } else {
-      Oid types[1] = {INT4OID};
-      Datum args[1] = {Int32GetDatum(static_cast<int32>(id))};
-      rc = SPI_execute_plan(
-          keep_plan(&key_by_id_plan,
-                    "SELECT id, state, master_fingerprint FROM gateway.encryption_keys"
-                    " WHERE id = $1", 1, types),
-          args, nullptr, true, 1);
-    }
-    if (rc != SPI_OK_SELECT) elog(ERROR, "encryption key lookup failed");
-    if (SPI_processed == 1) {
-      HeapTuple tuple = SPI_tuptable->vals[0];
-      TupleDesc desc = SPI_tuptable->tupdesc;
-      bool isnull;
-      EncryptionKey key;
-      key.id = static_cast<std::uint32_t>(DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull)));
-      key.state = SPI_getvalue(tuple, desc, 2);
-      key.master_fingerprint = SPI_getvalue(tuple, desc, 3);
-      found = key;
-    }
-    SPI_finish();
-  });
-  return found;
-}
-
-// The active key, created (as key 1) the first time anything is encrypted.
-EncryptionKey active_key() {
-  std::optional<EncryptionKey> key = find_key(0);
-  if (!key) {
-    pg_call([] {
-      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-      if (SPI_execute("SELECT gateway.rotate_encryption_key()", false, 1) != SPI_OK_SELECT) {
-        elog(ERROR, "could not create the first encryption key");
-      }
-      SPI_finish();
-    });
-    key = find_key(0, true);
-  }
-  if (!key) throw Error(sqlstate::kInternalError, "no active encryption key");
-  if (key->master_fingerprint != master_key_fingerprint()) {
-    throw Error(crypto::kMasterKeyChanged,
-                "the active encryption key was derived from another master key",
-                "Encryption key " + std::to_string(key->id) + " belongs to master key " +
-                    key->master_fingerprint + "; the server now has " + master_key_fingerprint() +
-                    ".",
-                "After changing gateway.master_key_file, run SELECT "
-                "gateway.rotate_encryption_key(); then CALL gateway.reencrypt_credentials();");
-  }
-  return *key;
-}
 
 crypto::EnvelopeView parse_or_throw(bytea* ciphertext) {
   auto view = crypto::parse_envelope(reinterpret_cast<const std::uint8_t*>(VARDATA_ANY(ciphertext)),
@@ -120,7 +39,7 @@ crypto::EnvelopeView parse_or_throw(bytea* ciphertext) {
 
 // The key that sealed `envelope`, checked: known, not retired, derivable.
 const SecureBuffer& key_for(const crypto::EnvelopeView& envelope) {
-  std::optional<EncryptionKey> key = find_key(envelope.key_id);
+  std::optional<EncryptionKey> key = find_encryption_key(envelope.key_id);
   if (!key) {
     throw Error(crypto::kUnknownKeyId,
                 "credentials were encrypted with unknown encryption key " +
@@ -184,10 +103,23 @@ void audit_decrypt(FunctionCallInfo fcinfo, bool for_connector, std::string_view
     std::size_t n = std::min(context.size(), sizeof(event.label) - 1);
     std::memcpy(event.label, context.data(), n);
   }
-  if (!queue_audit(event, /*required=*/true)) {
+  // A full queue is back-pressure: wait (interruptibly) for the worker to write it, up to 5 s.
+  bool queued = queue_audit(event, /*required=*/true);
+  for (int attempt = 0; !queued && attempt < 500; ++attempt) {
+    pg_call([] {
+      (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10L,
+                       PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+      CHECK_FOR_INTERRUPTS();
+    });
+    queued = queue_audit(event, /*required=*/true);
+  }
+  if (!queued) {
     throw Error("53000", "the audit queue is full; credentials were not decrypted",
-                "pg_gateway records every decryption before returning it, and its queue is full.",
-                "Retry shortly; check that the pg_gateway worker is running.");
+                "pg_gateway records every decryption before returning it, and its queue has "
+                "stayed full for 5 seconds.",
+                "Check that the pg_gateway worker is running (pg_stat_activity, backend_type "
+                "'pg_gateway worker') and connected to gateway.database.");
   }
 }
 
@@ -209,7 +141,7 @@ PG_FUNCTION_INFO_V1(gateway_master_key_fingerprint);
 extern "C" Datum gateway_encrypt_credentials(PG_FUNCTION_ARGS) {
   return sql_function([&]() -> Datum {
     require_args(fcinfo, "credentials and context");
-    EncryptionKey key = active_key();
+    EncryptionKey key = active_encryption_key();
     const SecureBuffer& sealing_key = credential_key(key.id, key.master_fingerprint);
     char* json = nullptr;
     Datum out = 0;
@@ -272,7 +204,7 @@ extern "C" Datum gateway_decrypt_connector(PG_FUNCTION_ARGS) { return decrypt_to
 extern "C" Datum gateway_reencrypt(PG_FUNCTION_ARGS) {
   return sql_function([&]() -> Datum {
     require_args(fcinfo, "ciphertext and context");
-    EncryptionKey active = active_key();
+    EncryptionKey active = active_encryption_key();
     std::optional<crypto::EnvelopeView> envelope;
     std::optional<SecureBuffer> opened;
     try {

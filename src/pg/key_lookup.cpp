@@ -16,6 +16,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/snapmgr.h"
 }
 
@@ -28,11 +29,19 @@ struct Columns {
       revoked_at, expires_at, rate_limit_per_minute;
 };
 
-// Cached per backend for the table it was computed for; recomputed when the table's oid changes
-// (the extension was dropped and created again).
+// Cached per backend, forgotten when the relcache says either relation changed (the extension
+// was dropped and created again, a column added): the hot path does no catalog lookup.
 Oid cached_table = InvalidOid;
 Oid cached_index = InvalidOid;
 Columns columns{};
+bool invalidation_registered = false;
+
+void forget_relations(Datum, Oid relid) {
+  if (relid == InvalidOid || relid == cached_table || relid == cached_index) {
+    cached_table = InvalidOid;
+    cached_index = InvalidOid;
+  }
+}
 
 AttrNumber column(Oid table, const char* name) {
   AttrNumber attnum = get_attnum(table, name);
@@ -45,9 +54,13 @@ AttrNumber column(Oid table, const char* name) {
 }
 
 void resolve_relations() {
+  if (OidIsValid(cached_table)) return;
+  if (!invalidation_registered) {
+    CacheRegisterRelcacheCallback(forget_relations, 0);
+    invalidation_registered = true;
+  }
   Oid schema = get_namespace_oid("gateway", false);
   Oid table = get_relname_relid("api_keys", schema);
-  if (table == cached_table && OidIsValid(table)) return;
   Oid index = get_relname_relid("api_keys_key_prefix_key", schema);
   if (!OidIsValid(table) || !OidIsValid(index)) {
     ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),

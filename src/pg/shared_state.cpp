@@ -7,7 +7,7 @@ namespace {
 
 // Lock partitions for the usage table; verify touches one, the worker walks them all.
 constexpr int kUsagePartitions = 16;
-constexpr int kFailureRingCapacity = 4096;
+constexpr int kAuditRingCapacity = 16384;
 constexpr const char* kTrancheName = "pg_gateway";
 
 struct SharedHeader {
@@ -15,6 +15,10 @@ struct SharedHeader {
   // Once the audit queue is full, further verify failures are only counted, without its lock,
   // so a flood of bad keys cannot make verifying good ones wait.
   pg_atomic_uint32 failures_full;
+  // Set when the audit queue is half full: the worker writes it at once instead of waiting for
+  // the end of its batch window.
+  pg_atomic_uint32 flush_now;
+  pg_atomic_uint64 keys_generation;
   pg_atomic_uint64 failures_dropped;
   Latch* worker_latch;
   std::size_t usage_sets;
@@ -31,7 +35,7 @@ shmem_startup_hook_type previous_startup_hook = nullptr;
 std::size_t shared_size() {
   std::size_t size = MAXALIGN(sizeof(SharedHeader));
   size = add_size(size, MAXALIGN(UsageTable::bytes_for(static_cast<std::size_t>(settings.usage_slots))));
-  size = add_size(size, MAXALIGN(EventRing<AuditEvent>::bytes_for(kFailureRingCapacity)));
+  size = add_size(size, MAXALIGN(EventRing<AuditEvent>::bytes_for(kAuditRingCapacity)));
   return size;
 }
 
@@ -54,11 +58,13 @@ void shmem_startup() {
   if (!found) {
     pg_atomic_init_u32(&header->work_pending, 0);
     pg_atomic_init_u32(&header->failures_full, 0);
+    pg_atomic_init_u32(&header->flush_now, 0);
+    pg_atomic_init_u64(&header->keys_generation, 1);
     pg_atomic_init_u64(&header->failures_dropped, 0);
     header->worker_latch = nullptr;
     header->usage_sets = UsageTable::sets_for(static_cast<std::size_t>(settings.usage_slots));
     UsageTable(usage_memory, header->usage_sets, true);
-    EventRing<AuditEvent>(ring_memory, kFailureRingCapacity, true);
+    EventRing<AuditEvent>(ring_memory, kAuditRingCapacity, true);
   }
   locks = GetNamedLWLockTranche(kTrancheName);
   LWLockRelease(AddinShmemInitLock);
@@ -78,7 +84,7 @@ class LockGuard {
 
 UsageTable usage_table() { return UsageTable(usage_memory, header->usage_sets, false); }
 EventRing<AuditEvent> failure_ring() {
-  return EventRing<AuditEvent>(ring_memory, kFailureRingCapacity, false);
+  return EventRing<AuditEvent>(ring_memory, kAuditRingCapacity, false);
 }
 LWLock* usage_lock(std::size_t partition) { return &locks[partition].lock; }
 LWLock* ring_lock() { return &locks[kUsagePartitions].lock; }
@@ -126,17 +132,29 @@ bool queue_audit(const AuditEvent& event, bool required) {
     return false;
   }
   bool queued;
+  bool urgent;
   {
     LockGuard guard(ring_lock());
     EventRing<AuditEvent> ring = failure_ring();
     queued = ring.push(event, /*count_drop=*/!required);
     if (ring.size() == ring.capacity()) pg_atomic_write_u32(&header->failures_full, 1);
+    urgent = ring.size() >= ring.capacity() / 2;
   }
   notify_worker();
+  if (urgent && pg_atomic_exchange_u32(&header->flush_now, 1) == 0) {
+    Latch* latch = header->worker_latch;
+    if (latch != nullptr) SetLatch(latch);
+  }
   return queued;
 }
 
 void register_worker_latch(Latch* latch) { header->worker_latch = latch; }
+
+std::uint64_t encryption_keys_generation() { return pg_atomic_read_u64(&header->keys_generation); }
+
+void bump_encryption_keys_generation() { pg_atomic_fetch_add_u64(&header->keys_generation, 1); }
+
+bool take_flush_now() { return pg_atomic_exchange_u32(&header->flush_now, 0) != 0; }
 
 bool work_pending() { return pg_atomic_read_u32(&header->work_pending) != 0; }
 

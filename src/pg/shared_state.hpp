@@ -53,6 +53,12 @@ bool queue_audit(const AuditEvent& event, bool required);
 
 // For the worker.
 void register_worker_latch(Latch* latch);
+bool take_flush_now();  // true when the audit queue asked to be written at once
+
+// Bumped when a change to gateway.encryption_keys commits; backends compare it with the
+// generation their cached copy was read at.
+std::uint64_t encryption_keys_generation();
+void bump_encryption_keys_generation();
 // The wake flag stays set from the first use after a flush until the worker starts the next
 // flush, so a busy server wakes the worker once per batch, not once per verify.
 bool work_pending();

@@ -89,6 +89,7 @@ extern "C" void gateway_worker_main(Datum) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
     }
+    if (take_flush_now()) flush_due = GetCurrentTimestamp();
     if (flush_due == 0 && work_pending()) {
       flush_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
                                               settings.usage_flush_interval_ms);

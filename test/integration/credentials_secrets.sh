@@ -5,7 +5,7 @@
 # data, so a raw scan is the stronger check).
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 6
+plan 7
 
 marker="plaintext-marker-$RANDOM$RANDOM$RANDOM"
 project=cd000000-0000-4000-8000-000000000001
@@ -35,3 +35,16 @@ is "$found" 0 "the plaintext is in no WAL segment written meanwhile"
 relfile="$CLUSTER/data/$(q "SELECT pg_relation_filepath('gateway.connectors')")"
 is "$(cat "$relfile"* | grep -caF "$marker")" 0 "nor in the connectors table's files"
 is "$(grep -caF "$marker" "$CLUSTER/server.log")" 0 "nor in the server log"
+
+# Each backend caches the key directory; a rotation committed by another session must be seen by
+# the next encryption of a session that cached the old one.
+port=$(sed -n 's/^port = \([0-9]*\)$/\1/p' "$CLUSTER/data/postgresql.conf" | tail -1)
+ids=$(as_pg "$PGBIN/psql" -X -q -At -h "$CLUSTER" -p "$port" -U postgres -d gateway <<SQL
+SELECT gateway._envelope_key_id(gateway.encrypt_credentials('{}', 'cache'));
+\! $PGBIN/psql -X -q -At -h $CLUSTER -p $port -U postgres -d gateway -c "SELECT gateway.rotate_encryption_key()" >/dev/null
+SELECT gateway._envelope_key_id(gateway.encrypt_credentials('{}', 'cache'));
+SQL
+)
+first=$(echo "$ids" | head -1)
+second=$(echo "$ids" | tail -1)
+is "$second" "$((first + 1))" "a session encrypts with the key another session just rotated to"
