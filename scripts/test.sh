@@ -114,7 +114,8 @@ count_tap() {
 step "pgTAP (pg_prove)"
 for t in "$stage"/test/pgtap/*.sql; do
   log="$stage/$(basename "$t").tap"
-  as_pg pg_prove --verbose -h "$cluster" -p "$port" -U postgres -d gateway "$t" >"$log" 2>&1
+  # From the suite's folder, where its \ir include/... lines resolve.
+  (cd "$(dirname "$t")" && as_pg pg_prove --verbose -h "$cluster" -p "$port" -U postgres -d gateway "$t") >"$log" 2>&1
   status=$?
   printf '    %-40s %s\n' "$(basename "$t")" "$(grep -cE '^[[:space:]]*ok [0-9]+' "$log") ok, $(grep -cE '^[[:space:]]*not ok' "$log") not ok"
   grep -E '^[[:space:]]*not ok' "$log" | head -20

@@ -1,6 +1,9 @@
 #include "usage_flush.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "../core/verify_decision.hpp"
@@ -80,9 +83,52 @@ Datum text_or_null(const char* value, bool* isnull) {
   return *isnull ? Datum(0) : PointerGetDatum(cstring_to_text(value));
 }
 
-void write_audit_events(const AuditEvent* events, int count, uint64 dropped) {
+// Identical events of one batch (same action, actor, object, context, key: everything but the
+// time) become one record with a count and the time of the last, so a burst of decryptions or a
+// flood of bad keys costs one row per distinct event per batch, while every event is counted.
+struct GroupedEvent {
+  AuditEvent event;  // the first of its group
+  std::int64_t count;
+  TimestampTz last_at;
+};
+
+std::vector<GroupedEvent> group_events(const std::vector<AuditEvent>& events) {
+  std::vector<GroupedEvent> grouped;
+  std::map<std::string, std::size_t> index;
+  for (const AuditEvent& e : events) {
+    std::string key;
+    key.reserve(160);
+    auto add = [&key](const void* data, std::size_t size) {
+      key.append(static_cast<const char*>(data), size);
+    };
+    add(&e.database, sizeof e.database);
+    add(&e.role, sizeof e.role);
+    add(&e.kind, sizeof e.kind);
+    add(&e.reason, sizeof e.reason);
+    bool flags[3] = {e.has_object, e.has_project, e.has_actor};
+    add(flags, sizeof flags);
+    add(e.object_id.data(), e.object_id.size());
+    add(e.subject_id.data(), e.subject_id.size());
+    add(e.project_id.data(), e.project_id.size());
+    add(e.actor_id.data(), e.actor_id.size());
+    add(&e.key_number, sizeof e.key_number);
+    key.append(e.label, strnlen(e.label, sizeof e.label));
+    auto [it, inserted] = index.emplace(std::move(key), grouped.size());
+    if (inserted) {
+      grouped.push_back(GroupedEvent{e, 1, e.at});
+    } else {
+      GroupedEvent& g = grouped[it->second];
+      ++g.count;
+      g.last_at = std::max(g.last_at, e.at);
+      g.event.at = std::min(g.event.at, e.at);
+    }
+  }
+  return grouped;
+}
+
+void write_audit_events(const GroupedEvent* events, int count, uint64 dropped) {
   if (count > 0) {
-    constexpr int kColumns = 12;
+    constexpr int kColumns = 14;
     Datum* columns[kColumns];
     bool* nulls[kColumns];
     for (int c = 0; c < kColumns; ++c) {
@@ -90,7 +136,7 @@ void write_audit_events(const AuditEvent* events, int count, uint64 dropped) {
       nulls[c] = static_cast<bool*>(palloc0(sizeof(bool) * count));
     }
     for (int i = 0; i < count; ++i) {
-      const AuditEvent& e = events[i];
+      const AuditEvent& e = events[i].event;
       AuditShape shape = shape_of(e.kind);
       columns[0][i] = TimestampTzGetDatum(e.at);
       columns[1][i] = text_or_null(shape.action, &nulls[1][i]);
@@ -112,9 +158,14 @@ void write_audit_events(const AuditEvent* events, int count, uint64 dropped) {
       columns[10][i] = text_or_null(e.label, &nulls[10][i]);
       columns[11][i] = Int32GetDatum(e.key_number);
       nulls[11][i] = e.kind == AuditKind::kVerifyFailed;
+      columns[12][i] = Int64GetDatum(events[i].count);
+      nulls[12][i] = events[i].count == 1;
+      columns[13][i] = TimestampTzGetDatum(events[i].last_at);
+      nulls[13][i] = events[i].count == 1;
     }
-    const Oid element_types[kColumns] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, UUIDOID, UUIDOID, UUIDOID,
-                                         UUIDOID,        TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
+    const Oid element_types[kColumns] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, UUIDOID, UUIDOID,
+                                         UUIDOID,        UUIDOID, TEXTOID, TEXTOID, TEXTOID,
+                                         TEXTOID,        INT4OID, INT8OID, TIMESTAMPTZOID};
     Oid types[kColumns];
     Datum args[kColumns];
     for (int c = 0; c < kColumns; ++c) {
@@ -127,14 +178,15 @@ void write_audit_events(const AuditEvent* events, int count, uint64 dropped) {
         "                               subject_user_id, actor_user_id, actor_role, details)"
         "SELECT f.at, f.action, f.object_type, f.object_id, f.project_id, f.subject, f.actor,"
         "       coalesce(f.role, 'unknown'),"
-        "       jsonb_strip_nulls(jsonb_build_object('reason', f.reason, 'key_id', f.key_number)"
+        "       jsonb_strip_nulls(jsonb_build_object('reason', f.reason, 'key_id', f.key_number,"
+        "                                            'count', f.n, 'last_at', f.last_at)"
         "         || CASE WHEN f.label_name IS NULL OR f.label IS NULL THEN '{}'::jsonb"
         "                 ELSE jsonb_build_object(f.label_name, f.label) END)"
         "  FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],"
         "              $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[],"
-        "              $12::int[])"
+        "              $12::int[], $13::bigint[], $14::timestamptz[])"
         "    AS f(at, action, object_type, object_id, project_id, subject, actor, role, reason,"
-        "         label_name, label, key_number)",
+        "         label_name, label, key_number, n, last_at)",
         kColumns, types, args, SPI_OK_INSERT);
   }
   if (dropped > 0) {
@@ -195,6 +247,8 @@ void flush_usage() {
   }
   if (usage.empty() && events.empty() && dropped == 0) return;
 
+  // Built before PG_TRY: no C++ object may be created where a PostgreSQL error can longjmp.
+  std::vector<GroupedEvent> grouped = group_events(events);
   MemoryContext caller_context = CurrentMemoryContext;
   volatile bool failed = false;  // assigned after longjmp
   PG_TRY();
@@ -207,7 +261,7 @@ void flush_usage() {
     if (OidIsValid(get_extension_oid("pg_gateway", true))) {
       if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
       write_last_used(usage.data(), static_cast<int>(usage.size()));
-      write_audit_events(events.data(), static_cast<int>(events.size()), dropped);
+      write_audit_events(grouped.data(), static_cast<int>(grouped.size()), dropped);
       SPI_finish();
     }
     PopActiveSnapshot();

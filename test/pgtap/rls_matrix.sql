@@ -4,13 +4,7 @@
 BEGIN;
 SELECT plan(52);
 
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN CREATE ROLE anon NOLOGIN; END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN CREATE ROLE service_role NOLOGIN BYPASSRLS; END IF;
-END
-$$;
+\ir include/supabase_roles.psql
 
 -- The grants from docs/security.md.
 GRANT USAGE ON SCHEMA gateway TO authenticated, service_role;

@@ -3,13 +3,7 @@
 BEGIN;
 SELECT plan(18);
 
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN CREATE ROLE anon NOLOGIN; END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN CREATE ROLE service_role NOLOGIN BYPASSRLS; END IF;
-END
-$$;
+\ir include/supabase_roles.psql
 
 -- Exactly the grants from docs/api-keys.md ("Grants for Supabase").
 GRANT USAGE ON SCHEMA gateway TO authenticated, service_role;
