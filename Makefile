@@ -64,3 +64,13 @@ print-regress:
 
 bench-crypto: deps
 	@bash bench/crypto.sh
+
+# Longer fuzzing than make test's short run: FUZZ_SECONDS per target (default 300).
+fuzz: deps
+	@cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DGATEWAY_FUZZ=ON >/dev/null
+	@for src in test/fuzz/*_fuzz.cpp; do \
+	  t=$$(basename $$src .cpp); \
+	  cmake --build build-fuzz --target $$t >/dev/null && mkdir -p build-fuzz/corpus/$$t && \
+	  echo "==> $$t for $${FUZZ_SECONDS:-300}s" && \
+	  build-fuzz/$$t -max_total_time=$${FUZZ_SECONDS:-300} build-fuzz/corpus/$$t test/fuzz/corpus/$${t%_fuzz} || exit 1; \
+	done

@@ -23,13 +23,15 @@ cluster_psql "$cluster" -d gateway -v nrows="$rows" -f "$stage/scripts/setup.sql
 note "done in $((SECONDS - start)) s"
 
 # The decrypt scripts present one stored ciphertext as a literal, as the encrypt scripts present
-# their plaintext, so neither side pays a table lookup that SELECT 1 does not.
+# their plaintext, so neither side pays a table lookup that SELECT 1 does not. The CASE on
+# random() keeps the planner from folding pgcrypto's IMMUTABLE pgp_sym_decrypt into a constant
+# (it would then run once per prepared statement, not once per transaction); both sides carry it.
 for kind in ours pgp; do
   literal=$(cluster_psql "$cluster" -d gateway -Atc "SELECT $kind FROM bench.sealed WHERE n = 1")
   if [[ $kind == ours ]]; then
-    echo "SELECT gateway.decrypt_credentials('$literal'::bytea, 'bench') ->> 'region';" >"$stage/scripts/decrypt.pgbench"
+    echo "SELECT gateway.decrypt_credentials(CASE WHEN random() >= 0 THEN '$literal'::bytea END, 'bench') ->> 'region';" >"$stage/scripts/decrypt.pgbench"
   else
-    echo "SELECT length(pgp_sym_decrypt('$literal'::bytea, 'bench-passphrase'));" >"$stage/scripts/pgp_decrypt.pgbench"
+    echo "SELECT length(pgp_sym_decrypt(CASE WHEN random() >= 0 THEN '$literal'::bytea END, 'bench-passphrase'));" >"$stage/scripts/pgp_decrypt.pgbench"
   fi
 done
 [[ $(id -u) -eq 0 ]] && chown postgres: "$stage"/scripts/*.pgbench
