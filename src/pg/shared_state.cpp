@@ -138,7 +138,8 @@ bool queue_audit(const AuditEvent& event, bool required) {
     EventRing<AuditEvent> ring = failure_ring();
     queued = ring.push(event, /*count_drop=*/!required);
     if (ring.size() == ring.capacity()) pg_atomic_write_u32(&header->failures_full, 1);
-    urgent = ring.size() >= ring.capacity() / 2;
+    // Only events that must not be lost hurry the worker; verify failures are sampled instead.
+    urgent = required && ring.size() >= ring.capacity() / 2;
   }
   notify_worker();
   if (urgent && pg_atomic_exchange_u32(&header->flush_now, 1) == 0) {
