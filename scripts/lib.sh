@@ -11,9 +11,23 @@ export PGBIN PG_REGRESS REPO
 step() { printf '\n==> %s\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
 
-# Runs a command as the postgres OS user (or as ourselves when we already are not root).
+# Runs a command as the postgres OS user (or as ourselves when we already are not root). From a
+# directory postgres cannot enter (a clone under /root, as in CI) it runs from / instead, so no
+# "could not change directory" warning ends up in captured output; callers pass absolute paths.
+_pg_can_enter=""
 as_pg() {
-  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [[ $(id -u) -ne 0 ]]; then
+    "$@"
+    return
+  fi
+  if [[ $_pg_can_enter != "$PWD:"* ]]; then
+    if runuser -u postgres -- test -x "$PWD" 2>/dev/null; then _pg_can_enter="$PWD:yes"; else _pg_can_enter="$PWD:no"; fi
+  fi
+  if [[ $_pg_can_enter == *":yes" ]]; then
+    runuser -u postgres -- "$@"
+  else
+    (cd / && runuser -u postgres -- "$@")
+  fi
 }
 
 # A fresh directory owned by the postgres user: CI clones into places postgres cannot read.
