@@ -8,11 +8,8 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 source "$(dirname "$0")/lib.sh"
-cd "$REPO"
 
 rows=${BENCH_ROWS:-1000000}
-seconds=${BENCH_SECONDS:-10}
-rounds=${BENCH_ROUNDS:-3}
 
 bench_cluster bench-crypto
 bench_stage_scripts bench/crypto

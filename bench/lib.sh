@@ -2,6 +2,9 @@
 # arithmetic for the summary. Source after scripts/lib.sh.
 
 clients=${BENCH_CLIENTS:-2}
+seconds=${BENCH_SECONDS:-10}
+rounds=${BENCH_ROUNDS:-3}
+cd "$REPO"
 
 # bench_cluster NAME [postgresql.conf lines...]: builds, installs, starts a cluster with the
 # extension created in database "gateway"; sets $stage, $port and $cluster. Stopped on exit.

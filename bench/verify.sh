@@ -14,11 +14,8 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 source "$(dirname "$0")/lib.sh"
-cd "$REPO"
 
 keys=${BENCH_KEYS:-1000000}
-seconds=${BENCH_SECONDS:-10}
-rounds=${BENCH_ROUNDS:-3}
 
 bench_cluster bench-verify "gateway.usage_slots = 1100000" "gateway.usage_flush_interval = '1s'"
 bench_stage_scripts bench/verify
