@@ -33,7 +33,8 @@ std::optional<api_key::ParsedKey> parse_key_argument(FunctionCallInfo fcinfo) {
   if (PG_ARGISNULL(0)) return std::nullopt;
   Datum raw = PG_GETARG_DATUM(0);
   if (toast_raw_datum_size(raw) != VARHDRSZ + api_key::kKeyLength) return std::nullopt;
-  text* key = PG_GETARG_TEXT_PP(0);
+  text* key = nullptr;
+  pg_call([&] { key = PG_GETARG_TEXT_PP(0); });
   return api_key::parse(std::string_view(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)));
 }
 

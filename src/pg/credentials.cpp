@@ -25,7 +25,7 @@ extern "C" {
 namespace gateway::pg {
 namespace {
 
-crypto::EnvelopeView parse_or_throw(bytea* ciphertext) {
+crypto::EnvelopeView parse_or_throw(struct varlena* ciphertext) {
   auto view = crypto::parse_envelope(reinterpret_cast<const std::uint8_t*>(VARDATA_ANY(ciphertext)),
                                      VARSIZE_ANY_EXHDR(ciphertext));
   if (!view) {
@@ -65,6 +65,23 @@ bytea* to_bytea(const std::vector<std::uint8_t>& bytes) {
   SET_VARSIZE(out, VARHDRSZ + bytes.size());
   std::memcpy(VARDATA(out), bytes.data(), bytes.size());
   return out;
+}
+
+// Both arguments, detoasted inside pg_call (detoasting allocates and may raise). Jsonb needs the
+// full header, the other types are read in their packed form.
+struct Arguments {
+  struct varlena* value;
+  text* context;
+};
+
+Arguments detoasted_arguments(FunctionCallInfo fcinfo, bool packed_value) {
+  Arguments args{};
+  pg_call([&] {
+    Datum value = PG_GETARG_DATUM(0);
+    args.value = packed_value ? PG_DETOAST_DATUM_PACKED(value) : PG_DETOAST_DATUM(value);
+    args.context = PG_GETARG_TEXT_PP(1);
+  });
+  return args;
 }
 
 void require_args(FunctionCallInfo fcinfo, const char* what) {
@@ -143,16 +160,16 @@ extern "C" Datum gateway_encrypt_credentials(PG_FUNCTION_ARGS) {
     require_args(fcinfo, "credentials and context");
     EncryptionKey key = active_encryption_key();
     const SecureBuffer& sealing_key = credential_key(key.id, key.master_fingerprint);
+    Arguments args = detoasted_arguments(fcinfo, /*packed_value=*/false);
     char* json = nullptr;
     Datum out = 0;
     pg_call([&] {
-      Jsonb* credentials = PG_GETARG_JSONB_P(0);
+      auto* credentials = reinterpret_cast<Jsonb*>(args.value);
       json = JsonbToCString(nullptr, &credentials->root, VARSIZE(credentials));
     });
     std::size_t json_len = std::strlen(json);
-    std::vector<std::uint8_t> sealed =
-        crypto::seal(sealing_key, key.id, std::string_view(json, json_len),
-                     text_view(PG_GETARG_TEXT_PP(1)));
+    std::vector<std::uint8_t> sealed = crypto::seal(
+        sealing_key, key.id, std::string_view(json, json_len), text_view(args.context));
     sodium_memzero(json, json_len);
     pfree(json);
     pg_call([&] { out = PointerGetDatum(to_bytea(sealed)); });
@@ -166,8 +183,9 @@ namespace {
 Datum decrypt_to_jsonb(FunctionCallInfo fcinfo, bool for_connector) {
   return sql_function([&]() -> Datum {
     require_args(fcinfo, "ciphertext and context");
-    crypto::EnvelopeView envelope = parse_or_throw(PG_GETARG_BYTEA_PP(0));
-    std::string_view context = text_view(PG_GETARG_TEXT_PP(1));
+    Arguments args = detoasted_arguments(fcinfo, /*packed_value=*/true);
+    crypto::EnvelopeView envelope = parse_or_throw(args.value);
+    std::string_view context = text_view(args.context);
     const SecureBuffer& key = key_for(envelope);
 
     std::size_t len = crypto::plaintext_size(envelope);
@@ -205,18 +223,19 @@ extern "C" Datum gateway_reencrypt(PG_FUNCTION_ARGS) {
   return sql_function([&]() -> Datum {
     require_args(fcinfo, "ciphertext and context");
     EncryptionKey active = active_encryption_key();
+    Arguments args = detoasted_arguments(fcinfo, /*packed_value=*/true);
+    std::string_view context = text_view(args.context);
     std::optional<crypto::EnvelopeView> envelope;
     std::optional<SecureBuffer> opened;
     try {
-      envelope = parse_or_throw(PG_GETARG_BYTEA_PP(0));
+      envelope = parse_or_throw(args.value);
       if (envelope->key_id == active.id) return PG_GETARG_DATUM(0);
-      opened = crypto::open(key_for(*envelope), *envelope, text_view(PG_GETARG_TEXT_PP(1)));
+      opened = crypto::open(key_for(*envelope), *envelope, context);
     } catch (const Error& e) {
       if (std::strncmp(e.code(), "GW", 2) != 0) throw;
       fcinfo->isnull = true;
       return Datum(0);
     }
-    std::string_view context = text_view(PG_GETARG_TEXT_PP(1));
     const SecureBuffer& plain = *opened;
     std::vector<std::uint8_t> sealed = crypto::seal(
         credential_key(active.id, active.master_fingerprint), active.id,
