@@ -131,9 +131,7 @@ extern "C" Datum gateway_api_key_generate(PG_FUNCTION_ARGS) {
     Datum out = 0;
     pg_call([&] {
       TupleDesc desc = result_descriptor(fcinfo);
-      bytea* stored = static_cast<bytea*>(palloc(VARHDRSZ + hash.size()));
-      SET_VARSIZE(stored, VARHDRSZ + hash.size());
-      std::memcpy(VARDATA(stored), hash.data(), hash.size());
+      bytea* stored = bytes_to_bytea(hash.data(), hash.size());
       Datum values[4] = {
           PointerGetDatum(cstring_to_text_with_len(key.data(), static_cast<int>(key.size()))),
           PointerGetDatum(cstring_to_text_with_len(prefix.data(), static_cast<int>(prefix.size()))),

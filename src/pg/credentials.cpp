@@ -60,13 +60,6 @@ std::string_view text_view(text* value) {
   return std::string_view(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
 }
 
-bytea* to_bytea(const std::vector<std::uint8_t>& bytes) {
-  bytea* out = static_cast<bytea*>(palloc(VARHDRSZ + bytes.size()));
-  SET_VARSIZE(out, VARHDRSZ + bytes.size());
-  std::memcpy(VARDATA(out), bytes.data(), bytes.size());
-  return out;
-}
-
 // Both arguments, detoasted inside pg_call (detoasting allocates and may raise). Jsonb needs the
 // full header, the other types are read in their packed form.
 struct Arguments {
@@ -172,7 +165,7 @@ extern "C" Datum gateway_encrypt_credentials(PG_FUNCTION_ARGS) {
         sealing_key, key.id, std::string_view(json, json_len), text_view(args.context));
     sodium_memzero(json, json_len);
     pfree(json);
-    pg_call([&] { out = PointerGetDatum(to_bytea(sealed)); });
+    pg_call([&] { out = PointerGetDatum(bytes_to_bytea(sealed.data(), sealed.size())); });
     return out;
   });
 }
@@ -241,7 +234,7 @@ extern "C" Datum gateway_reencrypt(PG_FUNCTION_ARGS) {
         credential_key(active.id, active.master_fingerprint), active.id,
         std::string_view(reinterpret_cast<const char*>(plain.data()), plain.size()), context);
     Datum out = 0;
-    pg_call([&] { out = PointerGetDatum(to_bytea(sealed)); });
+    pg_call([&] { out = PointerGetDatum(bytes_to_bytea(sealed.data(), sealed.size())); });
     return out;
   });
 }

@@ -1,4 +1,4 @@
-// Conversions between PostgreSQL uuid Datums and the 16-byte ids src/core works with.
+// Conversions between PostgreSQL Datums (uuid, bytea) and the plain bytes src/core works with.
 #pragma once
 
 #include <cstring>
@@ -19,6 +19,14 @@ inline Datum id_to_uuid(const KeyId& id) {
   auto* uuid = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
   std::memcpy(uuid->data, id.data(), id.size());
   return UUIDPGetDatum(uuid);
+}
+
+// A palloc'd bytea holding a copy of `size` bytes.
+inline bytea* bytes_to_bytea(const void* data, std::size_t size) {
+  auto* out = static_cast<bytea*>(palloc(VARHDRSZ + size));
+  SET_VARSIZE(out, VARHDRSZ + size);
+  std::memcpy(VARDATA(out), data, size);
+  return out;
 }
 
 }  // namespace gateway::pg
