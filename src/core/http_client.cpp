@@ -1,0 +1,219 @@
+#include "http_client.hpp"
+
+#include <curl/curl.h>
+#include <sys/select.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <stdexcept>
+#include <utility>
+
+#include "cpp_only.hpp"  // last: proves no PostgreSQL header came in above
+
+namespace gateway::http {
+
+struct Client::Transfer {
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  Request request;
+  Callback done;
+  Response response;
+  char error[CURL_ERROR_SIZE] = {0};
+};
+
+namespace {
+
+void check(CURLcode code, const char* what) {
+  if (code != CURLE_OK) throw std::runtime_error(std::string(what) + ": " + curl_easy_strerror(code));
+}
+
+void check(CURLMcode code, const char* what) {
+  if (code != CURLM_OK) throw std::runtime_error(std::string(what) + ": " + curl_multi_strerror(code));
+}
+
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* body = static_cast<std::string*>(user);
+  // Kong's answers are small; a runaway body is cut rather than held.
+  if (body->size() < (1u << 24)) body->append(data, size * count);
+  return size * count;
+}
+
+std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* response = static_cast<Response*>(user);
+  std::string line(data, size * count);
+  static const char kRetryAfter[] = "retry-after:";
+  if (line.size() > sizeof kRetryAfter) {
+    bool match = true;
+    for (std::size_t i = 0; i + 1 < sizeof kRetryAfter; ++i) {
+      if (std::tolower(static_cast<unsigned char>(line[i])) != kRetryAfter[i]) {
+        match = false;
+        break;
+      }
+    }
+    if (match) response->retry_after_s = std::strtol(line.c_str() + sizeof kRetryAfter - 1, nullptr, 10);
+  }
+  return size * count;
+}
+
+}  // namespace
+
+void global_init() {
+  static bool done = false;
+  if (!done) {
+    check(curl_global_init(CURL_GLOBAL_DEFAULT), "curl_global_init");
+    done = true;
+  }
+}
+
+Client::Client(ClientOptions options) : options_(std::move(options)) {
+  global_init();
+  multi_ = curl_multi_init();
+  if (multi_ == nullptr) throw std::runtime_error("curl_multi_init failed");
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  check(curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(options_.max_in_flight)),
+        "CURLMOPT_MAX_HOST_CONNECTIONS");
+  check(curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_in_flight)),
+        "CURLMOPT_MAXCONNECTS");
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  headers = curl_slist_append(headers, "Accept: application/json");
+  headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
+  for (const std::string& h : options_.headers) headers = curl_slist_append(headers, h.c_str());
+  shared_headers_ = headers;
+}
+
+Client::~Client() {
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  // Abandon transfers still running: their callbacks never run (the owner is going away).
+  for (Transfer* t : live_) {
+    curl_multi_remove_handle(multi, t->easy);
+    curl_easy_cleanup(t->easy);
+    delete t;
+  }
+  curl_multi_cleanup(multi);
+  curl_slist_free_all(static_cast<curl_slist*>(shared_headers_));
+}
+
+void Client::submit(Request request, Callback done) {
+  queue_.emplace_back(std::move(request), std::move(done));
+  start_queued();
+}
+
+void Client::start_queued() {
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  while (!queue_.empty() && live_.size() < static_cast<std::size_t>(options_.max_in_flight)) {
+    auto transfer = std::make_unique<Transfer>();
+    transfer->request = std::move(queue_.front().first);
+    transfer->done = std::move(queue_.front().second);
+    queue_.pop_front();
+    CURL* easy = curl_easy_init();
+    if (easy == nullptr) throw std::runtime_error("curl_easy_init failed");
+    transfer->easy = easy;
+    const std::string url = options_.base_url + transfer->request.path;
+    const std::string& method = transfer->request.method;
+    check(curl_easy_setopt(easy, CURLOPT_URL, url.c_str()), "CURLOPT_URL");
+    check(curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "CURLOPT_PROTOCOLS_STR");
+    check(curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L), "CURLOPT_NOSIGNAL");
+    check(curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms), "CURLOPT_CONNECTTIMEOUT_MS");
+    check(curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, options_.timeout_ms), "CURLOPT_TIMEOUT_MS");
+    check(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(shared_headers_)), "CURLOPT_HTTPHEADER");
+    check(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body), "CURLOPT_WRITEFUNCTION");
+    check(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer->response.body), "CURLOPT_WRITEDATA");
+    check(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header), "CURLOPT_HEADERFUNCTION");
+    check(curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer->response), "CURLOPT_HEADERDATA");
+    check(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->error), "CURLOPT_ERRORBUFFER");
+    check(curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.get()), "CURLOPT_PRIVATE");
+    check(curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L), "CURLOPT_TCP_NODELAY");
+    if (!options_.ca_file.empty()) check(curl_easy_setopt(easy, CURLOPT_CAINFO, options_.ca_file.c_str()), "CURLOPT_CAINFO");
+    if (!options_.client_cert.empty()) check(curl_easy_setopt(easy, CURLOPT_SSLCERT, options_.client_cert.c_str()), "CURLOPT_SSLCERT");
+    if (!options_.client_key.empty()) check(curl_easy_setopt(easy, CURLOPT_SSLKEY, options_.client_key.c_str()), "CURLOPT_SSLKEY");
+    if (method == "GET") {
+      check(curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L), "CURLOPT_HTTPGET");
+    } else {
+      check(curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method.c_str()), "CURLOPT_CUSTOMREQUEST");
+      if (!transfer->request.body.empty() || method != "DELETE") {
+        check(curl_easy_setopt(easy, CURLOPT_POSTFIELDS, transfer->request.body.c_str()), "CURLOPT_POSTFIELDS");
+        check(curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(transfer->request.body.size())),
+              "CURLOPT_POSTFIELDSIZE");
+      }
+    }
+    check(curl_multi_add_handle(multi, easy), "curl_multi_add_handle");
+    live_.insert(transfer.release());  // owned by live_ until finish()
+  }
+}
+
+void Client::finish(Transfer* raw, int curl_code) {
+  std::unique_ptr<Transfer> transfer(raw);
+  live_.erase(raw);
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  if (curl_code == CURLE_OK) {
+    long status = 0;
+    curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &status);
+    transfer->response.status = status;
+  } else {
+    transfer->response.status = 0;
+    transfer->response.transport_error = transfer->error[0] != '\0'
+                                             ? transfer->error
+                                             : curl_easy_strerror(static_cast<CURLcode>(curl_code));
+  }
+  curl_multi_remove_handle(multi, transfer->easy);
+  curl_easy_cleanup(transfer->easy);
+  transfer->done(std::move(transfer->response));
+}
+
+void Client::perform() {
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  for (;;) {
+    int still_running = 0;
+    check(curl_multi_perform(multi, &still_running), "curl_multi_perform");
+    int finished = 0;
+    CURLMsg* msg;
+    int left = 0;
+    while ((msg = curl_multi_info_read(multi, &left)) != nullptr) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Transfer* t = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
+      int code = msg->data.result;
+      finish(t, code);  // may submit follow-up requests
+      ++finished;
+    }
+    start_queued();
+    // Callbacks may have queued new requests: give them a first push before waiting.
+    if (finished == 0) break;
+  }
+}
+
+void Client::wait_spec(std::vector<WaitSocket>& sockets, long& timeout_ms) {
+  sockets.clear();
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  if (live_.empty()) {
+    timeout_ms = queue_.empty() ? -1 : 0;
+    return;
+  }
+  fd_set read_set, write_set, error_set;
+  FD_ZERO(&read_set);
+  FD_ZERO(&write_set);
+  FD_ZERO(&error_set);
+  int max_fd = -1;
+  check(curl_multi_fdset(multi, &read_set, &write_set, &error_set, &max_fd), "curl_multi_fdset");
+  for (int fd = 0; fd <= max_fd; ++fd) {
+    bool r = FD_ISSET(fd, &read_set), w = FD_ISSET(fd, &write_set);
+    if (r || w) sockets.push_back(WaitSocket{fd, r, w});
+  }
+  long curl_timeout = -1;
+  check(curl_multi_timeout(multi, &curl_timeout), "curl_multi_timeout");
+  // No socket yet (name resolution, connection set-up): look again soon, as curl advises.
+  if (max_fd == -1 && (curl_timeout < 0 || curl_timeout > 10)) curl_timeout = 10;
+  timeout_ms = curl_timeout;
+}
+
+void Client::run_until_idle() {
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  perform();
+  while (active() > 0) {
+    int numfds = 0;
+    check(curl_multi_poll(multi, nullptr, 0, 100, &numfds), "curl_multi_poll");
+    perform();
+  }
+}
+
+}  // namespace gateway::http

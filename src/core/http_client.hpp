@@ -1,0 +1,82 @@
+// An HTTP client over libcurl multi: many requests in flight on keep-alive connections, driven
+// by the caller's event loop (the worker waits on the client's sockets and its own latch in one
+// call). Only http and https are allowed; redirects are not followed.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "retry_policy.hpp"
+
+namespace gateway::http {
+
+struct ClientOptions {
+  std::string base_url;               // e.g. http://kong:8001 or https://host/admin-prefix
+  std::vector<std::string> headers;   // extra "Name: value" lines (Kong-Admin-Token, ...)
+  std::string ca_file;                // CA bundle for https
+  std::string client_cert, client_key;  // mutual TLS
+  long connect_timeout_ms = 5000;
+  long timeout_ms = 30000;
+  int max_in_flight = 16;
+};
+
+struct Request {
+  std::string method;  // GET, PUT, POST, PATCH, DELETE
+  std::string path;    // appended to base_url; must start with '/'
+  std::string body;    // JSON; empty for none
+};
+
+using Response = sync::CallResult;
+
+// A socket the caller should wait on before calling perform() again.
+struct WaitSocket {
+  int fd;
+  bool read, write;
+};
+
+class Client {
+ public:
+  using Callback = std::function<void(Response&&)>;
+
+  explicit Client(ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Queues a request; it starts as soon as fewer than max_in_flight are running. `done` runs
+  // from perform(), exactly once.
+  void submit(Request request, Callback done);
+
+  // Advances every transfer without blocking and runs the callbacks of finished ones.
+  void perform();
+
+  // What to wait for before the next perform(): sockets, and a timeout in ms (-1: none).
+  void wait_spec(std::vector<WaitSocket>& sockets, long& timeout_ms);
+
+  // Blocks until every queued and running request has finished (for tests and reconcile).
+  void run_until_idle();
+
+  std::size_t active() const { return live_.size() + queue_.size(); }
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  struct Transfer;
+  void start_queued();
+  void finish(Transfer* transfer, int curl_code);
+
+  ClientOptions options_;
+  void* multi_ = nullptr;  // CURLM*
+  void* shared_headers_ = nullptr;  // curl_slist* of the fixed headers
+  std::deque<std::pair<Request, Callback>> queue_;
+  std::unordered_set<Transfer*> live_;
+};
+
+// libcurl must be initialised once per process before threads start; the worker calls this.
+void global_init();
+
+}  // namespace gateway::http

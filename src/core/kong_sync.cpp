@@ -1,0 +1,226 @@
+#include "kong_sync.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <iterator>
+#include <memory>
+#include <tuple>
+
+#include "cpp_only.hpp"  // last: proves no PostgreSQL header came in above
+
+namespace gateway::sync {
+namespace {
+
+using kong::Json;
+using kong::KongObject;
+
+struct Step {
+  http::Request request;
+  bool missing_ok = false;
+  bool checks_credential = false;
+  bool delivers_key = false;
+};
+
+std::vector<Step> steps_for(const kong::Desired& desired) {
+  std::vector<Step> steps;
+  for (const KongObject& o : desired.present) {
+    if (o.collection == "key-auths" && !o.carries_key) {
+      steps.push_back(Step{{"GET", o.path, ""}, false, true, false});
+    } else {
+      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false, o.carries_key});
+    }
+  }
+  for (const KongObject& o : desired.absent) {
+    steps.push_back(Step{{"DELETE", o.path, ""}, true, false, false});
+  }
+  return steps;
+}
+
+struct JobState {
+  http::Client* client;
+  std::vector<Step> steps;
+  std::size_t next = 0;
+  bool delivers_key_when_done = false;
+  JobOutcome outcome;
+  std::function<void(JobOutcome&&)> done;
+};
+
+void advance(const std::shared_ptr<JobState>& state) {
+  if (state->next == state->steps.size()) {
+    state->outcome.key_delivered = state->delivers_key_when_done;
+    state->done(std::move(state->outcome));
+    return;
+  }
+  const Step& step = state->steps[state->next];
+  state->client->submit(step.request, [state](http::Response&& response) {
+    const Step& step = state->steps[state->next];
+    ++state->outcome.calls;
+    Verdict verdict = classify(response, step.missing_ok);
+    if (step.checks_credential && response.status == 404) {
+      state->outcome.verdict = Verdict::kDead;
+      state->outcome.status = 404;
+      state->outcome.error =
+          "Kong has no key-auth credential for this key, and the key was already handed over "
+          "and wiped, so it cannot be sent again: rotate the key (gateway.api_key_rotate)";
+      state->done(std::move(state->outcome));
+      return;
+    }
+    if (verdict != Verdict::kDone) {
+      state->outcome.verdict = verdict;
+      state->outcome.status = response.status;
+      state->outcome.retry_after_s = response.retry_after_s;
+      state->outcome.target_failure = target_failure(response) || response.status == 429;
+      state->outcome.error = describe_failure(response);
+      if (response.status == 405) {
+        state->outcome.error +=
+            " (Kong answers writes with 405 in DB-less mode: pg_gateway needs Kong with a database)";
+      }
+      state->done(std::move(state->outcome));
+      return;
+    }
+    if (step.request.method != "GET" && response.status != 404) ++state->outcome.writes;
+    ++state->next;
+    advance(state);
+  });
+}
+
+// Pages through one collection; `done` gets every object or an error.
+struct Listing {
+  http::Client* client;
+  std::string collection;
+  std::vector<Json> objects;
+  std::function<void(std::vector<Json>&&, std::string)> done;
+};
+
+void next_page(const std::shared_ptr<Listing>& listing, const std::string& path) {
+  listing->client->submit({"GET", path, ""}, [listing](http::Response&& response) {
+    if (response.status != 200) {
+      listing->done({}, "listing " + listing->collection + " failed: " + describe_failure(response));
+      return;
+    }
+    Json page = Json::parse(response.body, nullptr, false);
+    if (!page.is_object() || !page.contains("data") || !page["data"].is_array()) {
+      listing->done({}, "listing " + listing->collection + ": Kong's answer has no data array");
+      return;
+    }
+    for (Json& o : page["data"]) listing->objects.push_back(std::move(o));
+    if (page.contains("next") && page["next"].is_string()) {
+      next_page(listing, page["next"].get<std::string>());
+    } else {
+      listing->done(std::move(listing->objects), "");
+    }
+  });
+}
+
+std::string url_encode(const std::string& text) {
+  static const char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+const char* const kCollections[] = {"services", "routes", "plugins", "consumers", "key-auths", "acls"};
+
+// Delete order for orphans: children before what they hang on.
+int delete_rank(const std::string& collection) {
+  if (collection == "plugins" || collection == "acls" || collection == "key-auths") return 0;
+  if (collection == "routes") return 1;
+  return 2;
+}
+
+std::string path_of(const std::string& collection, const Json& remote) {
+  std::string id = remote.value("id", "");
+  if (collection == "key-auths" || collection == "acls") {
+    std::string consumer = remote.contains("consumer") && remote["consumer"].is_object()
+                               ? remote["consumer"].value("id", "")
+                               : "";
+    return "/consumers/" + consumer + (collection == "acls" ? "/acls/" : "/key-auth/") + id;
+  }
+  return "/" + collection + "/" + id;
+}
+
+}  // namespace
+
+void run_job(http::Client& client, const kong::Desired& desired,
+             std::function<void(JobOutcome&&)> done) {
+  auto state = std::make_shared<JobState>();
+  state->client = &client;
+  state->steps = steps_for(desired);
+  state->done = std::move(done);
+  for (const KongObject& o : desired.present) {
+    if (o.carries_key) state->delivers_key_when_done = true;
+  }
+  // Nothing of the key left to deliver when its objects are being removed.
+  if (desired.present.empty()) state->delivers_key_when_done = true;
+  advance(state);
+}
+
+void list_inventory(http::Client& client, const std::string& owner_tag,
+                    std::function<void(Inventory&&, std::string error)> done) {
+  struct Gather {
+    Inventory inventory;
+    std::string error;
+    int remaining = 0;
+    std::function<void(Inventory&&, std::string)> done;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->done = std::move(done);
+  gather->remaining = static_cast<int>(std::size(kCollections));
+  for (const char* collection : kCollections) {
+    auto listing = std::make_shared<Listing>();
+    listing->client = &client;
+    listing->collection = collection;
+    listing->done = [gather, collection](std::vector<Json>&& objects, std::string error) {
+      if (!error.empty() && gather->error.empty()) gather->error = error;
+      gather->inventory[collection] = std::move(objects);
+      if (--gather->remaining == 0) gather->done(std::move(gather->inventory), gather->error);
+    };
+    next_page(listing, "/" + std::string(collection) + "?size=1000&tags=" + url_encode(owner_tag));
+  }
+}
+
+ReconcilePlan plan_reconcile(const std::vector<DesiredRow>& rows, const Inventory& inventory) {
+  std::map<std::pair<std::string, std::string>, const Json*> remote;
+  for (const auto& [collection, objects] : inventory) {
+    for (const Json& o : objects) {
+      if (o.is_object() && o.contains("id") && o["id"].is_string()) {
+        remote[{collection, o["id"].get<std::string>()}] = &o;
+      }
+    }
+  }
+  ReconcilePlan plan;
+  std::set<std::pair<std::string, std::string>> wanted;
+  for (const DesiredRow& row : rows) {
+    for (const KongObject& o : row.desired.present) {
+      wanted.insert({o.collection, o.id});
+      auto it = remote.find({o.collection, o.id});
+      Json owned = o.fields;
+      owned.erase("key");  // Kong may hash or hide it; its presence is what counts
+      owned.erase("ttl");  // counts down inside Kong
+      if (it == remote.end() || !kong::fields_match(owned, *it->second)) plan.repair.insert(row.row);
+    }
+  }
+  for (const auto& [key, object] : remote) {
+    if (wanted.count(key)) continue;
+    KongObject orphan;
+    orphan.collection = key.first;
+    orphan.id = key.second;
+    orphan.path = path_of(key.first, *object);
+    plan.orphans.push_back(std::move(orphan));
+  }
+  std::stable_sort(plan.orphans.begin(), plan.orphans.end(),
+                   [](const KongObject& a, const KongObject& b) {
+                     return delete_rank(a.collection) < delete_rank(b.collection);
+                   });
+  return plan;
+}
+
+}  // namespace gateway::sync

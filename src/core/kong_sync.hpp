@@ -1,0 +1,64 @@
+// Making Kong match the desired objects of one row (a job), and finding every difference between
+// Kong and the tables (reconciliation). Runs on an http::Client; never blocks.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "http_client.hpp"
+#include "kong_mapping.hpp"
+#include "retry_policy.hpp"
+
+namespace gateway::sync {
+
+struct JobOutcome {
+  Verdict verdict = Verdict::kDone;
+  std::string error;            // for retry and dead: what went wrong, safe to store and log
+  long status = 0;              // HTTP status of the failed call (0: no answer)
+  long retry_after_s = -1;
+  bool target_failure = false;  // counts toward the circuit breaker
+  bool key_delivered = false;   // Kong has the key (or it is gone): drop the sealed copy
+  int calls = 0;                // HTTP requests made
+  int writes = 0;               // of which changed something (PUT/DELETE that succeeded)
+};
+
+// Upserts the present objects in order (PUT), then deletes the absent ones in order (DELETE,
+// "already gone" counts as done). A key-auth credential whose key was already handed over is
+// only checked (GET): if Kong lost it, the job is dead with a hint to rotate the key.
+// `done` runs exactly once, from Client::perform().
+void run_job(http::Client& client, const kong::Desired& desired,
+             std::function<void(JobOutcome&&)> done);
+
+// Everything Kong holds under our tag, per collection, listed page by page (size 1000).
+using Inventory = std::map<std::string, std::vector<kong::Json>>;
+void list_inventory(http::Client& client, const std::string& owner_tag,
+                    std::function<void(Inventory&&, std::string error)> done);
+
+// A row whose Kong objects differ from what they should be: its job repairs it.
+struct RowRef {
+  std::string kind;  // public_interface, api_key
+  std::string id;
+  bool operator<(const RowRef& o) const { return std::tie(kind, id) < std::tie(o.kind, o.id); }
+};
+
+struct DesiredRow {
+  RowRef row;
+  kong::Desired desired;
+};
+
+struct ReconcilePlan {
+  std::set<RowRef> repair;                 // rows to enqueue a job for
+  std::vector<kong::KongObject> orphans;   // tagged objects no row wants, in delete order
+};
+
+// `rows`: every row that should have objects in Kong. Compares only the fields we own, so
+// Kong's defaults never count as drift. Orphans are ordered children first.
+ReconcilePlan plan_reconcile(const std::vector<DesiredRow>& rows, const Inventory& inventory);
+
+}  // namespace gateway::sync
