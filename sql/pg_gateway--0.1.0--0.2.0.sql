@@ -215,6 +215,7 @@ CREATE FUNCTION gateway._sync_enqueue(target text, object_kind text, object_id u
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 BEGIN
   INSERT INTO gateway.sync_jobs AS j (target, object_kind, object_id, run_after)
   VALUES ($1, $2, $3, $4)
@@ -412,6 +413,7 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
   j gateway.sync_jobs;
   object_state text;

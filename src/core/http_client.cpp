@@ -1,6 +1,7 @@
 #include "http_client.hpp"
 
 #include <curl/curl.h>
+#include <sodium.h>
 #include <sys/select.h>
 
 #include <cctype>
@@ -157,6 +158,8 @@ void Client::finish(Transfer* raw, int curl_code) {
   }
   curl_multi_remove_handle(multi, transfer->easy);
   curl_easy_cleanup(transfer->easy);
+  // A body may carry an API key on its way to Kong: wipe it before the memory is reused.
+  sodium_memzero(transfer->request.body.data(), transfer->request.body.size());
   transfer->done(std::move(transfer->response));
 }
 

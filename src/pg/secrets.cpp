@@ -13,6 +13,7 @@ namespace {
 
 // Credential keys are derived under their own context, so they share nothing with peppers.
 constexpr char kCredentialKeyContext[] = "gwcreds1";
+constexpr char kHandoffKeyContext[] = "gwkong01";
 
 // Loaded lazily so that a bad key file fails the statement that needs it, with a clear error,
 // instead of stopping the server.
@@ -22,6 +23,7 @@ bool previous_loaded = false;
 std::string fingerprint;
 std::unique_ptr<api_key::Hasher> hasher;
 std::map<std::pair<std::string, std::uint32_t>, SecureBuffer> credential_keys;
+std::unique_ptr<SecureBuffer> handoff;
 
 const MasterKey& loaded_master_key() {
   if (!master_key) {
@@ -77,6 +79,11 @@ const SecureBuffer& credential_key(std::uint32_t key_id, const std::string& mast
                 "with, and restart the server.");
   }
   return credential_keys.emplace(id, master->derive(kCredentialKeyContext, key_id)).first->second;
+}
+
+const SecureBuffer& handoff_key() {
+  if (!handoff) handoff = std::make_unique<SecureBuffer>(loaded_master_key().derive(kHandoffKeyContext, 1));
+  return *handoff;
 }
 
 }  // namespace gateway::pg

@@ -22,4 +22,7 @@ const std::string& master_key_fingerprint();
 // gateway::Error(GW004) when neither master key has that fingerprint.
 const SecureBuffer& credential_key(std::uint32_t key_id, const std::string& master_fingerprint);
 
+// The key that seals API keys on their way to Kong (see key_handoff.cpp).
+const SecureBuffer& handoff_key();
+
 }  // namespace gateway::pg

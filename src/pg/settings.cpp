@@ -59,6 +59,61 @@ void define_settings() {
       "is counted instead of recorded.",
       &settings.audit_verify_failures, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 
+  DefineCustomStringVariable(
+      "gateway.kong_admin_url", "Base URL of the Kong Admin API the worker keeps in sync.",
+      "May include a path prefix (https://gw.example.com/kong-admin). Empty pauses Kong sync: "
+      "jobs wait and gateway.sync_status says why.",
+      &settings.kong_admin_url, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "gateway.kong_admin_headers", "Extra headers sent with every Kong Admin API request.",
+      "\"Name: value\" pairs separated by semicolons, e.g. \"Kong-Admin-Token: s3cret\".",
+      &settings.kong_admin_headers, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "gateway.kong_ca_file", "CA bundle that verifies the Kong Admin API's certificate.", nullptr,
+      &settings.kong_ca_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "gateway.kong_client_cert", "Client certificate (PEM) for mutual TLS with the Kong Admin API.",
+      nullptr, &settings.kong_client_cert, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr,
+      nullptr);
+  DefineCustomStringVariable(
+      "gateway.kong_client_key", "Private key (PEM) of gateway.kong_client_cert.", nullptr,
+      &settings.kong_client_key, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "gateway.kong_connect_timeout", "Connect timeout for Kong Admin API requests.", nullptr,
+      &settings.kong_connect_timeout_ms, 5000, 100, 600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+      nullptr, nullptr);
+  DefineCustomIntVariable(
+      "gateway.kong_request_timeout", "Total timeout of one Kong Admin API request.", nullptr,
+      &settings.kong_request_timeout_ms, 30000, 100, 600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+      nullptr, nullptr);
+  DefineCustomStringVariable(
+      "gateway.kong_upstream_url",
+      "The app's workflow execution endpoint that Kong services forward to.",
+      "Each public interface's Kong service points at this URL followed by /<interface id>.",
+      &settings.kong_upstream_url, "http://127.0.0.1:3000/api/interfaces", PGC_SIGHUP, 0, nullptr,
+      nullptr, nullptr);
+  DefineCustomStringVariable(
+      "gateway.kong_owner_tag", "Tag on every Kong object this database owns.",
+      "Reconciliation only ever changes or deletes objects with this tag. Empty: "
+      "pg-gateway-<system identifier>-<database oid>, which a physical standby shares.",
+      &settings.kong_owner_tag, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "gateway.sync_concurrency", "Kong Admin API requests the worker keeps in flight at once.",
+      nullptr, &settings.sync_concurrency, 16, 1, 256, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "gateway.sync_reconcile_interval", "How often the worker compares Kong with the tables.",
+      "0 reconciles only when gateway.sync_reconcile() asks for it.",
+      &settings.sync_reconcile_interval_s, 600, 0, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+      nullptr, nullptr);
+  DefineCustomIntVariable(
+      "gateway.sync_retry_base", "First retry delay of a failed sync job; it doubles per attempt.",
+      nullptr, &settings.sync_retry_base_ms, 1000, 10, 3600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+      nullptr, nullptr);
+  DefineCustomIntVariable(
+      "gateway.sync_retry_max", "Longest delay between retries of a failed sync job.", nullptr,
+      &settings.sync_retry_max_ms, 300000, 10, 24 * 3600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+      nullptr, nullptr);
+
   MarkGUCPrefixReserved("gateway");
 }
 

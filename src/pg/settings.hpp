@@ -12,6 +12,21 @@ struct Settings {
   int usage_flush_interval_ms = 10000;  // gateway.usage_flush_interval
   int last_used_resolution_s = 900;     // gateway.last_used_resolution
   bool audit_verify_failures = true;    // gateway.audit_verify_failures
+
+  // Kong sync (read by the worker; reloaded on SIGHUP).
+  char* kong_admin_url = nullptr;       // gateway.kong_admin_url; empty: sync paused
+  char* kong_admin_headers = nullptr;   // gateway.kong_admin_headers ("Name: value; ...")
+  char* kong_ca_file = nullptr;         // gateway.kong_ca_file
+  char* kong_client_cert = nullptr;     // gateway.kong_client_cert
+  char* kong_client_key = nullptr;      // gateway.kong_client_key
+  int kong_connect_timeout_ms = 5000;   // gateway.kong_connect_timeout
+  int kong_request_timeout_ms = 30000;  // gateway.kong_request_timeout
+  char* kong_upstream_url = nullptr;    // gateway.kong_upstream_url
+  char* kong_owner_tag = nullptr;       // gateway.kong_owner_tag; empty: derived
+  int sync_concurrency = 16;            // gateway.sync_concurrency
+  int sync_reconcile_interval_s = 600;  // gateway.sync_reconcile_interval; 0: only on demand
+  int sync_retry_base_ms = 1000;        // gateway.sync_retry_base
+  int sync_retry_max_ms = 300000;       // gateway.sync_retry_max
 };
 
 extern Settings settings;

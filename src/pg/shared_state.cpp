@@ -18,6 +18,8 @@ struct SharedHeader {
   // Set when the audit queue is half full: the worker writes it at once instead of waiting for
   // the end of its batch window.
   pg_atomic_uint32 flush_now;
+  // Set at commit of a transaction that queued sync jobs; the worker claims when it sees it.
+  pg_atomic_uint32 sync_wanted;
   pg_atomic_uint64 keys_generation;
   pg_atomic_uint64 failures_dropped;
   Latch* worker_latch;
@@ -59,6 +61,7 @@ void shmem_startup() {
     pg_atomic_init_u32(&header->work_pending, 0);
     pg_atomic_init_u32(&header->failures_full, 0);
     pg_atomic_init_u32(&header->flush_now, 0);
+    pg_atomic_init_u32(&header->sync_wanted, 0);
     pg_atomic_init_u64(&header->keys_generation, 1);
     pg_atomic_init_u64(&header->failures_dropped, 0);
     header->worker_latch = nullptr;
@@ -154,6 +157,15 @@ void register_worker_latch(Latch* latch) { header->worker_latch = latch; }
 std::uint64_t encryption_keys_generation() { return pg_atomic_read_u64(&header->keys_generation); }
 
 void bump_encryption_keys_generation() { pg_atomic_fetch_add_u64(&header->keys_generation, 1); }
+
+void notify_sync() {
+  if (header == nullptr) return;
+  pg_atomic_write_u32(&header->sync_wanted, 1);
+  Latch* latch = header->worker_latch;
+  if (latch != nullptr) SetLatch(latch);
+}
+
+bool take_sync_wanted() { return pg_atomic_exchange_u32(&header->sync_wanted, 0) != 0; }
 
 bool take_flush_now() { return pg_atomic_exchange_u32(&header->flush_now, 0) != 0; }
 

@@ -51,8 +51,12 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
 // failures) are counted instead of recorded when the queue is full.
 bool queue_audit(const AuditEvent& event, bool required);
 
+// Tells the worker that sync jobs were committed (called at commit, never before).
+void notify_sync();
+
 // For the worker.
 void register_worker_latch(Latch* latch);
+bool take_sync_wanted();  // true once after each notify_sync()
 bool take_flush_now();  // true when the audit queue asked to be written at once
 
 // Bumped when a change to gateway.encryption_keys commits; backends compare it with the

@@ -2,7 +2,12 @@
 
 #include <new>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
+// Core (nlohmann/json) headers before any PostgreSQL header: PostgreSQL redefines snprintf.
+#include "sync_engine.hpp"
+#include "error_bridge.hpp"
 #include "postgres.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
@@ -44,6 +49,47 @@ void flush_usage_guarded() {
   }
 }
 
+// The sync engine's own exception boundary: a C++ error in one step is logged and the worker
+// goes on (the jobs involved stay claimed and run again after a restart at worst).
+template <typename Body>
+void guarded(const char* what, Body&& body) {
+  const char* failure = nullptr;
+  std::string message;
+  try {
+    body();
+  } catch (const std::bad_alloc&) {
+    failure = "out of memory";
+  } catch (const PgError& e) {
+    message = e.data->message != nullptr ? e.data->message : "";
+    failure = message.c_str();
+  } catch (const std::exception& e) {
+    message = e.what();
+    failure = message.c_str();
+  }
+  if (failure != nullptr) ereport(LOG, (errmsg("pg_gateway worker: %s: %s", what, failure)));
+}
+
+// Sleeps until the latch is set, a socket of the sync engine's HTTP client is ready, or the
+// timeout passes (-1: no timeout).
+void wait_for_events(const std::vector<gateway::http::WaitSocket>& sockets, long timeout_ms) {
+  WaitEventSet* set = CreateWaitEventSet(CurrentMemoryContext, static_cast<int>(sockets.size()) + 2);
+  AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+  AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+  for (const auto& s : sockets) {
+    int events = (s.read ? WL_SOCKET_READABLE : 0) | (s.write ? WL_SOCKET_WRITEABLE : 0);
+    AddWaitEventToSet(set, events, s.fd, nullptr, nullptr);
+  }
+  WaitEvent occurred[1];
+  (void) WaitEventSetWait(set, timeout_ms, occurred, 1, PG_WAIT_EXTENSION);
+  FreeWaitEventSet(set);
+}
+
+long earliest(long a, long b) {
+  if (a < 0) return b;
+  if (b < 0) return a;
+  return a < b ? a : b;
+}
+
 }  // namespace
 
 void register_worker() {
@@ -62,9 +108,11 @@ void register_worker() {
 
 using namespace gateway::pg;
 
-// Sleeps on its latch. Backends set the latch when there is something to record; the worker then
-// waits gateway.usage_flush_interval to gather a batch and writes it in one transaction. With
-// nothing to do it sleeps without a timeout: no polling.
+// Sleeps on its latch and the sockets of its Kong requests. Backends set the latch when there is
+// something to record (the worker then waits gateway.usage_flush_interval to gather a batch and
+// writes it in one transaction) and when a transaction that queued sync jobs commits. Otherwise
+// it wakes only when a retry or a reconcile is due; with nothing to do it sleeps without a
+// timeout: no polling.
 extern "C" void gateway_worker_main(Datum) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
@@ -76,11 +124,16 @@ extern "C" void gateway_worker_main(Datum) {
   on_shmem_exit(forget_latch, 0);
   ereport(LOG, (errmsg("pg_gateway worker started in database \"%s\"", settings.database)));
 
+  // Never destroyed: the process exits with it (an orderly stop abandons requests in flight;
+  // their jobs run again after the restart).
+  auto* sync = new SyncEngine();
+  std::vector<gateway::http::WaitSocket> sockets;
   TimestampTz flush_due = 0;  // 0: no batch pending
   for (;;) {
-    int events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (flush_due != 0 ? WL_TIMEOUT : 0);
-    (void) WaitLatch(MyLatch, events, flush_due != 0 ? ms_until(flush_due) : -1L,
-                     PG_WAIT_EXTENSION);
+    long sync_timeout = -1;
+    guarded("preparing to wait", [&] { sync->wait_spec(sockets, sync_timeout); });
+    long timeout = earliest(flush_due != 0 ? ms_until(flush_due) : -1L, sync_timeout);
+    wait_for_events(sockets, timeout);
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
 
@@ -88,6 +141,7 @@ extern "C" void gateway_worker_main(Datum) {
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
+      sync->reload();
     }
     if (take_flush_now()) flush_due = GetCurrentTimestamp();
     if (flush_due == 0 && work_pending()) {
@@ -101,6 +155,8 @@ extern "C" void gateway_worker_main(Datum) {
       flush_usage_guarded();
       flush_due = 0;
     }
+    bool commit_seen = take_sync_wanted();
+    guarded("syncing", [&] { sync->step(commit_seen); });
   }
 
   // A clean stop records what is batched so far, so a restart loses no last-use times.

@@ -639,8 +639,10 @@ def main():
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--parent-pid", type=int, default=os.getppid())
     parser.add_argument("--max-seconds", type=float, default=3600)
+    parser.add_argument("--spec-dir", default=os.environ.get("GATEWAY_SPECS"),
+                        help="folder with kong-admin-oss-openapi.yaml (default: ../shared/specs)")
     args = parser.parse_args()
-    server = FakeServer(args.port, dbless=args.dbless, verbose=args.verbose)
+    server = FakeServer(args.port, dbless=args.dbless, verbose=args.verbose, spec_dir=args.spec_dir)
     port = server.server_address[1]
     if not server.contract.available:
         print("kong-fake: contract check skipped: %s not found" % server.contract.spec_dir, flush=True)

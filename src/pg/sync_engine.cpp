@@ -1,0 +1,472 @@
+#include "sync_engine.hpp"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iterator>
+#include <cstring>
+
+#include "../core/kong_mapping.hpp"
+#include "key_handoff.hpp"
+#include "settings.hpp"
+#include "worker_transaction.hpp"
+
+extern "C" {
+#include "access/xlog.h"
+}
+
+namespace gateway::pg {
+namespace {
+
+using kong::Json;
+
+std::optional<double> number_or_null(const Json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return std::nullopt;
+  if (j[key].is_number()) return j[key].get<double>();
+  if (j[key].is_string()) return std::stod(j[key].get<std::string>());  // numeric as text
+  return std::nullopt;
+}
+
+kong::InterfaceRow interface_row(const std::string& id, const Json& state) {
+  kong::InterfaceRow row;
+  row.id = id;
+  if (!state.is_object()) return row;  // gone
+  row.exists = true;
+  row.is_public = state.value("is_public", false);
+  row.http_method = state.value("http_method", "POST");
+  row.http_path = state.value("http_path", "");
+  row.auth_type = state.value("auth_type", "api_key");
+  if (auto limit = number_or_null(state, "rate_limit_per_minute")) {
+    row.rate_limit_per_minute = static_cast<std::int64_t>(*limit);
+  }
+  return row;
+}
+
+std::vector<std::uint8_t> from_base64(const std::string& text) {
+  std::vector<std::uint8_t> out(text.size());
+  std::size_t len = 0;
+  if (sodium_base642bin(out.data(), out.size(), text.data(), text.size(), "\n\r ", &len, nullptr,
+                        sodium_base64_VARIANT_ORIGINAL) != 0) {
+    return {};
+  }
+  out.resize(len);
+  return out;
+}
+
+// The key row; opens the sealed key when there is one. Throws std::runtime_error when the sealed
+// key does not open (that job is dead: the message says why).
+kong::KeyRow key_row(const std::string& id, const Json& state) {
+  kong::KeyRow row;
+  row.id = id;
+  if (!state.is_object()) return row;
+  row.exists = true;
+  row.is_active = state.value("is_active", false);
+  row.interface_published = state.value("interface_published", false);
+  if (state.contains("public_interface_id") && state["public_interface_id"].is_string()) {
+    row.interface_id = state["public_interface_id"].get<std::string>();
+  }
+  row.revoked_at = number_or_null(state, "revoked_at");
+  row.expires_at = number_or_null(state, "expires_at");
+  if (state.contains("sealed_key") && state["sealed_key"].is_string()) {
+    row.has_sealed_key = true;
+    row.plaintext = open_key_handoff(from_base64(state["sealed_key"].get<std::string>()), id);
+    if (!row.plaintext) {
+      throw std::runtime_error(
+          "the key sealed for Kong does not open with this server's master key; rotate the key "
+          "(gateway.api_key_rotate)");
+    }
+  }
+  return row;
+}
+
+std::vector<std::string> split_headers(const char* setting) {
+  std::vector<std::string> headers;
+  std::string all = setting != nullptr ? setting : "";
+  std::size_t start = 0;
+  while (start <= all.size()) {
+    std::size_t end = all.find(';', start);
+    if (end == std::string::npos) end = all.size();
+    std::string h = all.substr(start, end - start);
+    h.erase(0, h.find_first_not_of(' '));
+    h.erase(h.find_last_not_of(' ') + 1);
+    if (!h.empty()) headers.push_back(h);
+    start = end + 1;
+  }
+  return headers;
+}
+
+std::string owner_tag() {
+  if (settings.kong_owner_tag != nullptr && settings.kong_owner_tag[0] != '\0') {
+    return settings.kong_owner_tag;
+  }
+  return "pg-gateway-" + std::to_string(GetSystemIdentifier()) + "-" + std::to_string(MyDatabaseId);
+}
+
+std::string iso_time_from_ms(std::int64_t epoch_ms) {
+  // to_timestamp() in SQL takes seconds; passed as text.
+  return std::to_string(static_cast<double>(epoch_ms) / 1000.0);
+}
+
+const char* verdict_name(sync::Verdict v) {
+  switch (v) {
+    case sync::Verdict::kDone: return "done";
+    case sync::Verdict::kRetry: return "retry";
+    case sync::Verdict::kDead: return "dead";
+  }
+  return "dead";
+}
+
+}  // namespace
+
+SyncEngine::SyncEngine() : random_(std::random_device{}()) {}
+SyncEngine::~SyncEngine() = default;
+
+std::int64_t SyncEngine::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void SyncEngine::reload() {
+  reload_pending_ = true;
+  claim_wanted_ = true;
+  schema_checked_ = false;
+  warned_paused_ = false;
+}
+
+bool SyncEngine::ready() {
+  if (!schema_checked_) {
+    schema_ready_ = false;
+    in_transaction("pg_gateway: checking the sync schema", [&] {
+      auto rows = spi_query("SELECT to_regproc('gateway._sync_claim') IS NOT NULL");
+      schema_ready_ = !rows.empty() && rows[0][0] == std::optional<std::string>("t");
+    });
+    schema_checked_ = true;
+  }
+  if (!schema_ready_) return false;
+  if (!recovered_) {
+    // Jobs a previous incarnation had claimed (it crashed, or this is a promoted standby) run
+    // again: they are level-triggered, so running one twice is harmless.
+    recovered_ = in_transaction("pg_gateway: recovering sync jobs", [&] {
+      auto rows = spi_query("SELECT gateway._sync_recover()");
+      if (!rows.empty() && rows[0][0] && *rows[0][0] != "0") {
+        ereport(LOG, (errmsg("pg_gateway worker: %s sync jobs claimed before a restart will run again",
+                             rows[0][0]->c_str())));
+      }
+    });
+    if (!recovered_) return false;
+  }
+  if (settings.kong_admin_url == nullptr || settings.kong_admin_url[0] == '\0') {
+    if (!warned_paused_) {
+      ereport(LOG, (errmsg("pg_gateway worker: Kong sync is paused"),
+                    errhint("Set gateway.kong_admin_url and reload the configuration.")));
+      warned_paused_ = true;
+    }
+    return false;
+  }
+  if (reload_pending_ && jobs_running_ == 0 && (!client_ || client_->active() == 0)) {
+    client_.reset();
+    reload_pending_ = false;
+  }
+  if (!client_) build_client();
+  return client_ != nullptr;
+}
+
+void SyncEngine::build_client() {
+  http::ClientOptions options;
+  options.base_url = settings.kong_admin_url;
+  while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
+  options.headers = split_headers(settings.kong_admin_headers);
+  options.ca_file = settings.kong_ca_file != nullptr ? settings.kong_ca_file : "";
+  options.client_cert = settings.kong_client_cert != nullptr ? settings.kong_client_cert : "";
+  options.client_key = settings.kong_client_key != nullptr ? settings.kong_client_key : "";
+  options.connect_timeout_ms = settings.kong_connect_timeout_ms;
+  options.timeout_ms = settings.kong_request_timeout_ms;
+  options.max_in_flight = settings.sync_concurrency;
+  client_ = std::make_unique<http::Client>(std::move(options));
+  mapping_.owner_tag = owner_tag();
+  mapping_.upstream_url = settings.kong_upstream_url != nullptr ? settings.kong_upstream_url : "";
+  check_kong_mode();
+}
+
+// Kong in DB-less mode cannot be configured through the Admin API: every job would fail with
+// 405. Detected up front (GET /) and reported as a permanent error on each job.
+void SyncEngine::check_kong_mode() {
+  client_->submit({"GET", "/", ""}, [this](http::Response&& r) {
+    if (r.status != 200) return;  // down or odd: jobs will tell
+    Json root = Json::parse(r.body, nullptr, false);
+    bool dbless = root.is_object() && root.contains("configuration") &&
+                  root["configuration"].is_object() &&
+                  root["configuration"].value("database", "") == "off";
+    if (dbless && !dbless_) {
+      ereport(WARNING, (errmsg("pg_gateway: Kong at %s runs in DB-less mode", client_->options().base_url.c_str()),
+                        errdetail("Its Admin API cannot change configuration (database = off)."),
+                        errhint("Point gateway.kong_admin_url at a Kong node with a database.")));
+    }
+    dbless_ = dbless;
+    claim_wanted_ = true;
+  });
+}
+
+void SyncEngine::step(bool commit_seen) {
+  if (commit_seen) claim_wanted_ = true;
+  if (!ready()) return;
+  client_->perform();
+  record_finished();
+  maybe_schedule_reconcile();
+  std::int64_t now = now_ms();
+  if (next_due_ms_ >= 0 && now >= next_due_ms_) claim_wanted_ = true;
+  if (claim_wanted_ && !reload_pending_) claim_and_start();
+  client_->perform();
+}
+
+void SyncEngine::maybe_schedule_reconcile() {
+  if (settings.sync_reconcile_interval_s <= 0) return;
+  std::int64_t now = now_ms();
+  if (next_reconcile_ms_ == 0) {
+    // The first one soon after start: a Kong that was wiped while we were away is refilled.
+    next_reconcile_ms_ = now + 1000;
+    return;
+  }
+  if (now < next_reconcile_ms_) return;
+  next_reconcile_ms_ = now + static_cast<std::int64_t>(settings.sync_reconcile_interval_s) * 1000;
+  in_transaction("pg_gateway: scheduling a reconcile", [&] {
+    spi_query("SELECT gateway.sync_reconcile()");
+  });
+}
+
+void SyncEngine::claim_and_start() {
+  const int capacity = std::max(1, settings.sync_concurrency * 2);
+  if (jobs_running_ >= capacity) return;
+  if (!breaker_.allow(now_ms())) {
+    claim_wanted_ = false;  // the breaker's reopen time is in the wait timeout
+    return;
+  }
+  // While the breaker is half-open, one job is the probe.
+  int batch = breaker_.open() ? 1 : capacity - jobs_running_;
+  struct Claimed {
+    std::int64_t id;
+    std::string kind, object_id, state;
+    int attempts;
+  };
+  std::vector<Claimed> claimed;
+  std::optional<double> next_due_s;
+  bool ok = in_transaction("pg_gateway: claiming sync jobs", [&] {
+    auto rows = spi_query(
+        "SELECT job_id, object_kind, object_id, attempts, state FROM gateway._sync_claim('kong', $1::int)",
+        {std::to_string(batch)});
+    for (auto& r : rows) {
+      claimed.push_back(Claimed{std::stoll(*r[0]), *r[1], *r[2], r[4].value_or("null"), std::stoi(*r[3])});
+    }
+    auto due = spi_query(
+        "SELECT extract(epoch FROM min(run_after)) FROM gateway.sync_jobs"
+        " WHERE state = 'pending' AND target = 'kong'");
+    if (!due.empty() && due[0][0]) next_due_s = std::stod(*due[0][0]);
+  });
+  if (!ok) {
+    next_due_ms_ = now_ms() + 1000;  // the database had a problem: look again shortly
+    return;
+  }
+  next_due_ms_ = next_due_s ? static_cast<std::int64_t>(*next_due_s * 1000.0) : -1;
+  claim_wanted_ = static_cast<int>(claimed.size()) == batch;  // a full batch: there may be more
+  for (const Claimed& c : claimed) {
+    ++jobs_running_;
+    start_job(c.id, c.kind, c.object_id, c.attempts, c.state);
+  }
+}
+
+void SyncEngine::start_job(std::int64_t job_id, const std::string& kind,
+                           const std::string& object_id, int attempts,
+                           const std::string& state_json) {
+  if (kind == "reconcile") {
+    start_reconcile(job_id, attempts);
+    return;
+  }
+  auto fail = [&](const std::string& message) {
+    sync::JobOutcome outcome;
+    outcome.verdict = sync::Verdict::kDead;
+    outcome.error = message;
+    finished_.push_back(Finished{job_id, std::move(outcome), attempts, std::nullopt});
+  };
+  if (dbless_) {
+    fail("Kong runs in DB-less mode (GET / says database = off): its Admin API cannot change "
+         "configuration. Point gateway.kong_admin_url at a Kong node with a database, then "
+         "gateway.sync_retry() this job.");
+    return;
+  }
+  kong::Desired desired;
+  try {
+    Json state = Json::parse(state_json, nullptr, false);
+    double now = static_cast<double>(now_ms()) / 1000.0;
+    if (kind == "public_interface") {
+      desired = kong::desired_for_interface(interface_row(object_id, state), mapping_);
+    } else if (kind == "api_key") {
+      desired = kong::desired_for_key(key_row(object_id, state), mapping_, now);
+    } else {
+      fail("unknown sync job kind " + kind);
+      return;
+    }
+  } catch (const std::exception& e) {
+    fail(e.what());
+    return;
+  }
+  std::optional<double> next_change = desired.next_change;
+  sync::run_job(*client_, desired, [this, job_id, attempts, next_change](sync::JobOutcome&& outcome) {
+    finished_.push_back(Finished{job_id, std::move(outcome), attempts, next_change});
+  });
+  // The plaintext of a key, if any, now lives only in the request body inside the client.
+  for (auto& o : desired.present) {
+    if (o.carries_key) {
+      std::string& key = o.fields["key"].get_ref<std::string&>();
+      sodium_memzero(key.data(), key.size());
+    }
+  }
+}
+
+void SyncEngine::start_reconcile(std::int64_t job_id, int attempts) {
+  sync::list_inventory(*client_, mapping_.owner_tag,
+                       [this, job_id, attempts](sync::Inventory&& inventory, std::string error) {
+                         finish_reconcile(job_id, attempts, std::move(inventory), error);
+                       });
+}
+
+void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inventory&& inventory,
+                                  const std::string& error) {
+  sync::JobOutcome outcome;
+  if (!error.empty()) {
+    outcome.verdict = sync::Verdict::kRetry;
+    outcome.error = error;
+    outcome.target_failure = true;
+    finished_.push_back(Finished{job_id, std::move(outcome), attempts, std::nullopt});
+    return;
+  }
+  // Kong was listed first, the tables are read now: an object a job created after our listing
+  // is not in the listing, so it cannot be mistaken for an orphan.
+  std::vector<sync::DesiredRow> rows;
+  double now = static_cast<double>(now_ms()) / 1000.0;
+  std::size_t unreadable = 0;
+  bool ok = in_transaction("pg_gateway: reading desired Kong state", [&] {
+    for (auto& r : spi_query("SELECT s FROM gateway._sync_desired_interfaces() AS s")) {
+      Json state = Json::parse(r[0].value_or("null"), nullptr, false);
+      std::string id = state.value("id", "");
+      rows.push_back({{"public_interface", id}, kong::desired_for_interface(interface_row(id, state), mapping_)});
+    }
+    for (auto& r : spi_query("SELECT s FROM gateway._sync_desired_keys() AS s")) {
+      Json state = Json::parse(r[0].value_or("null"), nullptr, false);
+      std::string id = state.value("id", "");
+      kong::KeyRow key;
+      try {
+        key = key_row(id, state);
+      } catch (const std::exception&) {
+        ++unreadable;  // its own job reports why
+        key = kong::KeyRow{};
+        key.id = id;
+        key.exists = key.is_active = key.interface_published = true;
+        key.interface_id = state.value("public_interface_id", "");
+      }
+      key.plaintext.reset();  // reconcile compares; it sends keys only through the key's job
+      rows.push_back({{"api_key", id}, kong::desired_for_key(key, mapping_, now)});
+    }
+  });
+  if (!ok) {
+    outcome.verdict = sync::Verdict::kRetry;
+    outcome.error = "could not read the desired state";
+    finished_.push_back(Finished{job_id, std::move(outcome), attempts, std::nullopt});
+    return;
+  }
+  sync::ReconcilePlan plan = sync::plan_reconcile(rows, inventory);
+  if (!plan.repair.empty()) {
+    in_transaction("pg_gateway: queueing reconcile repairs", [&] {
+      for (const sync::RowRef& ref : plan.repair) {
+        spi_query("SELECT gateway._sync_enqueue('kong', $1, $2::uuid)", {ref.kind, ref.id});
+      }
+    });
+  }
+  std::size_t total = 0;
+  for (const auto& [collection, objects] : inventory) total += objects.size();
+  ereport(LOG, (errmsg("pg_gateway worker: reconciled %zu Kong objects: %zu rows to repair, %zu orphans to delete",
+                       total, plan.repair.size(), plan.orphans.size())));
+  // Orphans go children first; each waits for the one before, like a job's deletes.
+  kong::Desired removal;
+  removal.absent = std::move(plan.orphans);
+  sync::run_job(*client_, removal, [this, job_id, attempts](sync::JobOutcome&& deleted) {
+    deleted.key_delivered = false;
+    finished_.push_back(Finished{job_id, std::move(deleted), attempts, std::nullopt});
+  });
+  claim_wanted_ = true;
+}
+
+void SyncEngine::record_finished() {
+  if (finished_.empty() || now_ms() < record_retry_at_ms_) return;
+  std::vector<Finished> batch;
+  batch.swap(finished_);
+  const std::int64_t now = now_ms();
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  sync::BackoffSettings backoff{settings.sync_retry_base_ms, settings.sync_retry_max_ms};
+  for (Finished& f : batch) {
+    if (f.outcome.target_failure) {
+      breaker_.record_failure(now);
+    } else if (f.outcome.verdict == sync::Verdict::kDone) {
+      breaker_.record_success();
+    } else {
+      breaker_.record_neutral();
+    }
+  }
+  bool ok = in_transaction("pg_gateway: recording sync outcomes", [&] {
+    for (const Finished& f : batch) {
+      std::optional<std::string> run_after, next_change, error, status;
+      if (f.outcome.verdict == sync::Verdict::kRetry) {
+        std::int64_t delay = sync::backoff_ms(f.attempts, unit(random_), backoff, f.outcome.retry_after_s);
+        // Not before the circuit lets calls through again.
+        std::int64_t at = std::max(now + delay, breaker_.open() ? breaker_.reopens_at_ms() : 0);
+        run_after = iso_time_from_ms(at);
+      }
+      if (f.next_change) next_change = std::to_string(*f.next_change);
+      if (!f.outcome.error.empty()) error = f.outcome.error;
+      if (f.outcome.verdict != sync::Verdict::kDone) status = std::to_string(f.outcome.status);
+      spi_query("SELECT gateway._sync_finish($1::bigint, $2, to_timestamp($3::float8), $4,"
+                " $5::int, to_timestamp($6::float8), $7::boolean)",
+                {std::to_string(f.job_id), std::string(verdict_name(f.outcome.verdict)), run_after,
+                 error, status, next_change,
+                 std::string(f.outcome.key_delivered && f.outcome.verdict == sync::Verdict::kDone ? "true" : "false")});
+    }
+  });
+  if (!ok) {
+    // Nothing was recorded (the transaction rolled back): keep the outcomes and try again in a
+    // second. The jobs stay 'running' meanwhile, so nobody else runs them.
+    finished_.insert(finished_.begin(), std::make_move_iterator(batch.begin()),
+                     std::make_move_iterator(batch.end()));
+    next_due_ms_ = now + 1000;
+    record_retry_at_ms_ = now + 1000;
+    return;
+  }
+  jobs_running_ -= static_cast<int>(batch.size());
+  claim_wanted_ = true;
+}
+
+void SyncEngine::wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout_ms) {
+  sockets.clear();
+  timeout_ms = -1;
+  if (!schema_ready_ || !client_) {
+    // Settings or the schema may appear later: SIGHUP or a commit wakes us.
+    if (schema_ready_ && !recovered_) timeout_ms = 1000;
+    return;
+  }
+  client_->wait_spec(sockets, timeout_ms);
+  auto consider = [&](std::int64_t at_ms) {
+    if (at_ms < 0) return;
+    long in = static_cast<long>(std::max<std::int64_t>(0, at_ms - now_ms()));
+    if (timeout_ms < 0 || in < timeout_ms) timeout_ms = in;
+  };
+  if (!finished_.empty()) consider(record_retry_at_ms_);
+  if (claim_wanted_) consider(now_ms());
+  if (breaker_.open()) {
+    consider(breaker_.reopens_at_ms());
+  } else {
+    consider(next_due_ms_);
+  }
+  if (settings.sync_reconcile_interval_s > 0) consider(next_reconcile_ms_);
+}
+
+}  // namespace gateway::pg

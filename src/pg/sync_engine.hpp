@@ -1,0 +1,70 @@
+// The worker's Kong sync: claims due jobs from gateway.sync_jobs in a short transaction, makes
+// Kong match the rows over libcurl multi outside any transaction, records outcomes in another,
+// retries with backoff, stops calling a Kong that is down (circuit breaker), and reconciles drift.
+// Driven by the worker's loop: it never blocks and never polls.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../core/http_client.hpp"
+#include "../core/kong_sync.hpp"
+#include "../core/retry_policy.hpp"
+
+namespace gateway::pg {
+
+class SyncEngine {
+ public:
+  SyncEngine();
+  ~SyncEngine();
+
+  // Called after every wake-up. `commit_seen`: a transaction that queued jobs committed.
+  void step(bool commit_seen);
+  // Settings changed (SIGHUP): the client is rebuilt once nothing is in flight.
+  void reload();
+  // What to wait on before the next step: client sockets and a timeout (-1: none).
+  void wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout_ms);
+
+ private:
+  struct Finished {
+    std::int64_t job_id;
+    sync::JobOutcome outcome;
+    int attempts;
+    std::optional<double> next_change;
+  };
+
+  bool ready();                 // extension installed at 0.2.0+, URL set, client built
+  void build_client();
+  void check_kong_mode();
+  void claim_and_start();
+  void start_job(std::int64_t job_id, const std::string& kind, const std::string& object_id,
+                 int attempts, const std::string& state_json);
+  void start_reconcile(std::int64_t job_id, int attempts);
+  void finish_reconcile(std::int64_t job_id, int attempts, sync::Inventory&& inventory,
+                        const std::string& error);
+  void record_finished();
+  void maybe_schedule_reconcile();
+  std::int64_t now_ms() const;
+
+  std::unique_ptr<http::Client> client_;
+  kong::MappingSettings mapping_;
+  sync::CircuitBreaker breaker_;
+  std::mt19937_64 random_;
+  std::vector<Finished> finished_;
+  int jobs_running_ = 0;
+  bool reload_pending_ = false;
+  bool claim_wanted_ = true;        // look for due jobs at the next step
+  std::int64_t next_due_ms_ = -1;   // when the earliest waiting job is due (-1: none)
+  std::int64_t next_reconcile_ms_ = 0;
+  std::int64_t record_retry_at_ms_ = 0;  // after a failed recording transaction
+  bool schema_checked_ = false, schema_ready_ = false;
+  bool dbless_ = false;
+  bool recovered_ = false;
+  bool warned_paused_ = false;
+};
+
+}  // namespace gateway::pg

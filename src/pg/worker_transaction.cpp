@@ -1,0 +1,78 @@
+#include "worker_transaction.hpp"
+
+extern "C" {
+#include "pgstat.h"
+#include "utils/snapmgr.h"
+}
+
+namespace gateway::pg {
+
+void begin_worker_transaction(const char* what) {
+  pg_call([&] {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    pgstat_report_activity(STATE_RUNNING, what);
+  });
+}
+
+void commit_worker_transaction() {
+  pg_call([] {
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    pgstat_report_activity(STATE_IDLE, nullptr);
+  });
+}
+
+void abort_worker_transaction(const char* what, const char* message) {
+  // Never raises: an error here would take the worker down with the transaction still open.
+  ereport(LOG, (errmsg("pg_gateway worker: %s failed: %s", what, message != nullptr ? message : "")));
+  AbortCurrentTransaction();
+  pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+std::vector<TextRow> spi_query(const char* sql, const std::vector<std::optional<std::string>>& args) {
+  // Inside pg_call only PostgreSQL values (palloc'd, freed with the transaction); the C++ result
+  // is built afterwards, so an error cannot longjmp over a live destructor.
+  const int n = static_cast<int>(args.size());
+  std::vector<const char*> arg_text;
+  for (const auto& a : args) arg_text.push_back(a ? a->c_str() : nullptr);
+  char** cells = nullptr;
+  uint64 row_count = 0;
+  int columns = 0;
+  pg_call([&] {
+    Oid* types = static_cast<Oid*>(palloc(sizeof(Oid) * (n + 1)));
+    Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * (n + 1)));
+    char* nulls = static_cast<char*>(palloc(n + 1));
+    for (int i = 0; i < n; ++i) {
+      types[i] = TEXTOID;
+      nulls[i] = arg_text[i] != nullptr ? ' ' : 'n';
+      values[i] = arg_text[i] != nullptr ? CStringGetTextDatum(arg_text[i]) : Datum(0);
+    }
+    int rc = SPI_execute_with_args(sql, n, types, values, nulls, false, 0);
+    if (rc < 0) elog(ERROR, "pg_gateway worker query failed: %s", SPI_result_code_string(rc));
+    if (SPI_tuptable == nullptr) return;
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    row_count = SPI_processed;
+    columns = desc->natts;
+    cells = static_cast<char**>(palloc0(sizeof(char*) * (row_count * columns + 1)));
+    for (uint64 r = 0; r < row_count; ++r) {
+      for (int c = 0; c < columns; ++c) {
+        cells[r * columns + c] = SPI_getvalue(SPI_tuptable->vals[r], desc, c + 1);
+      }
+    }
+  });
+  std::vector<TextRow> rows(row_count);
+  for (uint64 r = 0; r < row_count; ++r) {
+    rows[r].reserve(columns);
+    for (int c = 0; c < columns; ++c) {
+      const char* cell = cells[r * columns + c];
+      rows[r].push_back(cell != nullptr ? std::optional<std::string>(cell) : std::nullopt);
+    }
+  }
+  return rows;
+}
+
+}  // namespace gateway::pg

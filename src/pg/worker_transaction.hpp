@@ -1,0 +1,45 @@
+// Transactions and SPI for the worker's C++ code. PostgreSQL errors become PgError exceptions
+// (pg_call), so C++ objects in the caller unwind normally; a failed transaction is logged and
+// rolled back, and the caller decides what to retry.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "error_bridge.hpp"
+
+namespace gateway::pg {
+
+// One row of a query result, as text (NULL: nullopt).
+using TextRow = std::vector<std::optional<std::string>>;
+
+// Runs `body` in its own transaction with SPI connected and a snapshot. Returns false (after
+// logging `what` and the error at LOG level, and rolling back) when anything in it failed.
+template <typename Body>
+bool in_transaction(const char* what, Body&& body);
+
+// Runs a statement with text parameters (NULL: nullopt); returns its rows as text.
+std::vector<TextRow> spi_query(const char* sql, const std::vector<std::optional<std::string>>& args = {});
+
+// Implementation details of in_transaction.
+void begin_worker_transaction(const char* what);
+void commit_worker_transaction();
+void abort_worker_transaction(const char* what, const char* message);
+
+template <typename Body>
+bool in_transaction(const char* what, Body&& body) {
+  try {
+    begin_worker_transaction(what);
+    body();
+    commit_worker_transaction();
+    return true;
+  } catch (const PgError& e) {
+    abort_worker_transaction(what, e.data->message);
+  } catch (const std::exception& e) {
+    abort_worker_transaction(what, e.what());
+  }
+  return false;
+}
+
+}  // namespace gateway::pg
