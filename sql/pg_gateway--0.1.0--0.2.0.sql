@@ -436,11 +436,17 @@ BEGIN
                   last_status = EXCLUDED.last_status, updated_at = now();
     object_state := 'failed';
   ELSIF outcome = 'dead' THEN
+    -- One dead letter per object: the newest says what is wrong now.
+    DELETE FROM gateway.sync_jobs AS d
+     WHERE d.state = 'dead' AND (d.target, d.object_kind, d.object_id) = (j.target, j.object_kind, j.object_id);
     INSERT INTO gateway.sync_jobs (target, object_kind, object_id, state, attempts, last_error,
                                    last_status)
     VALUES (j.target, j.object_kind, j.object_id, 'dead', j.attempts + 1, $4, $5);
     object_state := CASE WHEN newer THEN 'pending' ELSE 'dead' END;
   ELSE
+    -- The object matches now: earlier dead letters about it are obsolete.
+    DELETE FROM gateway.sync_jobs AS d
+     WHERE d.state = 'dead' AND (d.target, d.object_kind, d.object_id) = (j.target, j.object_kind, j.object_id);
     object_state := CASE WHEN newer THEN 'pending' ELSE 'synced' END;
     IF next_change IS NOT NULL THEN
       PERFORM gateway._sync_enqueue(j.target, j.object_kind, j.object_id, next_change);

@@ -210,7 +210,11 @@ void SyncEngine::check_kong_mode() {
 }
 
 void SyncEngine::step(bool commit_seen) {
-  if (commit_seen) claim_wanted_ = true;
+  if (commit_seen) {
+    claim_wanted_ = true;
+    // Jobs exist, so the schema does (the extension may have been created after we started).
+    if (!schema_ready_) schema_checked_ = false;
+  }
   if (!ready()) return;
   client_->perform();
   record_finished();
