@@ -185,6 +185,9 @@ void SyncEngine::build_client() {
   options.timeout_ms = settings.kong_request_timeout_ms;
   options.max_in_flight = settings.sync_concurrency;
   client_ = std::make_unique<http::Client>(std::move(options));
+  // A Kong that is down is probed again after 1 s, then less often, never less often than a
+  // failed job would retry anyway.
+  breaker_ = sync::CircuitBreaker(5, std::min(1000, settings.sync_retry_max_ms), settings.sync_retry_max_ms);
   mapping_.owner_tag = owner_tag();
   mapping_.upstream_url = settings.kong_upstream_url != nullptr ? settings.kong_upstream_url : "";
   check_kong_mode();
