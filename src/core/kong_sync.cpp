@@ -43,6 +43,7 @@ struct JobState {
   bool delivers_key_when_done = false;
   JobOutcome outcome;
   std::function<void(JobOutcome&&)> done;
+  CallObserver on_call;
 };
 
 void advance(const std::shared_ptr<JobState>& state) {
@@ -55,6 +56,7 @@ void advance(const std::shared_ptr<JobState>& state) {
   state->client->submit(step.request, [state](http::Response&& response) {
     const Step& step = state->steps[state->next];
     ++state->outcome.calls;
+    if (state->on_call) state->on_call(response);
     Verdict verdict = classify(response, step.missing_ok);
     if (step.checks_credential && response.status == 404) {
       state->outcome.verdict = Verdict::kDead;
@@ -69,7 +71,6 @@ void advance(const std::shared_ptr<JobState>& state) {
       state->outcome.verdict = verdict;
       state->outcome.status = response.status;
       state->outcome.retry_after_s = response.retry_after_s;
-      state->outcome.target_failure = target_failure(response) || response.status == 429;
       state->outcome.error = describe_failure(response);
       if (response.status == 405) {
         state->outcome.error +=
@@ -150,11 +151,12 @@ std::string path_of(const std::string& collection, const Json& remote) {
 }  // namespace
 
 void run_job(http::Client& client, const kong::Desired& desired,
-             std::function<void(JobOutcome&&)> done) {
+             std::function<void(JobOutcome&&)> done, CallObserver on_call) {
   auto state = std::make_shared<JobState>();
   state->client = &client;
   state->steps = steps_for(desired);
   state->done = std::move(done);
+  state->on_call = std::move(on_call);
   for (const KongObject& o : desired.present) {
     if (o.carries_key) state->delivers_key_when_done = true;
   }

@@ -22,7 +22,6 @@ struct JobOutcome {
   std::string error;            // for retry and dead: what went wrong, safe to store and log
   long status = 0;              // HTTP status of the failed call (0: no answer)
   long retry_after_s = -1;
-  bool target_failure = false;  // counts toward the circuit breaker
   bool key_delivered = false;   // Kong has the key (or it is gone): drop the sealed copy
   int calls = 0;                // HTTP requests made
   int writes = 0;               // of which changed something (PUT/DELETE that succeeded)
@@ -31,9 +30,11 @@ struct JobOutcome {
 // Upserts the present objects in order (PUT), then deletes the absent ones in order (DELETE,
 // "already gone" counts as done). A key-auth credential whose key was already handed over is
 // only checked (GET): if Kong lost it, the job is dead with a hint to rotate the key.
-// `done` runs exactly once, from Client::perform().
+// `done` runs exactly once, from Client::perform(); `on_call`, when given, sees every answer
+// (the circuit breaker judges the target by calls, not by whole jobs).
+using CallObserver = std::function<void(const CallResult&)>;
 void run_job(http::Client& client, const kong::Desired& desired,
-             std::function<void(JobOutcome&&)> done);
+             std::function<void(JobOutcome&&)> done, CallObserver on_call = nullptr);
 
 // Everything Kong holds under our tag, per collection, listed page by page (size 1000).
 using Inventory = std::map<std::string, std::vector<kong::Json>>;

@@ -319,9 +319,12 @@ void SyncEngine::start_job(std::int64_t job_id, const std::string& kind,
     return;
   }
   std::optional<double> next_change = desired.next_change;
-  sync::run_job(*client_, desired, [this, job_id, attempts, next_change](sync::JobOutcome&& outcome) {
-    finished_.push_back(Finished{job_id, std::move(outcome), attempts, next_change});
-  });
+  sync::run_job(
+      *client_, desired,
+      [this, job_id, attempts, next_change](sync::JobOutcome&& outcome) {
+        finished_.push_back(Finished{job_id, std::move(outcome), attempts, next_change});
+      },
+      [this](const sync::CallResult& answer) { judge_target(answer); });
   // The plaintext of a key, if any, now lives only in the request body inside the client.
   for (auto& o : desired.present) {
     if (o.carries_key) {
@@ -344,7 +347,6 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
   if (!error.empty()) {
     outcome.verdict = sync::Verdict::kRetry;
     outcome.error = error;
-    outcome.target_failure = true;
     finished_.push_back(Finished{job_id, std::move(outcome), attempts, std::nullopt});
     return;
   }
@@ -404,6 +406,16 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
   claim_wanted_ = true;
 }
 
+void SyncEngine::judge_target(const sync::CallResult& answer) {
+  if (sync::target_failure(answer) || answer.status == 429) {
+    breaker_.record_failure(now_ms());
+  } else if (answer.status >= 200 && answer.status < 300) {
+    breaker_.record_success();
+  } else {
+    breaker_.record_neutral();  // Kong answered: it is up, whatever it thought of the request
+  }
+}
+
 void SyncEngine::record_finished() {
   if (finished_.empty() || now_ms() < record_retry_at_ms_) return;
   std::vector<Finished> batch;
@@ -411,15 +423,6 @@ void SyncEngine::record_finished() {
   const std::int64_t now = now_ms();
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   sync::BackoffSettings backoff{settings.sync_retry_base_ms, settings.sync_retry_max_ms};
-  for (Finished& f : batch) {
-    if (f.outcome.target_failure) {
-      breaker_.record_failure(now);
-    } else if (f.outcome.verdict == sync::Verdict::kDone) {
-      breaker_.record_success();
-    } else {
-      breaker_.record_neutral();
-    }
-  }
   bool ok = in_transaction("pg_gateway: recording sync outcomes", [&] {
     for (const Finished& f : batch) {
       std::optional<std::string> run_after, next_change, error, status;

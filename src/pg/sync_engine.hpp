@@ -47,6 +47,7 @@ class SyncEngine {
   void finish_reconcile(std::int64_t job_id, int attempts, sync::Inventory&& inventory,
                         const std::string& error);
   void record_finished();
+  void judge_target(const sync::CallResult& answer);
   void maybe_schedule_reconcile();
   std::int64_t now_ms() const;
 

@@ -3,7 +3,7 @@
 set -u
 source "$REPO/test/integration/lib/tap.sh"
 source "$REPO/test/integration/lib/kong.sh"
-plan 34
+plan 35
 
 start_kong_fake kong-publish
 kong_cluster kong-publish

@@ -1,6 +1,6 @@
 -- The shape users and tools depend on: tables, columns, constraints, functions, flags.
 BEGIN;
-SELECT plan(47);
+SELECT plan(62);
 
 SELECT has_schema('gateway');
 SELECT has_table('gateway', 'api_keys', 'api_keys exists');
@@ -10,7 +10,8 @@ SELECT has_view('gateway', 'api_keys_list', 'the key listing view exists');
 SELECT columns_are('gateway', 'api_keys', ARRAY[
   'id', 'user_id', 'project_id', 'public_interface_id', 'name', 'key_prefix', 'key_hash',
   'hash_version', 'is_active', 'revoked_at', 'expires_at', 'rate_limit_per_minute',
-  'rotated_from', 'replaced_by', 'last_used_at', 'created_at']);
+  'rotated_from', 'replaced_by', 'last_used_at', 'created_at', 'kong_key_sealed',
+  'kong_sync_state', 'kong_sync_error', 'kong_synced_at']);
 SELECT col_is_pk('gateway', 'api_keys', 'id', 'api_keys.id is the primary key');
 SELECT col_type_is('gateway', 'api_keys', 'key_hash', 'bytea', 'key_hash is bytea');
 SELECT col_not_null('gateway', 'api_keys', 'key_hash', 'key_hash is required');
@@ -69,7 +70,8 @@ SELECT policies_are('gateway', 'api_keys', ARRAY['api_keys_owner_read', 'api_key
 SELECT set_eq(
   $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'pg_gateway'$$,
   ARRAY['gateway.api_keys', 'gateway.audit_log', 'gateway.project_members', 'gateway.encryption_keys',
-        'gateway.connectors'],
+        'gateway.connectors', 'gateway.service_interfaces', 'gateway.public_interfaces',
+        'gateway.sync_jobs'],
   'every table''s rows are included in pg_dump');
 
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway'),
@@ -84,6 +86,28 @@ SELECT has_table('gateway', 'connectors', 'connectors exists');
 SELECT col_is_unique('gateway', 'connectors', ARRAY['project_id', 'name'], 'connector names are unique per project');
 SELECT fk_ok('gateway', 'connectors', 'encryption_key_id', 'gateway', 'encryption_keys', 'id');
 SELECT has_function('gateway', 'has_project_role', ARRAY['uuid', 'text']);
+
+-- Public interfaces and the outbox (0.2.0).
+SELECT has_table('gateway', 'service_interfaces', 'service_interfaces exists');
+SELECT col_is_unique('gateway', 'service_interfaces', ARRAY['workflow_id', 'name'], 'interface names are unique per workflow');
+SELECT has_table('gateway', 'public_interfaces', 'public_interfaces exists');
+SELECT col_is_unique('gateway', 'public_interfaces', ARRAY['http_method', 'http_path'], 'one interface per method and path');
+SELECT col_is_unique('gateway', 'public_interfaces', 'service_interface_id', 'one public face per interface');
+SELECT has_column('gateway', 'public_interfaces', 'sync_state', 'interfaces show their sync state');
+SELECT has_column('gateway', 'public_interfaces', 'sync_error', 'and their last sync error');
+SELECT has_table('gateway', 'sync_jobs', 'the outbox exists');
+SELECT index_is_unique('gateway', 'sync_jobs', 'sync_jobs_one_pending', 'one pending job per remote object');
+SELECT has_view('gateway', 'sync_status', 'sync_status exists');
+SELECT has_function('gateway', 'sync_retry', ARRAY['bigint']);
+SELECT has_function('gateway', 'sync_cancel', ARRAY['bigint']);
+SELECT has_function('gateway', 'sync_reconcile', ARRAY[]::text[]);
+SELECT ok(
+  (SELECT bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class
+    WHERE oid IN ('gateway.service_interfaces'::regclass, 'gateway.public_interfaces'::regclass,
+                  'gateway.sync_jobs'::regclass)),
+  'the new tables have forced row level security');
+SELECT triggers_are('gateway', 'public_interfaces', ARRAY['public_interfaces_before', 'public_interfaces_enqueue'],
+  'public_interfaces queues sync jobs from a trigger');
 
 SELECT * FROM finish();
 ROLLBACK;
