@@ -43,7 +43,7 @@ pg_gateway.control: pg_gateway.control.in Makefile
 META.json: META.json.in Makefile
 	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@
 
-.PHONY: deps demo test unit fuzz bench-verify bench-crypto version
+.PHONY: deps demo test unit fuzz bench-verify bench-crypto bench-sync version
 deps:
 	@bash scripts/install-deps.sh
 
@@ -61,6 +61,9 @@ bench-verify: deps
 
 print-regress:
 	@echo $(REGRESS)
+
+bench-sync: deps
+	@bash bench/sync.sh
 
 bench-crypto: deps
 	@bash bench/crypto.sh

@@ -13,6 +13,7 @@ Fault controls for reliability tests, under /__fake/ (never part of Kong's API):
   POST /__fake/faults  {"error_rate": 0.3, "error_status": 503, "latency_ms": 50, "down": true,
                         "rate_limit": true}
   GET  /__fake/stats   request and write counts, contract violations
+  GET  /__fake/created when each entity was first created (ms since the epoch), by id
   POST /__fake/reset   forget every entity and counter
 
 Standard library only; binds to 127.0.0.1; exits by itself when its parent process dies or after
@@ -156,6 +157,7 @@ class Kong:
 
     def reset(self):
         self.store = {name: {} for name in ENTITIES}
+        self.created_ms = {}  # id -> when it was first created (for latency benchmarks)
 
     # -- lookups -------------------------------------------------------------------------
     def find(self, entity, id_or_key):
@@ -343,6 +345,8 @@ class Kong:
         self.validate(entity, obj, obj["id"])
         previous = self.store[entity].get(obj["id"])
         obj["created_at"] = previous["created_at"] if previous else now
+        if previous is None:
+            self.created_ms[obj["id"]] = time.time() * 1000.0
         obj["updated_at"] = now
         self.store[entity][obj["id"]] = obj
         return obj
@@ -424,6 +428,10 @@ class Stats:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "kong/3.9.0"
+    # One segment per response, sent at once: without these, headers and body go out as two
+    # writes and Nagle's algorithm meets the client's delayed ACK (40 ms per response).
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         if self.server.verbose:
@@ -585,6 +593,9 @@ class Handler(BaseHTTPRequestHandler):
                 stats = vars(server.stats)
                 return self._send(200, dict(stats, contract_checked=server.contract.available,
                                             objects={k: len(v) for k, v in server.kong.store.items()}))
+        if path == "/__fake/created" and method == "GET":
+            with server.kong.lock:
+                return self._send(200, server.kong.created_ms)
         if path == "/__fake/reset" and method == "POST":
             with server.kong.lock:
                 server.kong.reset()
