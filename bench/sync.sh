@@ -47,7 +47,7 @@ wait_drained() {  # until no job is left; prints the seconds it took (10 ms reso
 }
 
 per_client=${BENCH_INSERTS:-15000}
-needed=$((per_client * clients * rounds * 2 + jobs + 1000))
+needed=$((per_client * clients * rounds * 3 + jobs + 1000))
 step "create $needed service interfaces"
 cluster_psql "$cluster" -d gateway -v ninterfaces="$needed" -f "$stage/scripts/setup.sql" >/dev/null
 
@@ -57,16 +57,20 @@ insert_tps() {
     -h "$cluster" -p "$port" -U postgres -f "$stage/scripts/$1" gateway 2>&1 |
     sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
 }
-declare -a with_triggers plain
+declare -a with_triggers plain by_hand
 for r in $(seq "$rounds"); do
   step "insert round $r of $rounds ($((per_client * clients)) rows each, $clients clients)"
   plain+=("$(insert_tps insert_plain.pgbench)")
   with_triggers+=("$(insert_tps insert_triggers.pgbench)")
-  note "$(printf 'plain %.0f tps, with triggers %.0f tps' "${plain[-1]}" "${with_triggers[-1]}")"
+  by_hand+=("$(insert_tps insert_by_hand.pgbench)")
+  note "$(printf 'plain %.0f tps, with triggers %.0f tps, the same writes by hand %.0f tps' "${plain[-1]}" "${with_triggers[-1]}" "${by_hand[-1]}")"
 done
-insert_ratios=()
-for i in "${!plain[@]}"; do insert_ratios+=("$(ratio "${plain[$i]}" "${with_triggers[$i]}")"); done
-insert_cost=$(median "${insert_ratios[@]}")
+insert_ratios=() floor_ratios=()
+for i in "${!plain[@]}"; do
+  insert_ratios+=("$(ratio "${plain[$i]}" "${with_triggers[$i]}")")
+  floor_ratios+=("$(ratio "${plain[$i]}" "${by_hand[$i]}")")
+done
+insert_cost=$(median "${insert_ratios[@]}") floor_cost=$(median "${floor_ratios[@]}")
 sql "TRUNCATE gateway.public_interfaces, gateway.sync_jobs, bench.public_interfaces_plain" >/dev/null
 
 # The fake's ceiling, measured alone (nothing else uses it), then forgotten.
@@ -156,6 +160,7 @@ rss_growth=$(awk -v a="$rss_first" -v b="$rss_last" 'BEGIN { printf "%+.1f", (b 
 echo
 echo "== bench/sync: $concurrency requests in flight, Python Kong fake =="
 echo "insert with triggers / without (cost)     = $insert_cost   (rounds: ${insert_ratios[*]}; goal <= 1.2)"
+echo "  floor: row + job + audit written by hand  = $floor_cost   (rounds: ${floor_ratios[*]})"
 echo "commit -> present in Kong                  = p50 $p50 ms, p99 $p99 ms   (goal p50 <= 10, p99 <= 50)"
 echo "drain                                      = $jobs_per_s jobs/s, $writes_per_s writes/s   (goal >= 2000 jobs/s)"
 echo "drain writes / fake ceiling ($ceiling/s)     = $(ratio "$writes_per_s" "$ceiling")   (goal >= 0.5; DESIGN aims at 0.8)"

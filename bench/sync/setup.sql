@@ -9,4 +9,5 @@ INSERT INTO bench.si SELECT row_number() OVER (ORDER BY id), id FROM gateway.ser
 CREATE TABLE bench.public_interfaces_plain (LIKE gateway.public_interfaces INCLUDING ALL);
 CREATE SEQUENCE bench.with_triggers;
 CREATE SEQUENCE bench.plain;
+CREATE SEQUENCE bench.by_hand;
 VACUUM ANALYZE;

@@ -11,6 +11,7 @@ namespace gateway {
 namespace sqlstate {
 inline constexpr const char* kInvalidParameterValue = "22023";  // invalid_parameter_value
 inline constexpr const char* kConfigFileError = "F0000";        // config_file_error
+inline constexpr const char* kUniqueViolation = "23505";       // unique_violation
 inline constexpr const char* kInsufficientPrivilege = "42501";  // insufficient_privilege
 inline constexpr const char* kInternalError = "XX000";          // internal_error
 inline constexpr const char* kOutOfMemory = "53200";            // out_of_memory

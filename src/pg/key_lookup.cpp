@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "cached_relation.hpp"
 #include "error_bridge.hpp"
 #include "uuid.hpp"
 
@@ -11,12 +12,10 @@ extern "C" {
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "catalog/namespace.h"
 #include "executor/tuptable.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/fmgroids.h"
-#include "utils/inval.h"
 #include "utils/snapmgr.h"
 }
 
@@ -29,19 +28,9 @@ struct Columns {
       revoked_at, expires_at, rate_limit_per_minute;
 };
 
-// Cached per backend, forgotten when the relcache says either relation changed (the extension
-// was dropped and created again, a column added): the hot path does no catalog lookup.
-Oid cached_table = InvalidOid;
-Oid cached_index = InvalidOid;
+CachedRelation api_keys("api_keys", "api_keys_key_prefix_key");
+unsigned columns_generation = 0;  // api_keys.generation() `columns` were read at
 Columns columns{};
-bool invalidation_registered = false;
-
-void forget_relations(Datum, Oid relid) {
-  if (relid == InvalidOid || relid == cached_table || relid == cached_index) {
-    cached_table = InvalidOid;
-    cached_index = InvalidOid;
-  }
-}
 
 AttrNumber column(Oid table, const char* name) {
   AttrNumber attnum = get_attnum(table, name);
@@ -53,27 +42,16 @@ AttrNumber column(Oid table, const char* name) {
   return attnum;
 }
 
-void resolve_relations() {
-  if (OidIsValid(cached_table)) return;
-  if (!invalidation_registered) {
-    CacheRegisterRelcacheCallback(forget_relations, 0);
-    invalidation_registered = true;
-  }
-  Oid schema = get_namespace_oid("gateway", false);
-  Oid table = get_relname_relid("api_keys", schema);
-  Oid index = get_relname_relid("api_keys_key_prefix_key", schema);
-  if (!OidIsValid(table) || !OidIsValid(index)) {
-    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                    errmsg("gateway.api_keys or its key_prefix index is missing"),
-                    errhint("Recreate the extension: DROP EXTENSION pg_gateway; CREATE EXTENSION pg_gateway;")));
-  }
+// Column numbers, read again whenever the relations were looked up again.
+void resolve_columns() {
+  Oid table = api_keys.table();
+  if (api_keys.generation() == columns_generation) return;
   columns = Columns{column(table, "id"), column(table, "user_id"), column(table, "project_id"),
                     column(table, "public_interface_id"), column(table, "key_hash"),
                     column(table, "hash_version"), column(table, "is_active"),
                     column(table, "revoked_at"), column(table, "expires_at"),
                     column(table, "rate_limit_per_minute")};
-  cached_table = table;
-  cached_index = index;
+  columns_generation = api_keys.generation();
 }
 
 KeyId uuid_at(TupleTableSlot* slot, AttrNumber attnum, bool* isnull) {
@@ -111,9 +89,9 @@ void read_row(TupleTableSlot* slot, StoredKey& key) {
 std::optional<StoredKey> find_key_by_prefix(std::string_view prefix) {
   std::optional<StoredKey> found;
   pg_call([&] {
-    resolve_relations();
-    Relation table = table_open(cached_table, AccessShareLock);
-    Relation index = index_open(cached_index, AccessShareLock);
+    resolve_columns();
+    Relation table = table_open(api_keys.table(), AccessShareLock);
+    Relation index = index_open(api_keys.index(), AccessShareLock);
     Snapshot snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 
     ScanKeyData scan_key;

@@ -6,6 +6,7 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "commands/trigger.h"
 }
 
 namespace gateway::pg {
@@ -34,18 +35,33 @@ void on_transaction_end(XactEvent event, void*) {
 }
 
 }  // namespace
-}  // namespace gateway::pg
 
-extern "C" {
-PG_FUNCTION_INFO_V1(gateway_sync_wake);
-}
-
-extern "C" Datum gateway_sync_wake(PG_FUNCTION_ARGS) {
-  using namespace gateway::pg;
+void wake_at_commit_of_this_transaction() {
   if (!callback_registered) {
     RegisterXactCallback(on_transaction_end, nullptr);
     callback_registered = true;
   }
   wake_at_commit = true;
+}
+
+}  // namespace gateway::pg
+
+extern "C" {
+PG_FUNCTION_INFO_V1(gateway_sync_wake);
+PG_FUNCTION_INFO_V1(gateway_sync_wake_trigger);
+}
+
+extern "C" Datum gateway_sync_wake(PG_FUNCTION_ARGS) {
+  gateway::pg::wake_at_commit_of_this_transaction();
   PG_RETURN_VOID();
+}
+
+// The same as a statement-level trigger: one call per statement, no SQL.
+extern "C" Datum gateway_sync_wake_trigger(PG_FUNCTION_ARGS) {
+  if (!CALLED_AS_TRIGGER(fcinfo)) {
+    ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                    errmsg("gateway._sync_wake_trigger() must be called as a trigger")));
+  }
+  gateway::pg::wake_at_commit_of_this_transaction();
+  return PointerGetDatum(nullptr);
 }

@@ -1,0 +1,104 @@
+// gateway._default_http_path(): the path a public interface gets when none is given. A short
+// hash of project, workflow and interface name, lengthened until no other interface with the
+// same method holds it. Each candidate is one probe of the (http_method, http_path) unique index,
+// done directly: a cached plan would have been made when the table was small (a sequential scan)
+// and kept while it grows, which made publishing slower with every interface.
+#include <sodium.h>
+
+#include <string>
+
+#include "../core/error.hpp"
+#include "../core/kong_ids.hpp"
+#include "cached_relation.hpp"
+#include "error_bridge.hpp"
+#include "uuid.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+}
+
+namespace gateway::pg {
+namespace {
+
+CachedRelation interfaces("public_interfaces", "public_interfaces_method_path_key");
+
+// True when a row other than `own_id` has (method, path).
+bool path_taken(const std::string& method, const std::string& path, const KeyId& own_id) {
+  bool taken = false;
+  pg_call([&] {
+    Relation table = table_open(interfaces.table(), AccessShareLock);
+    Relation index = index_open(interfaces.index(), AccessShareLock);
+    AttrNumber id_column = get_attnum(interfaces.table(), "id");
+    Snapshot snapshot = GetActiveSnapshot();
+    ScanKeyData keys[2];
+    ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid, index->rd_indcollation[0],
+                           F_TEXTEQ, PointerGetDatum(cstring_to_text(method.c_str())));
+    ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid, index->rd_indcollation[1],
+                           F_TEXTEQ, PointerGetDatum(cstring_to_text(path.c_str())));
+    IndexScanDesc scan = index_beginscan(table, index, snapshot, 2, 0);
+    index_rescan(scan, keys, 2, nullptr, 0);
+    TupleTableSlot* slot = table_slot_create(table, nullptr);
+    while (!taken && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+      bool isnull = false;
+      Datum id = slot_getattr(slot, id_column, &isnull);
+      taken = isnull || uuid_to_id(id) != own_id;
+    }
+    ExecDropSingleTupleTableSlot(slot);
+    index_endscan(scan);
+    index_close(index, AccessShareLock);
+    table_close(table, AccessShareLock);
+  });
+  return taken;
+}
+
+std::string text_of(Datum value) {
+  text* t = DatumGetTextPP(value);
+  return std::string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+}  // namespace
+}  // namespace gateway::pg
+
+extern "C" {
+PG_FUNCTION_INFO_V1(gateway_default_http_path);
+}
+
+// gateway._default_http_path(method text, project_id uuid, workflow_id uuid, name text, own_id uuid)
+extern "C" Datum gateway_default_http_path(PG_FUNCTION_ARGS) {
+  using namespace gateway;
+  using namespace gateway::pg;
+  return sql_function([&]() -> Datum {
+    std::string method, name;
+    pg_call([&] {
+      method = text_of(PG_GETARG_DATUM(0));
+      name = text_of(PG_GETARG_DATUM(3));
+    });
+    const std::string seed = kong::to_string(uuid_to_id(PG_GETARG_DATUM(1))) + "/" +
+                             kong::to_string(uuid_to_id(PG_GETARG_DATUM(2))) + "/" + name;
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(seed.data()), seed.size());
+    char hex[2 * crypto_hash_sha256_BYTES + 1];
+    sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+    const KeyId own = uuid_to_id(PG_GETARG_DATUM(4));
+    for (std::size_t length : {12, 20, 32, 64}) {
+      std::string candidate = "/i/" + std::string(hex, length);
+      if (!path_taken(method, candidate, own)) {
+        Datum out = 0;
+        pg_call([&] { out = PointerGetDatum(cstring_to_text(candidate.c_str())); });
+        return out;
+      }
+    }
+    throw Error(sqlstate::kUniqueViolation, "no free path for interface \"" + name + "\"",
+                "Every hash-derived path for it is taken by another interface with the same method.",
+                "Set http_path explicitly.");
+  });
+}
