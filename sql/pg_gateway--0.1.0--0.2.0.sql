@@ -25,6 +25,12 @@ CREATE INDEX service_interfaces_project_idx ON gateway.service_interfaces (proje
 COMMENT ON TABLE gateway.service_interfaces IS
   'Signals, queries and updates a workflow exposes. is_public together with a gateway.public_interfaces row publishes one through Kong.';
 
+CREATE FUNCTION gateway._kong_object_id(kind text, row_id uuid) RETURNS uuid
+AS 'MODULE_PATHNAME', 'gateway_kong_object_id'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION gateway._kong_object_id(text, uuid) IS
+  'The id pg_gateway gives the Kong object of this kind for this row (RFC 4122 version 5).';
+
 CREATE TABLE gateway.public_interfaces (
   id                    uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   service_interface_id  uuid NOT NULL UNIQUE,
@@ -43,8 +49,12 @@ CREATE TABLE gateway.public_interfaces (
                         CHECK (sync_state IN ('pending', 'synced', 'failed', 'dead')),
   sync_error            text,
   synced_at             timestamptz,
-  kong_service_id       uuid,
-  kong_route_id         uuid,
+  -- The ids of its Kong service and route: name-based UUIDs of this row's id (src/core/kong_ids).
+  kong_service_id       uuid GENERATED ALWAYS AS (gateway._kong_object_id('service', id)) STORED,
+  kong_route_id         uuid GENERATED ALWAYS AS (gateway._kong_object_id('route', id)) STORED,
+  -- What the last successful sync sent (Kong object path -> fingerprint), so the next job sends
+  -- only what changed; NULL: unknown, send everything. Reconciliation clears it on drift.
+  kong_synced           jsonb,
   created_at            timestamptz NOT NULL DEFAULT now(),
   updated_at            timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT public_interfaces_method_path_key UNIQUE (http_method, http_path),
@@ -145,7 +155,8 @@ ALTER TABLE gateway.api_keys
   ADD COLUMN kong_key_sealed bytea,
   ADD COLUMN kong_sync_state text CHECK (kong_sync_state IN ('pending', 'synced', 'failed', 'dead')),
   ADD COLUMN kong_sync_error text,
-  ADD COLUMN kong_synced_at  timestamptz;
+  ADD COLUMN kong_synced_at  timestamptz,
+  ADD COLUMN kong_synced     jsonb;
 COMMENT ON COLUMN gateway.api_keys.kong_key_sealed IS
   'The key sealed for hand-off to Kong (XChaCha20-Poly1305 under a master-key subkey); cleared once Kong has it.';
 COMMENT ON COLUMN gateway.api_keys.kong_sync_state IS
@@ -321,7 +332,7 @@ AS $$
                       'id', p.id, 'project_id', p.project_id, 'workflow_id', s.workflow_id,
                       'name', s.name, 'is_public', s.is_public, 'http_method', p.http_method,
                       'http_path', p.http_path, 'auth_type', p.auth_type,
-                      'rate_limit_per_minute', p.rate_limit_per_minute)
+                      'rate_limit_per_minute', p.rate_limit_per_minute, 'synced', p.kong_synced)
                FROM gateway.public_interfaces AS p
                JOIN gateway.service_interfaces AS s ON s.id = p.service_interface_id
               WHERE p.id = c.object_id)
@@ -331,7 +342,7 @@ AS $$
                       'is_active', k.is_active,
                       'revoked_at', extract(epoch FROM k.revoked_at),
                       'expires_at', extract(epoch FROM k.expires_at),
-                      'sealed_key', encode(k.kong_key_sealed, 'base64'),
+                      'sealed_key', encode(k.kong_key_sealed, 'base64'), 'synced', k.kong_synced,
                       'interface_published', COALESCE(s.is_public AND p.auth_type = 'api_key', false))
                FROM gateway.api_keys AS k
                LEFT JOIN gateway.public_interfaces AS p ON p.id = k.public_interface_id
@@ -375,6 +386,22 @@ AS $$
      AND (k.expires_at IS NULL OR k.expires_at > now())
 $$;
 
+-- Reconciliation found the row's Kong objects differ from what they should be: forget what was
+-- last sent (so the job sends everything again) and queue the job.
+CREATE FUNCTION gateway._sync_repair(object_kind text, object_id uuid) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF $1 = 'public_interface' THEN
+    UPDATE gateway.public_interfaces AS p SET kong_synced = NULL WHERE p.id = $2;
+  ELSIF $1 = 'api_key' THEN
+    UPDATE gateway.api_keys AS k SET kong_synced = NULL WHERE k.id = $2;
+  END IF;
+  PERFORM gateway._sync_enqueue('kong', $1, $2);
+END
+$$;
+
 -- After a worker restart (crash, failover): jobs it had claimed run again. Safe because jobs
 -- are level-triggered.
 CREATE FUNCTION gateway._sync_recover() RETURNS integer
@@ -405,7 +432,7 @@ $$;
 -- `next_change` (optional) schedules a follow-up, e.g. when a rotated key's grace period ends.
 CREATE FUNCTION gateway._sync_finish(job_id bigint, outcome text, run_after timestamptz,
                                      error text, http_status integer, next_change timestamptz,
-                                     key_delivered boolean)
+                                     key_delivered boolean, synced jsonb)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -452,13 +479,13 @@ BEGIN
 
   IF j.object_kind = 'public_interface' THEN
     UPDATE gateway.public_interfaces AS p
-       SET sync_state = object_state,
+       SET sync_state = object_state, kong_synced = $8,
            sync_error = CASE WHEN outcome = 'done' THEN NULL ELSE $4 END,
            synced_at = CASE WHEN outcome = 'done' THEN now() ELSE p.synced_at END
      WHERE p.id = j.object_id;
   ELSIF j.object_kind = 'api_key' THEN
     UPDATE gateway.api_keys AS k
-       SET kong_sync_state = object_state,
+       SET kong_sync_state = object_state, kong_synced = $8,
            kong_sync_error = CASE WHEN outcome = 'done' THEN NULL ELSE $4 END,
            kong_synced_at = CASE WHEN outcome = 'done' THEN now() ELSE k.kong_synced_at END,
            -- Kong has the key now (or the key is gone): the sealed copy is no longer needed.

@@ -170,6 +170,13 @@ Desired desired_for_key(const KeyRow& row, const MappingSettings& settings, doub
   return d;
 }
 
+std::string fingerprint(const KongObject& object) {
+  Json owned = object.fields;
+  owned.erase("key");
+  owned.erase("ttl");
+  return to_string(uuid_v5(kNamespace, object.path + " " + owned.dump())).substr(0, 18);
+}
+
 bool fields_match(const Json& wanted, const Json& remote) {
   if (wanted.is_object()) {
     if (!remote.is_object()) return false;

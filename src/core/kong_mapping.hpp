@@ -75,6 +75,10 @@ std::string acl_group(const std::string& interface_id);
 // True when `remote` (as Kong returns it) has every field `wanted` sets, with equal values.
 bool fields_match(const Json& wanted, const Json& remote);
 
+// A short fingerprint of the fields we own (without the key and its ttl), recorded after a
+// successful sync so the next job sends only what changed.
+std::string fingerprint(const KongObject& object);
+
 // Splits an http(s) URL into Kong's service fields protocol, host, port and path.
 Json service_target(const std::string& url);
 

@@ -21,16 +21,26 @@ struct Step {
   bool delivers_key = false;
 };
 
-std::vector<Step> steps_for(const kong::Desired& desired) {
+std::vector<Step> steps_for(const kong::Desired& desired, const Json& synced) {
+  const bool known = synced.is_object();
+  auto unchanged = [&](const KongObject& o) {
+    auto it = known ? synced.find(o.path) : synced.end();
+    return known && it != synced.end() && *it == kong::fingerprint(o);
+  };
   std::vector<Step> steps;
   for (const KongObject& o : desired.present) {
-    if (o.collection == "key-auths" && !o.carries_key) {
+    if (o.carries_key) {
+      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false, true});
+    } else if (unchanged(o)) {
+      continue;
+    } else if (o.collection == "key-auths") {
       steps.push_back(Step{{"GET", o.path, ""}, false, true, false});
     } else {
-      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false, o.carries_key});
+      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false, false});
     }
   }
   for (const KongObject& o : desired.absent) {
+    if (known && !synced.contains(o.path)) continue;  // we never created it
     steps.push_back(Step{{"DELETE", o.path, ""}, true, false, false});
   }
   return steps;
@@ -39,6 +49,7 @@ std::vector<Step> steps_for(const kong::Desired& desired) {
 struct JobState {
   http::Client* client;
   std::vector<Step> steps;
+  Json fingerprints;  // recorded as JobOutcome::synced when every step succeeded
   std::size_t next = 0;
   bool delivers_key_when_done = false;
   JobOutcome outcome;
@@ -49,6 +60,7 @@ struct JobState {
 void advance(const std::shared_ptr<JobState>& state) {
   if (state->next == state->steps.size()) {
     state->outcome.key_delivered = state->delivers_key_when_done;
+    state->outcome.synced = std::move(state->fingerprints);
     state->done(std::move(state->outcome));
     return;
   }
@@ -150,11 +162,19 @@ std::string path_of(const std::string& collection, const Json& remote) {
 
 }  // namespace
 
-void run_job(http::Client& client, const kong::Desired& desired,
+std::vector<http::Request> planned_requests(const kong::Desired& desired, const Json& synced) {
+  std::vector<http::Request> out;
+  for (Step& step : steps_for(desired, synced)) out.push_back(std::move(step.request));
+  return out;
+}
+
+void run_job(http::Client& client, const kong::Desired& desired, const Json& synced,
              std::function<void(JobOutcome&&)> done, CallObserver on_call) {
   auto state = std::make_shared<JobState>();
   state->client = &client;
-  state->steps = steps_for(desired);
+  state->steps = steps_for(desired, synced);
+  state->fingerprints = Json::object();
+  for (const KongObject& o : desired.present) state->fingerprints[o.path] = kong::fingerprint(o);
   state->done = std::move(done);
   state->on_call = std::move(on_call);
   for (const KongObject& o : desired.present) {

@@ -25,15 +25,23 @@ struct JobOutcome {
   bool key_delivered = false;   // Kong has the key (or it is gone): drop the sealed copy
   int calls = 0;                // HTTP requests made
   int writes = 0;               // of which changed something (PUT/DELETE that succeeded)
+  kong::Json synced;            // when done: path -> fingerprint of what Kong now holds; else null
 };
 
 // Upserts the present objects in order (PUT), then deletes the absent ones in order (DELETE,
 // "already gone" counts as done). A key-auth credential whose key was already handed over is
 // only checked (GET): if Kong lost it, the job is dead with a hint to rotate the key.
+// `synced` is what the last successful job recorded (JobOutcome::synced; null: unknown): objects
+// whose fingerprint is unchanged are not sent again and objects never created are not deleted,
+// so a change costs only the writes it needs. Reconciliation, which compares with what Kong holds,
+// clears it for rows whose objects drifted.
+// The requests run_job would send, in order (for tests and diagnostics).
+std::vector<http::Request> planned_requests(const kong::Desired& desired, const kong::Json& synced);
+
 // `done` runs exactly once, from Client::perform(); `on_call`, when given, sees every answer
 // (the circuit breaker judges the target by calls, not by whole jobs).
 using CallObserver = std::function<void(const CallResult&)>;
-void run_job(http::Client& client, const kong::Desired& desired,
+void run_job(http::Client& client, const kong::Desired& desired, const kong::Json& synced,
              std::function<void(JobOutcome&&)> done, CallObserver on_call = nullptr);
 
 // Everything Kong holds under our tag, per collection, listed page by page (size 1000).

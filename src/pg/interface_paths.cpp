@@ -1,4 +1,5 @@
-// gateway._default_http_path(): the path a public interface gets when none is given. A short
+// Functions behind public_interfaces columns. gateway._default_http_path(): the path a public
+// interface gets when none is given. A short
 // hash of project, workflow and interface name, lengthened until no other interface with the
 // same method holds it. Each candidate is one probe of the (http_method, http_path) unique index,
 // done directly: a cached plan would have been made when the table was small (a sequential scan)
@@ -70,6 +71,22 @@ std::string text_of(Datum value) {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(gateway_default_http_path);
+PG_FUNCTION_INFO_V1(gateway_kong_object_id);
+}
+
+// gateway._kong_object_id(kind text, row_id uuid) -> uuid: the id the worker gives that object.
+extern "C" Datum gateway_kong_object_id(PG_FUNCTION_ARGS) {
+  using namespace gateway;
+  using namespace gateway::pg;
+  return sql_function([&]() -> Datum {
+    std::string kind;
+    pg_call([&] { kind = text_of(PG_GETARG_DATUM(0)); });
+    kong::Uuid id{};
+    kong::parse_uuid(kong::object_id(kind, kong::to_string(uuid_to_id(PG_GETARG_DATUM(1)))), id);
+    Datum out = 0;
+    pg_call([&] { out = id_to_uuid(id); });
+    return out;
+  });
 }
 
 // gateway._default_http_path(method text, project_id uuid, workflow_id uuid, name text, own_id uuid)

@@ -303,8 +303,10 @@ void SyncEngine::start_job(std::int64_t job_id, const std::string& kind,
     return;
   }
   kong::Desired desired;
+  Json synced;
   try {
     Json state = Json::parse(state_json, nullptr, false);
+    if (state.is_object() && state.contains("synced")) synced = state["synced"];
     double now = static_cast<double>(now_ms()) / 1000.0;
     if (kind == "public_interface") {
       desired = kong::desired_for_interface(interface_row(object_id, state), mapping_);
@@ -320,7 +322,7 @@ void SyncEngine::start_job(std::int64_t job_id, const std::string& kind,
   }
   std::optional<double> next_change = desired.next_change;
   sync::run_job(
-      *client_, desired,
+      *client_, desired, synced,
       [this, job_id, attempts, next_change](sync::JobOutcome&& outcome) {
         finished_.push_back(Finished{job_id, std::move(outcome), attempts, next_change});
       },
@@ -388,7 +390,7 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
   if (!plan.repair.empty()) {
     in_transaction("pg_gateway: queueing reconcile repairs", [&] {
       for (const sync::RowRef& ref : plan.repair) {
-        spi_query("SELECT gateway._sync_enqueue('kong', $1, $2::uuid)", {ref.kind, ref.id});
+        spi_query("SELECT gateway._sync_repair($1, $2::uuid)", {ref.kind, ref.id});
       }
     });
   }
@@ -399,8 +401,9 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
   // Orphans go children first; each waits for the one before, like a job's deletes.
   kong::Desired removal;
   removal.absent = std::move(plan.orphans);
-  sync::run_job(*client_, removal, [this, job_id, attempts](sync::JobOutcome&& deleted) {
+  sync::run_job(*client_, removal, Json(), [this, job_id, attempts](sync::JobOutcome&& deleted) {
     deleted.key_delivered = false;
+    deleted.synced = Json();
     finished_.push_back(Finished{job_id, std::move(deleted), attempts, std::nullopt});
   });
   claim_wanted_ = true;
@@ -435,11 +438,16 @@ void SyncEngine::record_finished() {
       if (f.next_change) next_change = std::to_string(*f.next_change);
       if (!f.outcome.error.empty()) error = f.outcome.error;
       if (f.outcome.verdict != sync::Verdict::kDone) status = std::to_string(f.outcome.status);
+      std::optional<std::string> synced;
+      if (f.outcome.verdict == sync::Verdict::kDone && f.outcome.synced.is_object()) {
+        synced = f.outcome.synced.dump();
+      }
       spi_query("SELECT gateway._sync_finish($1::bigint, $2, to_timestamp($3::float8), $4,"
-                " $5::int, to_timestamp($6::float8), $7::boolean)",
+                " $5::int, to_timestamp($6::float8), $7::boolean, $8::jsonb)",
                 {std::to_string(f.job_id), std::string(verdict_name(f.outcome.verdict)), run_after,
                  error, status, next_change,
-                 std::string(f.outcome.key_delivered && f.outcome.verdict == sync::Verdict::kDone ? "true" : "false")});
+                 std::string(f.outcome.key_delivered && f.outcome.verdict == sync::Verdict::kDone ? "true" : "false"),
+                 synced});
     }
   });
   if (!ok) {

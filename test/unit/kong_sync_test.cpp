@@ -93,3 +93,60 @@ TEST(Reconcile, KeyValueAndTtlAreNotDrift) {
 
 }  // namespace
 }  // namespace gateway::sync
+
+namespace gateway::sync {
+namespace {
+
+std::vector<std::string> methods(const std::vector<http::Request>& requests) {
+  std::vector<std::string> out;
+  for (const auto& r : requests) out.push_back(r.method + " " + r.path.substr(1, r.path.find('/', 1) - 1));
+  return out;
+}
+
+kong::Json fingerprints(const kong::Desired& d) {
+  kong::Json out = kong::Json::object();
+  for (const auto& o : d.present) out[o.path] = kong::fingerprint(o);
+  return out;
+}
+
+TEST(JobPlan, UnknownHistorySendsEverything) {
+  kong::Desired d = kong::desired_for_interface(published(), kSettings);
+  EXPECT_EQ(methods(planned_requests(d, kong::Json())),
+            (std::vector<std::string>{"PUT services", "PUT routes", "PUT plugins", "PUT plugins",
+                                      "DELETE plugins"}));
+}
+
+TEST(JobPlan, NothingChangedSendsNothingAndNeverDeletesWhatWasNeverCreated) {
+  kong::Desired d = kong::desired_for_interface(published(), kSettings);
+  EXPECT_TRUE(planned_requests(d, fingerprints(d)).empty());
+}
+
+TEST(JobPlan, AChangeSendsOnlyTheObjectsItTouches) {
+  kong::Desired before = kong::desired_for_interface(published(), kSettings);
+  kong::InterfaceRow row = published();
+  row.rate_limit_per_minute = 30;
+  kong::Desired after = kong::desired_for_interface(row, kSettings);
+  EXPECT_EQ(methods(planned_requests(after, fingerprints(before))),
+            (std::vector<std::string>{"PUT plugins"}));
+  row.is_public = false;
+  kong::Desired gone = kong::desired_for_interface(row, kSettings);
+  EXPECT_EQ(methods(planned_requests(gone, fingerprints(after))),
+            (std::vector<std::string>{"DELETE plugins", "DELETE plugins", "DELETE plugins",
+                                      "DELETE routes", "DELETE services"}));
+}
+
+TEST(JobPlan, AKeyToDeliverIsAlwaysSent) {
+  kong::KeyRow key;
+  key.id = "99999999-8888-4777-8666-555555555555";
+  key.exists = key.is_active = key.interface_published = true;
+  key.interface_id = kIface;
+  key.plaintext = "gw_secret";
+  kong::Desired d = kong::desired_for_key(key, kSettings, 1000);
+  auto requests = planned_requests(d, fingerprints(d));
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].method, "PUT");
+  EXPECT_NE(requests[0].body.find("gw_secret"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gateway::sync
