@@ -16,12 +16,26 @@ if [[ -d $demo ]]; then
   cluster_stop "$demo"
   rm -rf "$demo"
 fi
+pkill -f "kong_fake.py --port-file $demo.kong-port" 2>/dev/null || true
 mkdir -p "$demo"
 [[ $(id -u) -eq 0 ]] && chown postgres: "$demo"
 
+step "start a Kong Admin API fake (test/fakes/kong_fake.py: Kong cannot be installed here)"
+# With DEMO_KEEP it outlives this script (for an hour); otherwise it ends with it.
+fake_parent=$$
+[[ -n "${DEMO_KEEP:-}" ]] && fake_parent=1
+rm -f "$demo.kong-port"
+python3 test/fakes/kong_fake.py --port-file "$demo.kong-port" --parent-pid "$fake_parent" \
+  --max-seconds 3600 >"$demo.kong.log" 2>&1 &
+for _ in $(seq 100); do [[ -s "$demo.kong-port" ]] && break; sleep 0.05; done
+kong_url="http://127.0.0.1:$(cat "$demo.kong-port")"
+note "Kong Admin API (fake) at $kong_url"
+
 step "start a throwaway cluster with pg_gateway preloaded (in $demo)"
 port=$(free_port 55600)
-cluster_init "$demo" "$port" "gateway.usage_flush_interval = '500ms'"
+cluster_init "$demo" "$port" "gateway.usage_flush_interval = '500ms'" \
+  "gateway.kong_admin_url = '$kong_url'" "gateway.kong_upstream_url = 'http://app.internal:3000/api/interfaces'" \
+  "gateway.sync_retry_base = '200ms'" "gateway.sync_retry_max = '2s'"
 cluster_start "$demo"
 cluster_psql "$demo" -d postgres -c "CREATE DATABASE gateway"
 cluster_psql "$demo" -d gateway -c "CREATE EXTENSION pg_gateway"
@@ -90,9 +104,66 @@ sleep 1
 show "every decryption is in the audit log" \
   "SELECT action, details FROM gateway.audit_log WHERE action LIKE '%decrypted' ORDER BY occurred_at"
 
+step "public interfaces, published to Kong"
+kong() { curl -s "$kong_url$1"; }
+# Prints one line per object Kong holds, from the fake's Admin API.
+kong_objects() {
+  printf '\n-- %s\n' "$1"
+  for collection in services routes plugins consumers key-auths acls; do
+    kong "/$collection?size=1000" | python3 -c "
+import json, sys
+for o in json.load(sys.stdin)['data']:
+    what = {'services': lambda o: '%s -> %s://%s:%s%s' % (o['name'], o['protocol'], o['host'], o['port'], o['path']),
+            'routes': lambda o: '%s %s %s' % (o['name'], o['methods'], o['paths']),
+            'plugins': lambda o: '%-14s %s' % (o['name'], {k: v for k, v in o['config'].items() if k in ('key_names', 'hide_credentials', 'allow', 'minute')}),
+            'consumers': lambda o: o['username'],
+            'key-auths': lambda o: 'key %s...' % o['key'][:16],
+            'acls': lambda o: 'group ' + o['group']}['$collection'](o)
+    print('   %-10s %s' % ('$collection'[:-1] if '$collection' != 'key-auths' else 'key-auth', what))
+"
+  done
+}
+show "a workflow's signal, and its public HTTP face (the path is derived; Kong sync is queued in the same transaction)" \
+  "INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, interface_type, callable_name, is_public)
+   VALUES ('e1000000-0000-4000-8000-000000000001', '$project', 'f1000000-0000-4000-8000-000000000001', 'approve', 'signal', 'approveOrder', true);
+   INSERT INTO gateway.public_interfaces (id, service_interface_id, rate_limit_per_minute)
+   VALUES ('d1000000-0000-4000-8000-000000000001', 'e1000000-0000-4000-8000-000000000001', 120)"
+read -r bound_id bound_key < <(cluster_psql "$demo" -d gateway -At -F ' ' -c \
+  "SELECT key_id, api_key FROM gateway.api_key_issue('$alice', '$project', 'approvals', 'd1000000-0000-4000-8000-000000000001')")
+printf '\n-- a key bound to that interface (it will be a Kong consumer of that interface only)\n'
+note "api_key $bound_key"
+wait_synced() {
+  for _ in $(seq 200); do
+    [[ $(cluster_psql "$demo" -d gateway -Atc "SELECT count(*) FROM gateway.sync_jobs WHERE state <> 'dead'") == 0 ]] && break
+    sleep 0.05
+  done
+}
+wait_synced
+show "the worker made Kong match at commit" \
+  "SELECT http_method, http_path, sync_state, synced_at::time(3), kong_service_id FROM gateway.public_interfaces"
+show "" "SELECT name, kong_sync_state, kong_key_sealed IS NULL AS sealed_copy_wiped FROM gateway.api_keys WHERE public_interface_id IS NOT NULL"
+kong_objects "what Kong holds now (every object tagged as ours)"
+
+step "Kong goes down; the database does not notice"
+curl -s -X POST "$kong_url/__fake/faults" -H 'Content-Type: application/json' -d '{"down": true}' >/dev/null
+show "change the rate limit while Kong is unreachable: the commit does not wait" \
+  "UPDATE gateway.public_interfaces SET rate_limit_per_minute = 30 WHERE id = 'd1000000-0000-4000-8000-000000000001'"
+sleep 1.5
+show "the job waits and retries with backoff; sync_status says why" \
+  "SELECT target, pending, retrying, dead, last_error FROM gateway.sync_status"
+show "" "SELECT http_path, sync_state, sync_error FROM gateway.public_interfaces"
+curl -s -X POST "$kong_url/__fake/faults" -H 'Content-Type: application/json' -d '{"down": false}' >/dev/null
+printf '\n-- Kong is back\n'
+wait_synced
+show "it caught up by itself" \
+  "SELECT http_path, sync_state, sync_error, synced_at::time(3) FROM gateway.public_interfaces"
+kong_objects "Kong's rate-limiting plugin has the new limit"
+show "every interface change is in the audit log" \
+  "SELECT action, details FROM gateway.audit_log WHERE object_type = 'public_interface' ORDER BY occurred_at"
+
 step "not in this build yet"
-note "public interfaces published to Kong and connectors as Temporal Nexus endpoints come with the"
-note "sync engine (see docs/); this demo shows what is built: keys, credentials, roles, the audit log."
+note "project connectors as Temporal Nexus endpoints come with the next issue (the same outbox and"
+note "worker, a second target)."
 
 if [[ -n "${DEMO_KEEP:-}" ]]; then
   step "the demo cluster keeps running"
@@ -100,5 +171,5 @@ if [[ -n "${DEMO_KEEP:-}" ]]; then
   note "stop: runuser -u postgres -- $PGBIN/pg_ctl -D $demo/data stop"
 else
   cluster_stop "$demo"
-  step "demo done (cluster stopped; DEMO_KEEP=1 make demo leaves it running)"
+  step "demo done (cluster and Kong fake stopped; DEMO_KEEP=1 make demo leaves them running)"
 fi
