@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "error.hpp"
+#include "private_file.hpp"
 #include "cpp_only.hpp"  // last: proves no PostgreSQL header came in above
 
 namespace gateway::http {
@@ -217,6 +219,43 @@ void Client::run_until_idle() {
     check(curl_multi_poll(multi, nullptr, 0, 100, &numfds), "curl_multi_poll");
     perform();
   }
+}
+
+std::vector<std::string> load_header_file(const std::string& path) {
+  std::size_t length = 0;
+  SecureBuffer raw = read_private_file(
+      path, "Kong Admin API header file", "headers",
+      "Write one \"Name: value\" line per header (e.g. Kong-Admin-Token: ...), chmod 600, owned "
+      "by the database server user.",
+      64 * 1024, &length);
+  std::vector<std::string> headers;
+  std::string text(reinterpret_cast<const char*>(raw.data()), length);
+  std::size_t start = 0, number = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    std::size_t colon = line.find(':');
+    bool name_ok = colon != std::string::npos && colon > 0;
+    for (std::size_t i = 0; name_ok && i < colon; ++i) {
+      unsigned char c = static_cast<unsigned char>(line[i]);
+      name_ok = std::isalnum(c) || c == '-' || c == '_';
+    }
+    if (!name_ok) {
+      sodium_memzero(text.data(), text.size());
+      throw Error(sqlstate::kConfigFileError,
+                  "Kong Admin API header file \"" + path + "\" has a bad line " + std::to_string(number),
+                  "Each line must be \"Name: value\" with a name of letters, digits, '-' and '_'.",
+                  "Fix the line, then reload the configuration.");
+    }
+    headers.push_back(line);
+  }
+  sodium_memzero(text.data(), text.size());
+  return headers;
 }
 
 }  // namespace gateway::http

@@ -79,4 +79,10 @@ class Client {
 // libcurl must be initialised once per process before threads start; the worker calls this.
 void global_init();
 
+// Extra request headers from a private file (read_private_file's checks): one "Name: value" per
+// line; blank lines and lines starting with '#' are skipped. Throws gateway::Error (F0000) for a
+// bad file or line. Secrets such as Kong-Admin-Token live here rather than in a setting, because
+// PostgreSQL logs the new value of every setting a reload changes.
+std::vector<std::string> load_header_file(const std::string& path);
+
 }  // namespace gateway::http

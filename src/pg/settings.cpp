@@ -65,9 +65,12 @@ void define_settings() {
       "jobs wait and gateway.sync_status says why.",
       &settings.kong_admin_url, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomStringVariable(
-      "gateway.kong_admin_headers", "Extra headers sent with every Kong Admin API request.",
-      "\"Name: value\" pairs separated by semicolons, e.g. \"Kong-Admin-Token: s3cret\".",
-      &settings.kong_admin_headers, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+      "gateway.kong_admin_headers_file",
+      "File of extra headers sent with every Kong Admin API request (e.g. Kong-Admin-Token).",
+      "One \"Name: value\" per line; owned by the server user, mode 600. A file rather than a "
+      "setting, because the server log records the new value of every setting a reload changes.",
+      &settings.kong_admin_headers_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr,
+      nullptr);
   DefineCustomStringVariable(
       "gateway.kong_ca_file", "CA bundle that verifies the Kong Admin API's certificate.", nullptr,
       &settings.kong_ca_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);

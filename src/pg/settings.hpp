@@ -15,7 +15,7 @@ struct Settings {
 
   // Kong sync (read by the worker; reloaded on SIGHUP).
   char* kong_admin_url = nullptr;       // gateway.kong_admin_url; empty: sync paused
-  char* kong_admin_headers = nullptr;   // gateway.kong_admin_headers ("Name: value; ...")
+  char* kong_admin_headers_file = nullptr;  // gateway.kong_admin_headers_file
   char* kong_ca_file = nullptr;         // gateway.kong_ca_file
   char* kong_client_cert = nullptr;     // gateway.kong_client_cert
   char* kong_client_key = nullptr;      // gateway.kong_client_key

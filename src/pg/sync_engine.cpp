@@ -7,6 +7,7 @@
 #include <iterator>
 #include <cstring>
 
+#include "../core/error.hpp"
 #include "../core/kong_mapping.hpp"
 #include "key_handoff.hpp"
 #include "settings.hpp"
@@ -80,22 +81,6 @@ kong::KeyRow key_row(const std::string& id, const Json& state) {
   return row;
 }
 
-std::vector<std::string> split_headers(const char* setting) {
-  std::vector<std::string> headers;
-  std::string all = setting != nullptr ? setting : "";
-  std::size_t start = 0;
-  while (start <= all.size()) {
-    std::size_t end = all.find(';', start);
-    if (end == std::string::npos) end = all.size();
-    std::string h = all.substr(start, end - start);
-    h.erase(0, h.find_first_not_of(' '));
-    h.erase(h.find_last_not_of(' ') + 1);
-    if (!h.empty()) headers.push_back(h);
-    start = end + 1;
-  }
-  return headers;
-}
-
 std::string owner_tag() {
   if (settings.kong_owner_tag != nullptr && settings.kong_owner_tag[0] != '\0') {
     return settings.kong_owner_tag;
@@ -130,6 +115,7 @@ std::int64_t SyncEngine::now_ms() const {
 
 void SyncEngine::reload() {
   reload_pending_ = true;
+  header_file_error_ = false;
   claim_wanted_ = true;
   schema_checked_ = false;
   warned_paused_ = false;
@@ -169,7 +155,7 @@ bool SyncEngine::ready() {
     client_.reset();
     reload_pending_ = false;
   }
-  if (!client_) build_client();
+  if (!client_ && !header_file_error_) build_client();
   return client_ != nullptr;
 }
 
@@ -177,7 +163,18 @@ void SyncEngine::build_client() {
   http::ClientOptions options;
   options.base_url = settings.kong_admin_url;
   while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
-  options.headers = split_headers(settings.kong_admin_headers);
+  if (settings.kong_admin_headers_file != nullptr && settings.kong_admin_headers_file[0] != '\0') {
+    try {
+      options.headers = http::load_header_file(settings.kong_admin_headers_file);
+    } catch (const Error& e) {
+      // Without its headers Kong would refuse every request: wait for a fixed file and a reload.
+      ereport(WARNING, (errmsg("pg_gateway: %s", e.what()), errdetail("%s", e.detail().c_str()),
+                        errhint("%s", e.hint().c_str())));
+      header_file_error_ = true;
+      return;
+    }
+  }
+  header_file_error_ = false;
   options.ca_file = settings.kong_ca_file != nullptr ? settings.kong_ca_file : "";
   options.client_cert = settings.kong_client_cert != nullptr ? settings.kong_client_cert : "";
   options.client_key = settings.kong_client_key != nullptr ? settings.kong_client_key : "";

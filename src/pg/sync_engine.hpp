@@ -66,6 +66,7 @@ class SyncEngine {
   bool dbless_ = false;
   bool recovered_ = false;
   bool warned_paused_ = false;
+  bool header_file_error_ = false;  // the client waits for a fixed header file and a reload
 };
 
 }  // namespace gateway::pg

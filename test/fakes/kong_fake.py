@@ -473,6 +473,17 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         if path.startswith("/__fake/"):
             return self._control(method, path, body)
+        # Behind a proxy: the Admin API under a path prefix, guarded by a token header (as Kong
+        # Enterprise's Kong-Admin-Token, or a gateway in front of OSS Kong).
+        prefix = server.path_prefix
+        if prefix:
+            if path != prefix and not path.startswith(prefix + "/"):
+                return self._send(404, {"message": "Not found"})
+            path = path[len(prefix):] or "/"
+        if server.required_header:
+            name, _, value = server.required_header.partition(":")
+            if self.headers.get(name.strip()) != value.strip():
+                return self._send(401, {"message": "Invalid credentials. Token or User credentials required"})
         faults = server.faults
         if faults.down:
             # Like a Kong that is not there: the connection ends without an answer.
@@ -625,8 +636,11 @@ class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, port, dbless=False, verbose=False, spec_dir=None):
+    def __init__(self, port, dbless=False, verbose=False, spec_dir=None, path_prefix="",
+                 required_header=""):
         super().__init__(("127.0.0.1", port), Handler)
+        self.path_prefix = path_prefix.rstrip("/")
+        self.required_header = required_header
         self.kong = Kong(dbless=dbless)
         self.faults = Faults()
         self.stats = Stats()
@@ -652,8 +666,11 @@ def main():
     parser.add_argument("--max-seconds", type=float, default=3600)
     parser.add_argument("--spec-dir", default=os.environ.get("GATEWAY_SPECS"),
                         help="folder with kong-admin-oss-openapi.yaml (default: ../shared/specs)")
+    parser.add_argument("--path-prefix", default="", help="serve the Admin API under this path")
+    parser.add_argument("--require-header", default="", help='"Name: value" every request must carry')
     args = parser.parse_args()
-    server = FakeServer(args.port, dbless=args.dbless, verbose=args.verbose, spec_dir=args.spec_dir)
+    server = FakeServer(args.port, dbless=args.dbless, verbose=args.verbose, spec_dir=args.spec_dir,
+                        path_prefix=args.path_prefix, required_header=args.require_header)
     port = server.server_address[1]
     if not server.contract.available:
         print("kong-fake: contract check skipped: %s not found" % server.contract.spec_dir, flush=True)
