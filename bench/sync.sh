@@ -71,7 +71,7 @@ for i in "${!plain[@]}"; do
   floor_ratios+=("$(ratio "${plain[$i]}" "${by_hand[$i]}")")
 done
 insert_cost=$(median "${insert_ratios[@]}") floor_cost=$(median "${floor_ratios[@]}")
-sql "TRUNCATE gateway.public_interfaces, gateway.sync_jobs, bench.public_interfaces_plain" >/dev/null
+sql "TRUNCATE gateway.public_interfaces, gateway.sync_jobs, bench.public_interfaces_plain, bench.public_interfaces_by_hand" >/dev/null
 
 # The fake's ceiling, measured alone (nothing else uses it), then forgotten.
 step "the fake's ceiling: a plain keep-alive client alone, ${seconds}s"

@@ -7,6 +7,7 @@ SELECT gen_random_uuid(), gen_random_uuid(), 'bench-' || i, 'signal', 'bench', t
 INSERT INTO bench.si SELECT row_number() OVER (ORDER BY id), id FROM gateway.service_interfaces;
 -- Same columns, defaults, checks and indexes; no triggers and no foreign key.
 CREATE TABLE bench.public_interfaces_plain (LIKE gateway.public_interfaces INCLUDING ALL);
+CREATE TABLE bench.public_interfaces_by_hand (LIKE gateway.public_interfaces INCLUDING ALL);
 CREATE SEQUENCE bench.with_triggers;
 CREATE SEQUENCE bench.plain;
 CREATE SEQUENCE bench.by_hand;
