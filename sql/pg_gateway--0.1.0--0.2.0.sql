@@ -53,8 +53,9 @@ CREATE TABLE gateway.public_interfaces (
   kong_service_id       uuid GENERATED ALWAYS AS (gateway._kong_object_id('service', id)) STORED,
   kong_route_id         uuid GENERATED ALWAYS AS (gateway._kong_object_id('route', id)) STORED,
   -- What the last successful sync sent (Kong object path -> fingerprint), so the next job sends
-  -- only what changed; NULL: unknown, send everything. Reconciliation clears it on drift.
-  kong_synced           jsonb,
+  -- only what changed; NULL: unknown, send everything. A new row has nothing in Kong yet ({}).
+  -- Reconciliation clears it on drift.
+  kong_synced           jsonb DEFAULT '{}',
   created_at            timestamptz NOT NULL DEFAULT now(),
   updated_at            timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT public_interfaces_method_path_key UNIQUE (http_method, http_path),
@@ -157,6 +158,8 @@ ALTER TABLE gateway.api_keys
   ADD COLUMN kong_sync_error text,
   ADD COLUMN kong_synced_at  timestamptz,
   ADD COLUMN kong_synced     jsonb;
+-- Keys issued from now on have nothing in Kong yet; existing ones are unknown (NULL).
+ALTER TABLE gateway.api_keys ALTER COLUMN kong_synced SET DEFAULT '{}';
 COMMENT ON COLUMN gateway.api_keys.kong_key_sealed IS
   'The key sealed for hand-off to Kong (XChaCha20-Poly1305 under a master-key subkey); cleared once Kong has it.';
 COMMENT ON COLUMN gateway.api_keys.kong_sync_state IS
@@ -413,6 +416,12 @@ DECLARE
   j gateway.sync_jobs;
 BEGIN
   FOR j IN SELECT * FROM gateway.sync_jobs AS r WHERE r.state = 'running' FOR UPDATE LOOP
+    -- It may have stopped halfway: what Kong holds for the object is unknown now.
+    IF j.object_kind = 'public_interface' THEN
+      UPDATE gateway.public_interfaces AS p SET kong_synced = NULL WHERE p.id = j.object_id;
+    ELSIF j.object_kind = 'api_key' THEN
+      UPDATE gateway.api_keys AS k SET kong_synced = NULL WHERE k.id = j.object_id;
+    END IF;
     -- A newer pending job for the same object already covers it.
     IF EXISTS (SELECT FROM gateway.sync_jobs AS p
                 WHERE p.state = 'pending' AND (p.target, p.object_kind, p.object_id)
