@@ -55,6 +55,8 @@ class CircuitBreaker {
   void record_failure(std::int64_t now_ms);
   // A call that ended without telling anything about the target (e.g. a 4xx).
   void record_neutral();
+  // The probe allow() granted was not used (there was nothing to send): grant it again later.
+  void release_probe() { probe_in_flight_ = false; }
 
   bool open() const { return state_ != State::kClosed; }
   std::int64_t reopens_at_ms() const { return open_until_ms_; }

@@ -274,6 +274,7 @@ void SyncEngine::claim_and_start() {
   }
   next_due_ms_ = next_due_s ? static_cast<std::int64_t>(*next_due_s * 1000.0) : -1;
   claim_wanted_ = static_cast<int>(claimed.size()) == batch;  // a full batch: there may be more
+  if (claimed.empty()) breaker_.release_probe();  // nothing to probe with
   for (const Claimed& c : claimed) {
     ++jobs_running_;
     start_job(c.id, c.kind, c.object_id, c.attempts, c.state);

@@ -158,6 +158,39 @@ class Kong:
     def reset(self):
         self.store = {name: {} for name in ENTITIES}
         self.created_ms = {}  # id -> when it was first created (for latency benchmarks)
+        # Indexes, so that no write costs time proportional to what Kong holds (as a database
+        # would): unique keys per entity, and children per referenced parent.
+        self.unique = {name: {} for name in ENTITIES}    # entity -> (label, value) -> id
+        self.children = {}                               # (entity, field, parent id) -> {ids}
+
+    def unique_keys(self, entity, obj):
+        for field in ENTITIES[entity]["unique"]:
+            if obj.get(field) is not None:
+                yield (field, obj[field])
+        if entity == "plugins":
+            yield ("plugin", (obj["name"],) + tuple(self.ref_id(obj.get(f)) for f in ("route", "service", "consumer")))
+        if entity == "acls":
+            yield ("acl", (self.ref_id(obj.get("consumer")), obj.get("group")))
+
+    def index(self, entity, obj, add):
+        for key in self.unique_keys(entity, obj):
+            if add:
+                self.unique[entity][key] = obj["id"]
+            elif self.unique[entity].get(key) == obj["id"]:
+                del self.unique[entity][key]
+        for field in ENTITIES[entity]["refs"]:
+            parent = self.ref_id(obj.get(field))
+            if parent is None:
+                continue
+            ids = self.children.setdefault((entity, field, parent), set())
+            if add:
+                ids.add(obj["id"])
+            else:
+                ids.discard(obj["id"])
+
+    def holder(self, entity, key, own_id):
+        other = self.unique[entity].get(key)
+        return other if other is not None and other != own_id else None
 
     # -- lookups -------------------------------------------------------------------------
     def find(self, entity, id_or_key):
@@ -167,10 +200,8 @@ class Kong:
         field = ENTITIES[entity]["endpoint_key"]
         if field is None:
             return None
-        for obj in table.values():
-            if obj.get(field) == id_or_key:
-                return obj
-        return None
+        found = self.unique[entity].get((field, id_or_key))
+        return table.get(found) if found else None
 
     def ref_id(self, value):
         return value.get("id") if isinstance(value, dict) else None
@@ -208,14 +239,11 @@ class Kong:
                     "fields": {field: {"id": ref["id"]}}})
         for field in spec["unique"]:
             value = obj.get(field)
-            if value is None:
-                continue
-            for other in self.store[entity].values():
-                if other["id"] != own_id and other.get(field) == value:
-                    raise KongError(409, {
-                        "code": 5, "name": "unique constraint violation",
-                        "message": "UNIQUE violation detected on '{%s=\"%s\"}'" % (field, value),
-                        "fields": {field: value}})
+            if value is not None and self.holder(entity, (field, value), own_id):
+                raise KongError(409, {
+                    "code": 5, "name": "unique constraint violation",
+                    "message": "UNIQUE violation detected on '{%s=\"%s\"}'" % (field, value),
+                    "fields": {field: value}})
 
     def validate_services(self, obj):
         if obj.get("url"):
@@ -294,15 +322,13 @@ class Kong:
             if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
                 raise schema_violation({"config": {"key_names": "expected a non-empty array of strings"}})
         obj["config"] = config
-        for other in self.store["plugins"].values():
-            if other["id"] != obj["id"] and other["name"] == name and all(
-                    self.ref_id(other.get(f)) == self.ref_id(obj.get(f))
-                    for f in ("route", "service", "consumer")):
-                raise KongError(409, {
-                    "code": 5, "name": "unique constraint violation",
-                    "message": "UNIQUE violation detected on '{consumer=null,name=\"%s\",route=%s,"
-                               "service=null}'" % (name, json.dumps(obj.get("route"))),
-                    "fields": {"name": name}})
+        scope = tuple(self.ref_id(obj.get(f)) for f in ("route", "service", "consumer"))
+        if self.holder("plugins", ("plugin", (name,) + scope), obj["id"]):
+            raise KongError(409, {
+                "code": 5, "name": "unique constraint violation",
+                "message": "UNIQUE violation detected on '{consumer=null,name=\"%s\",route=%s,"
+                           "service=null}'" % (name, json.dumps(obj.get("route"))),
+                "fields": {"name": name}})
 
     def validate_keyauth_credentials(self, obj):
         if not obj.get("key"):
@@ -317,12 +343,10 @@ class Kong:
             raise schema_violation({"group": "required field missing"})
         if obj.get("consumer") is None:
             raise schema_violation({"consumer": "required field missing"})
-        for other in self.store["acls"].values():
-            if other["id"] != obj["id"] and other["group"] == obj["group"] and \
-                    self.ref_id(other["consumer"]) == self.ref_id(obj["consumer"]):
-                raise KongError(409, {"code": 5, "name": "unique constraint violation",
-                                      "message": "UNIQUE violation detected on '{group=\"%s\"}'" % obj["group"],
-                                      "fields": {"group": obj["group"]}})
+        if self.holder("acls", ("acl", (self.ref_id(obj["consumer"]), obj["group"])), obj["id"]):
+            raise KongError(409, {"code": 5, "name": "unique constraint violation",
+                                  "message": "UNIQUE violation detected on '{group=\"%s\"}'" % obj["group"],
+                                  "fields": {"group": obj["group"]}})
 
     # -- writes ----------------------------------------------------------------------------
     def write(self, entity, body, existing_id=None, endpoint_key=None, forced=None, keep=None):
@@ -348,24 +372,33 @@ class Kong:
         if previous is None:
             self.created_ms[obj["id"]] = time.time() * 1000.0
         obj["updated_at"] = now
+        if previous is not None:
+            self.index(entity, previous, add=False)
         self.store[entity][obj["id"]] = obj
+        self.index(entity, obj, add=True)
         return obj
 
+    def referencing(self, child_entity, field, parent_id):
+        return self.children.get((child_entity, field, parent_id), set())
+
     def delete(self, entity, obj):
-        for child in CASCADES.get(entity, []):
-            field = {"plugins": entity[:-1]}.get(child, "consumer")
-            for other in list(self.store[child].values()):
-                if self.ref_id(other.get(field)) == obj["id"]:
-                    del self.store[child][other["id"]]
         for other_entity, spec in ENTITIES.items():
             for field, target in spec["refs"].items():
                 if target != entity or other_entity in CASCADES.get(entity, []):
                     continue
-                if any(self.ref_id(o.get(field)) == obj["id"] for o in self.store[other_entity].values()):
+                if self.referencing(other_entity, field, obj["id"]):
                     raise KongError(400, {
                         "code": 4, "name": "foreign key violation",
                         "message": "an existing '%s' entity references this '%s' entity" % (other_entity, entity),
                         "fields": {"@referenced_by": other_entity}})
+        for child in CASCADES.get(entity, []):
+            field = {"plugins": entity[:-1]}.get(child, "consumer")
+            for child_id in list(self.referencing(child, field, obj["id"])):
+                self.remove(child, self.store[child][child_id])
+        self.remove(entity, obj)
+
+    def remove(self, entity, obj):
+        self.index(entity, obj, add=False)
         del self.store[entity][obj["id"]]
 
     # -- lists -----------------------------------------------------------------------------

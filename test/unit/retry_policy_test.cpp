@@ -81,6 +81,15 @@ TEST(CircuitBreaker, OpenTimeIsCapped) {
   EXPECT_EQ(breaker.reopens_at_ms() - now, 4000);
 }
 
+TEST(CircuitBreaker, AnUnusedProbeIsGrantedAgain) {
+  CircuitBreaker breaker(1, 1000, 4000);
+  breaker.record_failure(0);
+  ASSERT_TRUE(breaker.allow(1000));
+  EXPECT_FALSE(breaker.allow(1000));
+  breaker.release_probe();  // nothing was waiting to be sent
+  EXPECT_TRUE(breaker.allow(1000));
+}
+
 TEST(CircuitBreaker, AnAnswerInHalfOpenClosesIt) {
   CircuitBreaker breaker(1, 1000, 4000);
   breaker.record_failure(0);
