@@ -109,7 +109,7 @@ BEGIN
                                                   s.name, NEW.id);
     END IF;
     IF TG_OP = 'UPDATE' THEN
-      -- The worker recording sync state changes nothing Kong sees: no job for that.
+      -- Named in the SET list but unchanged: nothing for Kong.
       IF (NEW.http_method, NEW.http_path, NEW.auth_type, NEW.auth_config, NEW.rate_limit_per_minute,
           NEW.service_interface_id)
          IS NOT DISTINCT FROM (OLD.http_method, OLD.http_path, OLD.auth_type, OLD.auth_config,
@@ -142,8 +142,11 @@ BEGIN
   RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
-CREATE TRIGGER public_interfaces_change BEFORE INSERT OR UPDATE OR DELETE ON gateway.public_interfaces
-  FOR EACH ROW EXECUTE FUNCTION gateway._public_interfaces_change();
+-- UPDATE OF the columns Kong sees: the worker recording sync state does not fire it.
+CREATE TRIGGER public_interfaces_change
+  BEFORE INSERT OR DELETE OR UPDATE OF http_method, http_path, auth_type, auth_config,
+                                       rate_limit_per_minute, service_interface_id
+  ON gateway.public_interfaces FOR EACH ROW EXECUTE FUNCTION gateway._public_interfaces_change();
 
 ------------------------------------------------------------------------------------------------
 -- API keys: what Kong needs of a key bound to an interface

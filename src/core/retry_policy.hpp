@@ -59,6 +59,13 @@ class CircuitBreaker {
   void release_probe() { probe_in_flight_ = false; }
 
   bool open() const { return state_ != State::kClosed; }
+  // When allow() may next say yes: `now_ms` when closed (or half-open with no probe out), the
+  // end of the pause when open, -1 while a probe is out (its answer decides).
+  std::int64_t next_allowed_ms(std::int64_t now_ms) const {
+    if (state_ == State::kClosed) return now_ms;
+    if (state_ == State::kOpen) return std::max(now_ms, open_until_ms_);
+    return probe_in_flight_ ? -1 : now_ms;
+  }
   std::int64_t reopens_at_ms() const { return open_until_ms_; }
   int consecutive_failures() const { return failures_; }
 

@@ -88,11 +88,6 @@ std::string owner_tag() {
   return "pg-gateway-" + std::to_string(GetSystemIdentifier()) + "-" + std::to_string(MyDatabaseId);
 }
 
-std::string iso_time_from_ms(std::int64_t epoch_ms) {
-  // to_timestamp() in SQL takes seconds; passed as text.
-  return std::to_string(static_cast<double>(epoch_ms) / 1000.0);
-}
-
 const char* verdict_name(sync::Verdict v) {
   switch (v) {
     case sync::Verdict::kDone: return "done";
@@ -217,11 +212,12 @@ void SyncEngine::step(bool commit_seen) {
   }
   if (!ready()) return;
   client_->perform();
-  record_finished();
+  if (record_due()) record_finished();
   maybe_schedule_reconcile();
   std::int64_t now = now_ms();
   if (next_due_ms_ >= 0 && now >= next_due_ms_) claim_wanted_ = true;
-  if (claim_wanted_ && !reload_pending_) claim_and_start();
+  // Refill in bulk: one claim transaction per half batch, not one per finished job.
+  if (claim_wanted_ && !reload_pending_ && jobs_running_ <= capacity() / 2) claim_and_start();
   client_->perform();
 }
 
@@ -240,13 +236,28 @@ void SyncEngine::maybe_schedule_reconcile() {
   });
 }
 
+int SyncEngine::capacity() const { return std::max(1, settings.sync_concurrency * 2); }
+
+// Outcomes are recorded in batches: a quarter of the jobs in flight, or everything once nothing
+// else is in flight (a single change is recorded at once), or after 10 ms at the latest.
+bool SyncEngine::record_due() const {
+  if (finished_.empty()) return false;
+  const std::int64_t now = now_ms();
+  if (now < record_retry_at_ms_) return false;
+  return static_cast<int>(finished_.size()) >= std::max(1, capacity() / 4) ||
+         static_cast<int>(finished_.size()) >= jobs_running_ || now >= first_finished_ms_ + 10;
+}
+
+void SyncEngine::finished(Finished&& f) {
+  if (finished_.empty()) first_finished_ms_ = now_ms();
+  finished_.push_back(std::move(f));
+}
+
 void SyncEngine::claim_and_start() {
-  const int capacity = std::max(1, settings.sync_concurrency * 2);
+  const int capacity = this->capacity();
   if (jobs_running_ >= capacity) return;
-  if (!breaker_.allow(now_ms())) {
-    claim_wanted_ = false;  // the breaker's reopen time is in the wait timeout
-    return;
-  }
+  // Kong looks down: wait for the breaker (wait_spec knows when); the wish to claim stays.
+  if (!breaker_.allow(now_ms())) return;
   // While the breaker is half-open, one job is the probe.
   int batch = breaker_.open() ? 1 : capacity - jobs_running_;
   struct Claimed {
@@ -292,7 +303,7 @@ void SyncEngine::start_job(std::int64_t job_id, const std::string& kind,
     sync::JobOutcome outcome;
     outcome.verdict = sync::Verdict::kDead;
     outcome.error = message;
-    finished_.push_back(Finished{job_id, std::move(outcome), attempts, std::nullopt});
+    finished(Finished{job_id, std::move(outcome), attempts, std::nullopt});
   };
   if (dbless_) {
     fail("Kong runs in DB-less mode (GET / says database = off): its Admin API cannot change "
@@ -322,7 +333,7 @@ void SyncEngine::start_job(std::int64_t job_id, const std::string& kind,
   sync::run_job(
       *client_, desired, synced,
       [this, job_id, attempts, next_change](sync::JobOutcome&& outcome) {
-        finished_.push_back(Finished{job_id, std::move(outcome), attempts, next_change});
+        finished(Finished{job_id, std::move(outcome), attempts, next_change});
       },
       [this](const sync::CallResult& answer) { judge_target(answer); });
   // The plaintext of a key, if any, now lives only in the request body inside the client.
@@ -347,7 +358,7 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
   if (!error.empty()) {
     outcome.verdict = sync::Verdict::kRetry;
     outcome.error = error;
-    finished_.push_back(Finished{job_id, std::move(outcome), attempts, std::nullopt});
+    finished(Finished{job_id, std::move(outcome), attempts, std::nullopt});
     return;
   }
   // Kong was listed first, the tables are read now: an object a job created after our listing
@@ -381,7 +392,7 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
   if (!ok) {
     outcome.verdict = sync::Verdict::kRetry;
     outcome.error = "could not read the desired state";
-    finished_.push_back(Finished{job_id, std::move(outcome), attempts, std::nullopt});
+    finished(Finished{job_id, std::move(outcome), attempts, std::nullopt});
     return;
   }
   sync::ReconcilePlan plan = sync::plan_reconcile(rows, inventory);
@@ -402,7 +413,7 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
   sync::run_job(*client_, removal, Json(), [this, job_id, attempts](sync::JobOutcome&& deleted) {
     deleted.key_delivered = false;
     deleted.synced = Json();
-    finished_.push_back(Finished{job_id, std::move(deleted), attempts, std::nullopt});
+    finished(Finished{job_id, std::move(deleted), attempts, std::nullopt});
   });
   claim_wanted_ = true;
 }
@@ -418,35 +429,36 @@ void SyncEngine::judge_target(const sync::CallResult& answer) {
 }
 
 void SyncEngine::record_finished() {
-  if (finished_.empty() || now_ms() < record_retry_at_ms_) return;
   std::vector<Finished> batch;
   batch.swap(finished_);
   const std::int64_t now = now_ms();
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   sync::BackoffSettings backoff{settings.sync_retry_base_ms, settings.sync_retry_max_ms};
-  bool ok = in_transaction("pg_gateway: recording sync outcomes", [&] {
-    for (const Finished& f : batch) {
-      std::optional<std::string> run_after, next_change, error, status;
-      if (f.outcome.verdict == sync::Verdict::kRetry) {
-        std::int64_t delay = sync::backoff_ms(f.attempts, unit(random_), backoff, f.outcome.retry_after_s);
-        // Not before the circuit lets calls through again.
-        std::int64_t at = std::max(now + delay, breaker_.open() ? breaker_.reopens_at_ms() : 0);
-        run_after = iso_time_from_ms(at);
-      }
-      if (f.next_change) next_change = std::to_string(*f.next_change);
-      if (!f.outcome.error.empty()) error = f.outcome.error;
-      if (f.outcome.verdict != sync::Verdict::kDone) status = std::to_string(f.outcome.status);
-      std::optional<std::string> synced;
-      if (f.outcome.verdict == sync::Verdict::kDone && f.outcome.synced.is_object()) {
-        synced = f.outcome.synced.dump();
-      }
-      spi_query("SELECT gateway._sync_finish($1::bigint, $2, to_timestamp($3::float8), $4,"
-                " $5::int, to_timestamp($6::float8), $7::boolean, $8::jsonb)",
-                {std::to_string(f.job_id), std::string(verdict_name(f.outcome.verdict)), run_after,
-                 error, status, next_change,
-                 std::string(f.outcome.key_delivered && f.outcome.verdict == sync::Verdict::kDone ? "true" : "false"),
-                 synced});
+  // One statement for the whole batch (planned once), one row per outcome.
+  Json rows = Json::array();
+  for (const Finished& f : batch) {
+    const bool done = f.outcome.verdict == sync::Verdict::kDone;
+    Json row = {{"job_id", f.job_id}, {"outcome", verdict_name(f.outcome.verdict)},
+                {"key_delivered", done && f.outcome.key_delivered}};
+    if (f.outcome.verdict == sync::Verdict::kRetry) {
+      std::int64_t delay = sync::backoff_ms(f.attempts, unit(random_), backoff, f.outcome.retry_after_s);
+      // Not before the circuit lets calls through again.
+      std::int64_t at = std::max(now + delay, breaker_.open() ? breaker_.reopens_at_ms() : 0);
+      row["run_after"] = static_cast<double>(at) / 1000.0;
     }
+    if (f.next_change) row["next_change"] = *f.next_change;
+    if (!f.outcome.error.empty()) row["error"] = f.outcome.error;
+    if (!done) row["status"] = f.outcome.status;
+    if (done && f.outcome.synced.is_object()) row["synced"] = f.outcome.synced;
+    rows.push_back(std::move(row));
+  }
+  bool ok = in_transaction("pg_gateway: recording sync outcomes", [&] {
+    spi_query(
+        "SELECT gateway._sync_finish(r.job_id, r.outcome, to_timestamp(r.run_after), r.error,"
+        "       r.status, to_timestamp(r.next_change), r.key_delivered, r.synced)"
+        "  FROM jsonb_to_recordset($1::jsonb) AS r(job_id bigint, outcome text, run_after float8,"
+        "       error text, status int, next_change float8, key_delivered boolean, synced jsonb)",
+        {rows.dump()});
   });
   if (!ok) {
     // Nothing was recorded (the transaction rolled back): keep the outcomes and try again in a
@@ -475,13 +487,13 @@ void SyncEngine::wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout
     long in = static_cast<long>(std::max<std::int64_t>(0, at_ms - now_ms()));
     if (timeout_ms < 0 || in < timeout_ms) timeout_ms = in;
   };
-  if (!finished_.empty()) consider(record_retry_at_ms_);
-  if (claim_wanted_) consider(now_ms());
-  if (breaker_.open()) {
-    consider(breaker_.reopens_at_ms());
-  } else {
-    consider(next_due_ms_);
-  }
+  if (!finished_.empty()) consider(std::max(record_retry_at_ms_, first_finished_ms_ + 10));
+  // Claiming waits for whichever is later: the wish to claim (now, or the next due job) and the
+  // circuit breaker letting calls through.
+  const std::int64_t now = now_ms();
+  const std::int64_t allowed = breaker_.next_allowed_ms(now);
+  const std::int64_t wanted = claim_wanted_ ? now : next_due_ms_;
+  if (allowed >= 0 && wanted >= 0 && jobs_running_ <= capacity() / 2) consider(std::max(allowed, wanted));
   if (settings.sync_reconcile_interval_s > 0) consider(next_reconcile_ms_);
 }
 

@@ -47,6 +47,9 @@ class SyncEngine {
   void finish_reconcile(std::int64_t job_id, int attempts, sync::Inventory&& inventory,
                         const std::string& error);
   void record_finished();
+  bool record_due() const;
+  void finished(Finished&& f);
+  int capacity() const;
   void judge_target(const sync::CallResult& answer);
   void maybe_schedule_reconcile();
   std::int64_t now_ms() const;
@@ -62,6 +65,7 @@ class SyncEngine {
   std::int64_t next_due_ms_ = -1;   // when the earliest waiting job is due (-1: none)
   std::int64_t next_reconcile_ms_ = 0;
   std::int64_t record_retry_at_ms_ = 0;  // after a failed recording transaction
+  std::int64_t first_finished_ms_ = 0;   // when the oldest unrecorded outcome arrived
   bool schema_checked_ = false, schema_ready_ = false;
   bool dbless_ = false;
   bool recovered_ = false;

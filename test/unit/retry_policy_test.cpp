@@ -81,6 +81,16 @@ TEST(CircuitBreaker, OpenTimeIsCapped) {
   EXPECT_EQ(breaker.reopens_at_ms() - now, 4000);
 }
 
+TEST(CircuitBreaker, SaysWhenItWillNextAllowACall) {
+  CircuitBreaker breaker(1, 1000, 4000);
+  EXPECT_EQ(breaker.next_allowed_ms(5), 5);       // closed: now
+  breaker.record_failure(10);
+  EXPECT_EQ(breaker.next_allowed_ms(20), 1010);   // open: the end of the pause
+  EXPECT_EQ(breaker.next_allowed_ms(2000), 2000);  // the pause is over: now
+  ASSERT_TRUE(breaker.allow(2000));
+  EXPECT_EQ(breaker.next_allowed_ms(2000), -1);   // a probe is out: its answer decides
+}
+
 TEST(CircuitBreaker, AnUnusedProbeIsGrantedAgain) {
   CircuitBreaker breaker(1, 1000, 4000);
   breaker.record_failure(0);
