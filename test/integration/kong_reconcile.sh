@@ -4,7 +4,7 @@
 set -u
 source "$REPO/test/integration/lib/tap.sh"
 source "$REPO/test/integration/lib/kong.sh"
-plan 9
+plan 10
 
 start_kong_fake kong-reconcile
 kong_cluster kong-reconcile
@@ -49,4 +49,14 @@ kwait "SELECT count(*) FROM gateway.sync_jobs WHERE state <> 'dead'" 0 >/dev/nul
 is "$(kong_py 'd["objects"]["services"]' /__fake/stats)" 2 "Kong has both services again"
 is "$(kwait "SELECT kong_sync_state FROM gateway.api_keys WHERE id = '$key_id'" dead)" dead \
    "a key whose plaintext was already handed over cannot be recreated: its job is dead"
+# Periodic reconciliation, without being asked.
+kong PUT "/services/$(python3 -c 'import uuid; print(uuid.uuid4())')" "{\"name\": \"late-orphan\", \"host\": \"x\", \"tags\": [\"$tag\"]}" >/dev/null
+kq "ALTER SYSTEM SET gateway.sync_reconcile_interval = '1s'" >/dev/null
+kq "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 100); do
+  [[ $(kong GET /services/late-orphan | python3 -c 'import json,sys; print(json.load(sys.stdin).get("message"))') == "Not found" ]] && break
+  sleep 0.1
+done
+is "$(kong GET /services/late-orphan | python3 -c 'import json,sys; print(json.load(sys.stdin).get("message"))')" "Not found" \
+   "with gateway.sync_reconcile_interval set, drift is repaired without anyone asking"
 check_contract
