@@ -1,5 +1,6 @@
 #include "sync_engine.hpp"
 
+#include <malloc.h>
 #include <sodium.h>
 
 #include <algorithm>
@@ -396,6 +397,14 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
     return;
   }
   sync::ReconcilePlan plan = sync::plan_reconcile(rows, inventory);
+  std::size_t total = 0;
+  for (const auto& [collection, objects] : inventory) total += objects.size();
+  inventory.clear();
+  rows.clear();
+  rows.shrink_to_fit();
+  // A large listing leaves freed heap behind; hand it back so the worker stays small between
+  // reconciles.
+  malloc_trim(0);
   if (!plan.repair.empty()) {
     in_transaction("pg_gateway: queueing reconcile repairs", [&] {
       for (const sync::RowRef& ref : plan.repair) {
@@ -403,8 +412,6 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
       }
     });
   }
-  std::size_t total = 0;
-  for (const auto& [collection, objects] : inventory) total += objects.size();
   ereport(LOG, (errmsg("pg_gateway worker: reconciled %zu Kong objects: %zu rows to repair, %zu orphans to delete",
                        total, plan.repair.size(), plan.orphans.size())));
   // Orphans go children first; each waits for the one before, like a job's deletes.

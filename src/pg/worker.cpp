@@ -71,17 +71,34 @@ void guarded(const char* what, Body&& body) {
 
 // Sleeps until the latch is set, a socket of the sync engine's HTTP client is ready, or the
 // timeout passes (-1: no timeout).
+// The set is kept while the sockets stay the same (keep-alive connections make that the usual
+// case), so a busy worker does not create an epoll set for every wait.
+WaitEventSet* wait_set = nullptr;
+std::vector<gateway::http::WaitSocket> wait_set_sockets;
+
+bool same_sockets(const std::vector<gateway::http::WaitSocket>& a,
+                  const std::vector<gateway::http::WaitSocket>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].fd != b[i].fd || a[i].read != b[i].read || a[i].write != b[i].write) return false;
+  }
+  return true;
+}
+
 void wait_for_events(const std::vector<gateway::http::WaitSocket>& sockets, long timeout_ms) {
-  WaitEventSet* set = CreateWaitEventSet(CurrentMemoryContext, static_cast<int>(sockets.size()) + 2);
-  AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
-  AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-  for (const auto& s : sockets) {
-    int events = (s.read ? WL_SOCKET_READABLE : 0) | (s.write ? WL_SOCKET_WRITEABLE : 0);
-    AddWaitEventToSet(set, events, s.fd, nullptr, nullptr);
+  if (wait_set == nullptr || !same_sockets(sockets, wait_set_sockets)) {
+    if (wait_set != nullptr) FreeWaitEventSet(wait_set);
+    wait_set = CreateWaitEventSet(TopMemoryContext, static_cast<int>(sockets.size()) + 2);
+    AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+    AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+    for (const auto& s : sockets) {
+      int events = (s.read ? WL_SOCKET_READABLE : 0) | (s.write ? WL_SOCKET_WRITEABLE : 0);
+      AddWaitEventToSet(wait_set, events, s.fd, nullptr, nullptr);
+    }
+    wait_set_sockets = sockets;
   }
   WaitEvent occurred[1];
-  (void) WaitEventSetWait(set, timeout_ms, occurred, 1, PG_WAIT_EXTENSION);
-  FreeWaitEventSet(set);
+  (void) WaitEventSetWait(wait_set, timeout_ms, occurred, 1, PG_WAIT_EXTENSION);
 }
 
 long earliest(long a, long b) {
