@@ -11,16 +11,7 @@ kong_cluster kong-failover "wal_level = replica" "max_wal_senders = 4"
 primary=$KCLUSTER
 kwait "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_gateway worker'" 1 >/dev/null
 
-standby=$(own_cluster kong-failover-standby)
-sport=$(free_port 56200)
-as_pg "$PGBIN/pg_basebackup" -h "$primary" -p "$(sed -n 's/^port = \([0-9]*\)$/\1/p' "$primary/data/postgresql.conf" | tail -1)" \
-  -U postgres -D "$standby/data" -R -X stream >/dev/null 2>&1
-as_pg bash -c "cat >> '$standby/data/postgresql.conf'" <<CONF
-port = $sport
-unix_socket_directories = '$standby'
-hot_standby = on
-CONF
-cluster_start "$standby"
+standby=$(make_standby "$primary" "$(sed -n 's/^port = \([0-9]*\)$/\1/p' "$primary/data/postgresql.conf" | tail -1)" kong-failover-standby)
 trap 'cluster_stop "$primary"; cluster_stop "$standby"' EXIT
 sq() { cluster_psql "$standby" -d gateway -At -c "$1"; }
 is "$(sq "SELECT pg_is_in_recovery()")" t "a streaming standby runs"

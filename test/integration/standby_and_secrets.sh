@@ -29,15 +29,7 @@ is "$found" 0 "issued and rotated keys appear in no WAL segment written meanwhil
 is "$(grep -caF -e "$secret" -e "$secret2" "$CLUSTER/server.log")" 0 "nor in the server log with log_statement = all"
 
 # A hot standby from a base backup.
-standby=$(own_cluster standby)
-sport=$(free_port 55800)
-as_pg "$PGBIN/pg_basebackup" -h "$CLUSTER" -p "$PGPORT" -U postgres -D "$standby/data" -R -X stream >/dev/null 2>&1
-as_pg bash -c "cat >> '$standby/data/postgresql.conf'" <<CONF
-port = $sport
-unix_socket_directories = '$standby'
-hot_standby = on
-CONF
-cluster_start "$standby"
+standby=$(make_standby "$CLUSTER" "$PGPORT" standby)
 sq() { cluster_psql "$standby" -d gateway -At -c "$1"; }
 is "$(sq "SELECT pg_is_in_recovery()")" t "the standby is in recovery"
 is "$(sq "SELECT reason FROM gateway.api_key_verify('$rotated')")" ok "verify answers ok on the standby"

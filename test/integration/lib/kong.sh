@@ -67,15 +67,7 @@ kong_cluster() {
 kq() { cluster_psql "$KCLUSTER" -d gateway -At -c "$1"; }
 
 # kwait SQL EXPECTED [SECONDS]: polls the test's own cluster until SQL returns EXPECTED.
-kwait() {
-  local deadline=$((SECONDS + ${3:-15})) value
-  while :; do
-    value=$(kq "$1" 2>/dev/null)
-    [[ "$value" == "$2" || $SECONDS -ge $deadline ]] && break
-    sleep 0.05
-  done
-  echo "$value"
-}
+kwait() { poll_with kq "$@"; }
 
 # publish NAME [rate limit] [auth type]: a service interface made public; prints the public
 # interface id.

@@ -23,15 +23,35 @@ diag() { echo "# $*"; }
 # q SQL: one value from the test database of the shared cluster.
 q() { cluster_psql "$CLUSTER" -d gateway -At -c "$1"; }
 
-# wait_for SQL EXPECTED [SECONDS]: polls until SQL returns EXPECTED; prints the last value.
-wait_for() {
-  local deadline=$((SECONDS + ${3:-15})) value
+# poll_with QUERY_FUNCTION SQL EXPECTED [SECONDS]: runs SQL through QUERY_FUNCTION until it
+# returns EXPECTED or the time is up; prints the last value.
+poll_with() {
+  local query=$1 deadline=$((SECONDS + ${4:-15})) value
   while :; do
-    value=$(q "$1" 2>/dev/null)
-    [[ "$value" == "$2" || $SECONDS -ge $deadline ]] && break
-    sleep 0.1
+    value=$("$query" "$2" 2>/dev/null)
+    [[ "$value" == "$3" || $SECONDS -ge $deadline ]] && break
+    sleep 0.05
   done
   echo "$value"
+}
+
+# wait_for SQL EXPECTED [SECONDS]: polls the shared cluster until SQL returns EXPECTED.
+wait_for() { poll_with q "$@"; }
+
+# make_standby PRIMARY_DIR PRIMARY_PORT NAME: a streaming hot standby of the primary, from a base
+# backup, in a directory of the test's own; started; prints its directory.
+make_standby() {
+  local primary=$1 primary_port=$2 standby port
+  standby=$(own_cluster "$3")
+  port=$(free_port 55800)
+  as_pg "$PGBIN/pg_basebackup" -h "$primary" -p "$primary_port" -U postgres -D "$standby/data" -R -X stream >/dev/null 2>&1
+  as_pg bash -c "cat >> '$standby/data/postgresql.conf'" <<CONF
+port = $port
+unix_socket_directories = '$standby'
+hot_standby = on
+CONF
+  cluster_start "$standby"
+  echo "$standby"
 }
 
 # A throwaway cluster of the test's own, removed when the test ends.
