@@ -17,7 +17,7 @@ bench_cluster() {
   cluster="$stage/cluster"
   trap 'cluster_stop "$cluster"; rm -rf "$stage"' EXIT
   as_pg mkdir -p "$cluster"
-  port=$(free_port 55900)
+  port=$(free_port 25900)
   cluster_init "$cluster" "$port" "shared_buffers = '1GB'" "max_wal_size = '4GB'" \
     "synchronous_commit = off" "$@"
   cluster_start "$cluster"

@@ -32,7 +32,7 @@ kong_url="http://127.0.0.1:$(cat "$demo.kong-port")"
 note "Kong Admin API (fake) at $kong_url"
 
 step "start a throwaway cluster with pg_gateway preloaded (in $demo)"
-port=$(free_port 55600)
+port=$(free_port 25600)
 cluster_init "$demo" "$port" "gateway.usage_flush_interval = '500ms'" \
   "gateway.kong_admin_url = '$kong_url'" "gateway.kong_upstream_url = 'http://app.internal:3000/api/interfaces'" \
   "gateway.sync_retry_base = '200ms'" "gateway.sync_retry_max = '2s'"

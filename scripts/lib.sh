@@ -45,10 +45,12 @@ make_master_key() {
   as_pg bash -c "umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > '$file'; echo >> '$file'"
 }
 
-# A TCP port nobody listens on, from a range the tests own.
+# A TCP port nobody listens on, from a range the tests own. The ranges sit below Linux's
+# ephemeral ports (32768-60999): a port there may be the local end of some outgoing connection
+# (the worker's, a fake's), and then the server cannot bind it.
 free_port() {
   local port
-  for port in $(seq "${1:-55400}" "$((${1:-55400} + 200))"); do
+  for port in $(seq "${1:-25400}" "$((${1:-25400} + 200))"); do
     if ! (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && [[ ! -e "/tmp/.s.PGSQL.$port" ]]; then
       echo "$port"
       return 0

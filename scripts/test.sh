@@ -97,7 +97,7 @@ gateway.database = 'gateway_regression'
 CONF
 tests=$(make -s -f Makefile print-regress 2>/dev/null || true)
 [[ -n "$tests" ]] || tests=$(ls sql/*.sql | xargs -n1 basename | sed 's/\.sql$//' | grep -v '^pg_gateway--')
-port=$(free_port 55400)
+port=$(free_port 25400)
 # From inside sql/, where the suites' \ir helpers/... includes resolve (psql reads them on stdin).
 out=$(cd "$stage/sql" && as_pg "$PG_REGRESS" --temp-instance="$stage/regress-instance" --temp-config="$stage/regress.conf" \
   --inputdir="$stage" --outputdir="$stage" --bindir="$PGBIN" --port="$port" \
@@ -113,7 +113,7 @@ count "$ok" "$bad"
 step "start a cluster for pgTAP and integration tests"
 cluster="$stage/cluster"
 as_pg mkdir -p "$cluster"
-port=$(free_port 55500)
+port=$(free_port 25500)
 if cluster_init "$cluster" "$port" "gateway.usage_flush_interval = '100ms'" && cluster_start "$cluster"; then
   cluster_psql "$cluster" -d postgres -c "CREATE DATABASE gateway" &&
   cluster_psql "$cluster" -d gateway -c "CREATE EXTENSION pgtap; CREATE EXTENSION pg_gateway;"

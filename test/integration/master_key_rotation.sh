@@ -8,7 +8,7 @@ source "$REPO/test/integration/lib/tap.sh"
 plan 9
 
 dir=$(own_cluster master-rotation)
-port=$(free_port 55750)
+port=$(free_port 25750)
 cluster_init "$dir" "$port" "gateway.database = 'postgres'"
 cluster_start "$dir"
 mq() { cluster_psql "$dir" -d postgres -At -c "$1" 2>&1; }

@@ -6,7 +6,7 @@ source "$REPO/test/integration/lib/tap.sh"
 plan 9
 
 dir=$(own_cluster no-preload)
-port=$(free_port 55700)
+port=$(free_port 25700)
 cluster_init "$dir" "$port" && as_pg sed -i "s/^shared_preload_libraries = 'pg_gateway'$/shared_preload_libraries = ''/" "$dir/data/postgresql.conf"
 cluster_start "$dir"
 out=$(cluster_psql "$dir" -d postgres -c "CREATE EXTENSION pg_gateway" 2>&1)

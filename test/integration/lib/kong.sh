@@ -52,7 +52,7 @@ kong_cluster() {
   shift
   KCLUSTER=$(own_cluster "$name")
   local port
-  port=$(free_port 56100)
+  port=$(free_port 26100)
   cluster_init "$KCLUSTER" "$port" "gateway.kong_admin_url = '$KONG_URL'" \
     "gateway.kong_upstream_url = 'http://app.internal:3000/api/interfaces'" \
     "gateway.usage_flush_interval = '100ms'" "gateway.sync_retry_base = '100ms'" \

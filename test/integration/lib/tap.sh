@@ -43,7 +43,7 @@ wait_for() { poll_with q "$@"; }
 make_standby() {
   local primary=$1 primary_port=$2 standby port
   standby=$(own_cluster "$3")
-  port=$(free_port 55800)
+  port=$(free_port 25800)
   as_pg "$PGBIN/pg_basebackup" -h "$primary" -p "$primary_port" -U postgres -D "$standby/data" -R -X stream >/dev/null 2>&1
   as_pg bash -c "cat >> '$standby/data/postgresql.conf'" <<CONF
 port = $port
