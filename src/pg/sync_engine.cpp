@@ -220,6 +220,14 @@ void SyncEngine::step(bool commit_seen) {
   // Refill in bulk: one claim transaction per half batch, not one per finished job.
   if (claim_wanted_ && !reload_pending_ && jobs_running_ <= capacity() / 2) claim_and_start();
   client_->perform();
+  // Going idle after a burst: give the freed heap back, so a worker that once drained a large
+  // backlog does not keep its high-water mark for good.
+  if (jobs_running_ > 0 || !finished_.empty()) {
+    busy_since_trim_ = true;
+  } else if (busy_since_trim_) {
+    malloc_trim(0);
+    busy_since_trim_ = false;
+  }
 }
 
 void SyncEngine::maybe_schedule_reconcile() {

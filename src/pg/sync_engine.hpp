@@ -70,7 +70,8 @@ class SyncEngine {
   bool dbless_ = false;
   bool recovered_ = false;
   bool warned_paused_ = false;
-  bool header_file_error_ = false;  // the client waits for a fixed header file and a reload
+  bool header_file_error_ = false;
+  bool busy_since_trim_ = false;    // jobs ran since the heap was last trimmed  // the client waits for a fixed header file and a reload
 };
 
 }  // namespace gateway::pg
