@@ -18,7 +18,6 @@ struct Step {
   http::Request request;
   bool missing_ok = false;
   bool checks_credential = false;
-  bool delivers_key = false;
 };
 
 std::vector<Step> steps_for(const kong::Desired& desired, const Json& synced) {
@@ -30,18 +29,18 @@ std::vector<Step> steps_for(const kong::Desired& desired, const Json& synced) {
   std::vector<Step> steps;
   for (const KongObject& o : desired.present) {
     if (o.carries_key) {
-      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false, true});
+      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false});
     } else if (unchanged(o)) {
       continue;
     } else if (o.collection == "key-auths") {
-      steps.push_back(Step{{"GET", o.path, ""}, false, true, false});
+      steps.push_back(Step{{"GET", o.path, ""}, false, true});
     } else {
-      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false, false});
+      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false});
     }
   }
   for (const KongObject& o : desired.absent) {
     if (known && !synced.contains(o.path)) continue;  // we never created it
-    steps.push_back(Step{{"DELETE", o.path, ""}, true, false, false});
+    steps.push_back(Step{{"DELETE", o.path, ""}, true, false});
   }
   return steps;
 }
@@ -67,7 +66,6 @@ void advance(const std::shared_ptr<JobState>& state) {
   const Step& step = state->steps[state->next];
   state->client->submit(step.request, [state](http::Response&& response) {
     const Step& step = state->steps[state->next];
-    ++state->outcome.calls;
     if (state->on_call) state->on_call(response);
     Verdict verdict = classify(response, step.missing_ok);
     if (step.checks_credential && response.status == 404) {
@@ -91,7 +89,6 @@ void advance(const std::shared_ptr<JobState>& state) {
       state->done(std::move(state->outcome));
       return;
     }
-    if (step.request.method != "GET" && response.status != 404) ++state->outcome.writes;
     ++state->next;
     advance(state);
   });

@@ -23,8 +23,6 @@ struct JobOutcome {
   long status = 0;              // HTTP status of the failed call (0: no answer)
   long retry_after_s = -1;
   bool key_delivered = false;   // Kong has the key (or it is gone): drop the sealed copy
-  int calls = 0;                // HTTP requests made
-  int writes = 0;               // of which changed something (PUT/DELETE that succeeded)
   kong::Json synced;            // when done: path -> fingerprint of what Kong now holds; else null
 };
 

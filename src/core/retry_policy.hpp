@@ -67,7 +67,6 @@ class CircuitBreaker {
     return probe_in_flight_ ? -1 : now_ms;
   }
   std::int64_t reopens_at_ms() const { return open_until_ms_; }
-  int consecutive_failures() const { return failures_; }
 
  private:
   enum class State { kClosed, kOpen, kHalfOpen };

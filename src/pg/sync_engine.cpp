@@ -428,9 +428,8 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
   // Orphans go children first; each waits for the one before, like a job's deletes.
   kong::Desired removal;
   removal.absent = std::move(plan.orphans);
+  // The reconcile job's own outcome touches no row: _sync_finish ignores key and fingerprint.
   sync::run_job(*client_, removal, Json(), [this, job_id, attempts](sync::JobOutcome&& deleted) {
-    deleted.key_delivered = false;
-    deleted.synced = Json();
     finished(Finished{job_id, std::move(deleted), attempts, std::nullopt});
   });
   claim_wanted_ = true;
