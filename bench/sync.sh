@@ -6,6 +6,7 @@
 #   make bench-sync        (BENCH_JOBS=10000 BENCH_RSS_JOBS=100000 BENCH_SECONDS=10 BENCH_ROUNDS=3)
 #
 #   1. insert into public_interfaces (triggers) vs a copy without triggers   goal <= 1.2x
+#      (also vs a copy with the foreign key, and vs the same three writes in one statement)
 #   2. commit -> object present in the fake, fake idle, one change at a time  goal p50 <= 10 ms, p99 <= 50 ms
 #   3. 10,000 jobs drained: jobs/s and remote writes/s vs the fake's ceiling  goal >= 2,000 jobs/s, >= 50 %
 #      (a plain keep-alive client alone, same concurrency, same session)
@@ -47,7 +48,7 @@ wait_drained() {  # until no job is left; prints the seconds it took (10 ms reso
 }
 
 per_client=${BENCH_INSERTS:-15000}
-needed=$((per_client * clients * rounds * 3 + jobs + 1000))
+needed=$((per_client * clients * rounds * 4 + jobs + 1000))
 step "create $needed service interfaces"
 cluster_psql "$cluster" -d gateway -v ninterfaces="$needed" -f "$stage/scripts/setup.sql" >/dev/null
 
@@ -57,21 +58,27 @@ insert_tps() {
     -h "$cluster" -p "$port" -U postgres -f "$stage/scripts/$1" gateway 2>&1 |
     sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
 }
-declare -a with_triggers plain by_hand
+declare -a with_triggers plain with_fk floor
 for r in $(seq "$rounds"); do
   step "insert round $r of $rounds ($((per_client * clients)) rows each, $clients clients)"
   plain+=("$(insert_tps insert_plain.pgbench)")
+  with_fk+=("$(insert_tps insert_fk.pgbench)")
   with_triggers+=("$(insert_tps insert_triggers.pgbench)")
-  by_hand+=("$(insert_tps insert_by_hand.pgbench)")
-  note "$(printf 'plain %.0f tps, with triggers %.0f tps, the same writes by hand %.0f tps' "${plain[-1]}" "${with_triggers[-1]}" "${by_hand[-1]}")"
+  floor+=("$(insert_tps insert_floor.pgbench)")
+  note "$(printf 'plain %.0f tps, with the foreign key %.0f, with triggers %.0f, the same writes in one statement %.0f' \
+    "${plain[-1]}" "${with_fk[-1]}" "${with_triggers[-1]}" "${floor[-1]}")"
 done
-insert_ratios=() floor_ratios=()
+insert_ratios=() fk_ratios=() floor_ratios=() over_floor=()
 for i in "${!plain[@]}"; do
   insert_ratios+=("$(ratio "${plain[$i]}" "${with_triggers[$i]}")")
-  floor_ratios+=("$(ratio "${plain[$i]}" "${by_hand[$i]}")")
+  fk_ratios+=("$(ratio "${with_fk[$i]}" "${with_triggers[$i]}")")
+  floor_ratios+=("$(ratio "${plain[$i]}" "${floor[$i]}")")
+  over_floor+=("$(ratio "${floor[$i]}" "${with_triggers[$i]}")")
 done
-insert_cost=$(median "${insert_ratios[@]}") floor_cost=$(median "${floor_ratios[@]}")
-sql "TRUNCATE gateway.public_interfaces, gateway.sync_jobs, bench.public_interfaces_plain, bench.public_interfaces_by_hand" >/dev/null
+insert_cost=$(median "${insert_ratios[@]}") fk_cost=$(median "${fk_ratios[@]}")
+floor_cost=$(median "${floor_ratios[@]}") over_floor_cost=$(median "${over_floor[@]}")
+sql "TRUNCATE gateway.public_interfaces, gateway.sync_jobs, bench.public_interfaces_plain,
+     bench.public_interfaces_fk, bench.public_interfaces_floor" >/dev/null
 
 # The fake's ceiling, measured alone (nothing else uses it), then forgotten.
 step "the fake's ceiling: a plain keep-alive client alone, ${seconds}s"
@@ -162,7 +169,9 @@ rss_growth=$(awk -v a="$rss_first" -v b="$rss_last" 'BEGIN { printf "%+.1f", (b 
 echo
 echo "== bench/sync: $concurrency requests in flight, Python Kong fake =="
 echo "insert with triggers / without (cost)     = $insert_cost   (rounds: ${insert_ratios[*]}; goal <= 1.2)"
-echo "  floor: row + job + audit written by hand  = $floor_cost   (rounds: ${floor_ratios[*]})"
+echo "  with triggers / copy with the foreign key = $fk_cost   (rounds: ${fk_ratios[*]})"
+echo "  floor: row + job + audit, one statement   = $floor_cost   (rounds: ${floor_ratios[*]})"
+echo "  with triggers / that floor                = $over_floor_cost   (rounds: ${over_floor[*]})"
 echo "commit -> present in Kong                  = p50 $p50 ms, p99 $p99 ms   (goal p50 <= 10, p99 <= 50)"
 echo "drain                                      = $jobs_per_s jobs/s, $writes_per_s writes/s   (goal >= 2000 jobs/s)"
 echo "drain writes / fake ceiling ($ceiling/s)     = $(ratio "$writes_per_s" "$ceiling")   (goal >= 0.5; DESIGN aims at 0.8)"

@@ -128,7 +128,12 @@ void Client::start_queued() {
     check(curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L), "CURLOPT_TCP_NODELAY");
     if (!options_.ca_file.empty()) check(curl_easy_setopt(easy, CURLOPT_CAINFO, options_.ca_file.c_str()), "CURLOPT_CAINFO");
     if (!options_.client_cert.empty()) check(curl_easy_setopt(easy, CURLOPT_SSLCERT, options_.client_cert.c_str()), "CURLOPT_SSLCERT");
-    if (!options_.client_key.empty()) check(curl_easy_setopt(easy, CURLOPT_SSLKEY, options_.client_key.c_str()), "CURLOPT_SSLKEY");
+    if (options_.client_key) {
+      // NOCOPY: libcurl reads the guarded buffer, which the options own for the client's life.
+      curl_blob key{const_cast<std::uint8_t*>(options_.client_key->data()), options_.client_key->size(),
+                    CURL_BLOB_NOCOPY};
+      check(curl_easy_setopt(easy, CURLOPT_SSLKEY_BLOB, &key), "CURLOPT_SSLKEY_BLOB");
+    }
     if (method == "GET") {
       check(curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L), "CURLOPT_HTTPGET");
     } else {
@@ -219,6 +224,17 @@ void Client::run_until_idle() {
     check(curl_multi_poll(multi, nullptr, 0, 100, &numfds), "curl_multi_poll");
     perform();
   }
+}
+
+std::shared_ptr<const SecureBuffer> load_client_key(const std::string& path) {
+  std::size_t length = 0;
+  auto key = std::make_shared<SecureBuffer>(read_private_file(
+      path, "Kong client key file", "a PEM private key",
+      "Point gateway.kong_client_key at the PEM key of gateway.kong_client_cert, chmod 600, owned "
+      "by the database server user.",
+      64 * 1024, &length));
+  key->truncate(length);
+  return key;
 }
 
 std::vector<std::string> load_header_file(const std::string& path) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "retry_policy.hpp"
+#include "secure_buffer.hpp"
 
 namespace gateway::http {
 
@@ -19,7 +20,10 @@ struct ClientOptions {
   std::string base_url;               // e.g. http://kong:8001 or https://host/admin-prefix
   std::vector<std::string> headers;   // extra "Name: value" lines (Kong-Admin-Token, ...)
   std::string ca_file;                // CA bundle for https
-  std::string client_cert, client_key;  // mutual TLS
+  std::string client_cert;            // mutual TLS: certificate file (PEM)
+  // Its private key (PEM), read by load_client_key into guarded memory; libcurl reads it from
+  // there and never from the file.
+  std::shared_ptr<const SecureBuffer> client_key;
   long connect_timeout_ms = 5000;
   long timeout_ms = 30000;
   int max_in_flight = 16;
@@ -84,5 +88,8 @@ void global_init();
 // bad file or line. Secrets such as Kong-Admin-Token live here rather than in a setting, because
 // PostgreSQL logs the new value of every setting a reload changes.
 std::vector<std::string> load_header_file(const std::string& path);
+
+// The private key of the client certificate, with the same checks. Throws gateway::Error (F0000).
+std::shared_ptr<const SecureBuffer> load_client_key(const std::string& path);
 
 }  // namespace gateway::http

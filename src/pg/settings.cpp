@@ -79,7 +79,8 @@ void define_settings() {
       nullptr, &settings.kong_client_cert, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr,
       nullptr);
   DefineCustomStringVariable(
-      "gateway.kong_client_key", "Private key (PEM) of gateway.kong_client_cert.", nullptr,
+      "gateway.kong_client_key", "Private key file (PEM) of gateway.kong_client_cert.",
+      "Owned by the server user, mode 600, like the master key file.",
       &settings.kong_client_key, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
       "gateway.kong_connect_timeout", "Connect timeout for Kong Admin API requests.", nullptr,

@@ -160,7 +160,9 @@ void bump_encryption_keys_generation() { pg_atomic_fetch_add_u64(&header->keys_g
 
 void notify_sync() {
   if (header == nullptr) return;
-  pg_atomic_write_u32(&header->sync_wanted, 1);
+  // A wake the worker has not taken yet covers this commit too: skip the signal (a kill() per
+  // commit under a burst of publishes, and a context switch in the worker).
+  if (pg_atomic_exchange_u32(&header->sync_wanted, 1) != 0) return;
   Latch* latch = header->worker_latch;
   if (latch != nullptr) SetLatch(latch);
 }

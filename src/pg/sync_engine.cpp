@@ -111,7 +111,7 @@ std::int64_t SyncEngine::now_ms() const {
 
 void SyncEngine::reload() {
   reload_pending_ = true;
-  header_file_error_ = false;
+  file_error_ = false;
   claim_wanted_ = true;
   schema_checked_ = false;
   warned_paused_ = false;
@@ -151,7 +151,7 @@ bool SyncEngine::ready() {
     client_.reset();
     reload_pending_ = false;
   }
-  if (!client_ && !header_file_error_) build_client();
+  if (!client_ && !file_error_) build_client();
   return client_ != nullptr;
 }
 
@@ -159,21 +159,24 @@ void SyncEngine::build_client() {
   http::ClientOptions options;
   options.base_url = settings.kong_admin_url;
   while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
-  if (settings.kong_admin_headers_file != nullptr && settings.kong_admin_headers_file[0] != '\0') {
-    try {
+  try {
+    if (settings.kong_admin_headers_file != nullptr && settings.kong_admin_headers_file[0] != '\0') {
       options.headers = http::load_header_file(settings.kong_admin_headers_file);
-    } catch (const Error& e) {
-      // Without its headers Kong would refuse every request: wait for a fixed file and a reload.
-      ereport(WARNING, (errmsg("pg_gateway: %s", e.what()), errdetail("%s", e.detail().c_str()),
-                        errhint("%s", e.hint().c_str())));
-      header_file_error_ = true;
-      return;
     }
+    if (settings.kong_client_key != nullptr && settings.kong_client_key[0] != '\0') {
+      options.client_key = http::load_client_key(settings.kong_client_key);
+    }
+  } catch (const Error& e) {
+    // Without its headers or key Kong would refuse every request: wait for a fixed file and a
+    // reload.
+    ereport(WARNING, (errmsg("pg_gateway: %s", e.what()), errdetail("%s", e.detail().c_str()),
+                      errhint("%s", e.hint().c_str())));
+    file_error_ = true;
+    return;
   }
-  header_file_error_ = false;
+  file_error_ = false;
   options.ca_file = settings.kong_ca_file != nullptr ? settings.kong_ca_file : "";
   options.client_cert = settings.kong_client_cert != nullptr ? settings.kong_client_cert : "";
-  options.client_key = settings.kong_client_key != nullptr ? settings.kong_client_key : "";
   options.connect_timeout_ms = settings.kong_connect_timeout_ms;
   options.timeout_ms = settings.kong_request_timeout_ms;
   options.max_in_flight = settings.sync_concurrency;

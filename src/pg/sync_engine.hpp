@@ -26,6 +26,8 @@ class SyncEngine {
   void step(bool commit_seen);
   // Settings changed (SIGHUP): the client is rebuilt once nothing is in flight.
   void reload();
+  // No admin URL: commits need not wake us (the wake they leave behind is taken after a reload).
+  bool paused() const { return warned_paused_; }
   // What to wait on before the next step: client sockets and a timeout (-1: none).
   void wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout_ms);
 
@@ -70,8 +72,8 @@ class SyncEngine {
   bool dbless_ = false;
   bool recovered_ = false;
   bool warned_paused_ = false;
-  bool header_file_error_ = false;
-  bool busy_since_trim_ = false;    // jobs ran since the heap was last trimmed  // the client waits for a fixed header file and a reload
+  bool file_error_ = false;         // the client waits for a fixed header or key file and a reload
+  bool busy_since_trim_ = false;    // jobs ran since the heap was last trimmed
 };
 
 }  // namespace gateway::pg

@@ -172,7 +172,8 @@ extern "C" void gateway_worker_main(Datum) {
       flush_usage_guarded();
       flush_due = 0;
     }
-    bool commit_seen = take_sync_wanted();
+    // Paused, the wake is left untaken: later commits see it pending and signal nobody.
+    bool commit_seen = !sync->paused() && take_sync_wanted();
     guarded("syncing", [&] { sync->step(commit_seen); });
   }
 

@@ -16,6 +16,10 @@ Fault controls for reliability tests, under /__fake/ (never part of Kong's API):
   GET  /__fake/created when each entity was first created (ms since the epoch), by id
   POST /__fake/reset   forget every entity and counter
 
+With --tls-cert and --tls-key it speaks https only; with --tls-client-ca as well, it also
+requires a client certificate signed by that CA (mutual TLS). Handshakes it refuses are counted
+in /__fake/stats as tls_refused.
+
 Standard library only; binds to 127.0.0.1; exits by itself when its parent process dies or after
 --max-seconds.
 """
@@ -25,6 +29,7 @@ import json
 import os
 import random
 import re
+import ssl
 import sys
 import threading
 import time
@@ -456,6 +461,7 @@ class Stats:
         self.writes = 0
         self.violations = []
         self.by_method = {}
+        self.tls_refused = 0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -465,6 +471,18 @@ class Handler(BaseHTTPRequestHandler):
     # writes and Nagle's algorithm meets the client's delayed ACK (40 ms per response).
     wbufsize = 1 << 16
     disable_nagle_algorithm = True
+
+    def setup(self):
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.do_handshake()
+            except (ssl.SSLError, OSError) as e:
+                with self.server.stats_lock:
+                    self.server.stats.tls_refused += 1
+                if self.server.verbose:
+                    sys.stderr.write("kong-fake: TLS handshake refused: %s\n" % e)
+                raise ConnectionAbortedError("TLS handshake refused")
+        super().setup()
 
     def log_message(self, fmt, *args):
         if self.server.verbose:
@@ -670,8 +688,9 @@ class FakeServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, port, dbless=False, verbose=False, spec_dir=None, path_prefix="",
-                 required_header=""):
+                 required_header="", tls=None):
         super().__init__(("127.0.0.1", port), Handler)
+        self.tls = tls
         self.path_prefix = path_prefix.rstrip("/")
         self.required_header = required_header
         self.kong = Kong(dbless=dbless)
@@ -680,6 +699,29 @@ class FakeServer(ThreadingHTTPServer):
         self.stats_lock = threading.Lock()
         self.verbose = verbose
         self.contract = kong_contract.Contract(spec_dir)
+
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], ConnectionAbortedError):
+            return  # a refused handshake, already counted
+        super().handle_error(request, client_address)
+
+    def get_request(self):
+        sock, address = self.socket.accept()
+        if self.tls is not None:
+            # The handshake runs in the request's own thread (Handler.setup), not in the accept
+            # loop, so one slow or refused client does not hold up the others.
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+
+def tls_context(cert, key, client_ca):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    if client_ca:
+        context.load_verify_locations(client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def watch_parent(parent, deadline):
@@ -701,9 +743,13 @@ def main():
                         help="folder with kong-admin-oss-openapi.yaml (default: ../shared/specs)")
     parser.add_argument("--path-prefix", default="", help="serve the Admin API under this path")
     parser.add_argument("--require-header", default="", help='"Name: value" every request must carry')
+    parser.add_argument("--tls-cert", help="serve https with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    parser.add_argument("--tls-client-ca", help="require client certificates signed by this CA")
     args = parser.parse_args()
+    tls = tls_context(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     server = FakeServer(args.port, dbless=args.dbless, verbose=args.verbose, spec_dir=args.spec_dir,
-                        path_prefix=args.path_prefix, required_header=args.require_header)
+                        path_prefix=args.path_prefix, required_header=args.require_header, tls=tls)
     port = server.server_address[1]
     if not server.contract.available:
         print("kong-fake: contract check skipped: %s not found" % server.contract.spec_dir, flush=True)

@@ -20,12 +20,14 @@ start_kong_fake() {
   KONG_URL="http://127.0.0.1:$KONG_PORT"
 }
 
-# kong METHOD PATH [JSON]: one Admin API call to the fake; prints the body.
+# kong METHOD PATH [JSON]: one Admin API call to the fake; prints the body. KONG_CURL_OPTS: extra
+# curl options (a CA and a client certificate for a fake that speaks https).
+KONG_CURL_OPTS=()
 kong() {
   if [[ $# -ge 3 ]]; then
-    curl -s -X "$1" "$KONG_URL$2" -H 'Content-Type: application/json' -d "$3"
+    curl -s "${KONG_CURL_OPTS[@]}" -X "$1" "$KONG_URL$2" -H 'Content-Type: application/json' -d "$3"
   else
-    curl -s -X "$1" "$KONG_URL$2"
+    curl -s "${KONG_CURL_OPTS[@]}" -X "$1" "$KONG_URL$2"
   fi
 }
 
