@@ -332,6 +332,11 @@ AS $$
     UPDATE gateway.sync_jobs AS j SET state = 'running', updated_at = now()
      WHERE j.id IN (SELECT d.id FROM gateway.sync_jobs AS d
                      WHERE d.state = 'pending' AND d.target = $1 AND d.run_after <= now()
+                       -- One job per object at a time: a later job waits for the running one,
+                       -- so their requests never interleave at the remote end.
+                       AND NOT EXISTS (SELECT FROM gateway.sync_jobs AS r
+                                        WHERE r.object_id = d.object_id AND r.object_kind = d.object_kind
+                                          AND r.target = d.target AND r.state = 'running')
                      ORDER BY d.run_after, d.id
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED)
@@ -511,6 +516,78 @@ BEGIN
      WHERE k.id = j.object_id;
   END IF;
 END
+$$;
+
+-- The worker's batch of outcomes: jsonb [{job_id, outcome, run_after, error, status,
+-- next_change, key_delivered, synced}] (times in epoch seconds). Successes, nearly all of them,
+-- are recorded set-based in one statement; failures one at a time through _sync_finish.
+CREATE FUNCTION gateway._sync_finish_batch(outcomes jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT * FROM jsonb_to_recordset(outcomes) AS x(job_id bigint, outcome text, run_after float8,
+                         error text, status integer, next_change float8, key_delivered boolean, synced jsonb)
+            WHERE x.outcome <> 'done' LOOP
+    PERFORM gateway._sync_finish(r.job_id, r.outcome, to_timestamp(r.run_after), r.error, r.status,
+                                 to_timestamp(r.next_change), r.key_delivered, r.synced);
+  END LOOP;
+
+  -- As _sync_finish does for 'done': the job goes, with any dead letter of its object; a
+  -- follow-up is queued for the object's next change; the row is synced unless a newer job
+  -- waits. The statement's parts touch different rows, so one snapshot serves them all.
+  WITH outcome AS (
+    SELECT * FROM jsonb_to_recordset(outcomes)
+             AS x(job_id bigint, outcome text, next_change float8, key_delivered boolean, synced jsonb)
+     WHERE x.outcome = 'done'
+  ), done AS (
+    DELETE FROM gateway.sync_jobs AS d USING outcome AS o
+     WHERE d.id = o.job_id AND d.state = 'running'  -- not cancelled meanwhile
+    RETURNING d.target, d.object_kind, d.object_id, o.next_change, o.key_delivered, o.synced,
+              EXISTS (SELECT FROM gateway.sync_jobs AS p
+                       WHERE p.state = 'pending' AND p.target = d.target
+                         AND p.object_kind = d.object_kind AND p.object_id = d.object_id) AS newer
+  ), obsolete AS (
+    DELETE FROM gateway.sync_jobs AS d USING done
+     WHERE d.state = 'dead' AND d.object_id = done.object_id AND d.object_kind = done.object_kind
+       AND d.target = done.target
+  ), follow_up AS (
+    INSERT INTO gateway.sync_jobs AS j (target, object_kind, object_id, run_after)
+    SELECT done.target, done.object_kind, done.object_id, to_timestamp(done.next_change)
+      FROM done WHERE done.next_change IS NOT NULL
+    ON CONFLICT (target, object_kind, object_id) WHERE state = 'pending'
+    DO UPDATE SET run_after = LEAST(j.run_after, EXCLUDED.run_after), updated_at = now()
+  ), interfaces AS (
+    UPDATE gateway.public_interfaces AS p
+       SET sync_state = CASE WHEN done.newer THEN 'pending' ELSE 'synced' END,
+           kong_synced = done.synced, sync_error = NULL, synced_at = now()
+      FROM done
+     WHERE done.object_kind = 'public_interface' AND p.id = done.object_id
+  )
+  UPDATE gateway.api_keys AS k
+     SET kong_sync_state = CASE WHEN done.newer THEN 'pending' ELSE 'synced' END,
+         kong_synced = done.synced, kong_sync_error = NULL, kong_synced_at = now(),
+         kong_key_sealed = CASE WHEN done.key_delivered THEN NULL ELSE k.kong_key_sealed END
+    FROM done
+   WHERE done.object_kind = 'api_key' AND k.id = done.object_id;
+END
+$$;
+
+-- When the worker should look again: the earliest pending job it could claim (an object whose
+-- job is running waits for it to finish, which wakes the worker anyway).
+CREATE FUNCTION gateway._sync_next_due(target text) RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT d.run_after FROM gateway.sync_jobs AS d
+   WHERE d.state = 'pending' AND d.target = $1
+     AND NOT EXISTS (SELECT FROM gateway.sync_jobs AS r
+                      WHERE r.object_id = d.object_id AND r.object_kind = d.object_kind
+                        AND r.target = d.target AND r.state = 'running')
+   ORDER BY d.run_after
+   LIMIT 1
 $$;
 
 ------------------------------------------------------------------------------------------------

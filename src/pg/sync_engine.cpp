@@ -289,9 +289,7 @@ void SyncEngine::claim_and_start() {
     for (auto& r : rows) {
       claimed.push_back(Claimed{std::stoll(*r[0]), *r[1], *r[2], r[4].value_or("null"), std::stoi(*r[3])});
     }
-    auto due = spi_query(
-        "SELECT extract(epoch FROM min(run_after)) FROM gateway.sync_jobs"
-        " WHERE state = 'pending' AND target = 'kong'");
+    auto due = spi_query("SELECT extract(epoch FROM gateway._sync_next_due('kong'))");
     if (!due.empty() && due[0][0]) next_due_s = std::stod(*due[0][0]);
   });
   if (!ok) {
@@ -473,12 +471,7 @@ void SyncEngine::record_finished() {
     rows.push_back(std::move(row));
   }
   bool ok = in_transaction("pg_gateway: recording sync outcomes", [&] {
-    spi_query(
-        "SELECT gateway._sync_finish(r.job_id, r.outcome, to_timestamp(r.run_after), r.error,"
-        "       r.status, to_timestamp(r.next_change), r.key_delivered, r.synced)"
-        "  FROM jsonb_to_recordset($1::jsonb) AS r(job_id bigint, outcome text, run_after float8,"
-        "       error text, status int, next_change float8, key_delivered boolean, synced jsonb)",
-        {rows.dump()});
+    spi_query("SELECT gateway._sync_finish_batch($1::jsonb)", {rows.dump()});
   });
   if (!ok) {
     // Nothing was recorded (the transaction rolled back): keep the outcomes and try again in a

@@ -12,7 +12,8 @@ recorded as a contract violation, which the tests read from GET /__fake/stats.
 Fault controls for reliability tests, under /__fake/ (never part of Kong's API):
   POST /__fake/faults  {"error_rate": 0.3, "error_status": 503, "latency_ms": 50, "down": true,
                         "rate_limit": true}
-  GET  /__fake/stats   request and write counts, contract violations
+  GET  /__fake/stats   request and write counts, contract violations, overlapping writes to
+                       one path
   GET  /__fake/created when each entity was first created (ms since the epoch), by id
   POST /__fake/reset   forget every entity and counter
 
@@ -462,6 +463,7 @@ class Stats:
         self.violations = []
         self.by_method = {}
         self.tls_refused = 0
+        self.overlapping_writes = 0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -541,6 +543,25 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
+        if method == "GET":
+            return self._serve(method, path, query, body)
+        # Two writes to one path at once mean two clients (or two jobs) race for one object, and
+        # whichever lands last wins: counted, since a client should order its writes per object.
+        with server.stats_lock:
+            if server.writing.get(path):
+                server.stats.overlapping_writes += 1
+            server.writing[path] = server.writing.get(path, 0) + 1
+        try:
+            return self._serve(method, path, query, body)
+        finally:
+            with server.stats_lock:
+                server.writing[path] -= 1
+                if not server.writing[path]:
+                    del server.writing[path]
+
+    def _serve(self, method, path, query, body):
+        server = self.server
+        faults = server.faults
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000.0)
         with server.stats_lock:
@@ -697,6 +718,7 @@ class FakeServer(ThreadingHTTPServer):
         self.faults = Faults()
         self.stats = Stats()
         self.stats_lock = threading.Lock()
+        self.writing = {}  # path -> writes to it in progress
         self.verbose = verbose
         self.contract = kong_contract.Contract(spec_dir)
 

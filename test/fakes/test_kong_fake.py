@@ -3,7 +3,11 @@
 import http.client
 import json
 import os
+import shutil
+import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 
@@ -182,6 +186,74 @@ def test_faults_and_dbless():
     status, err = call("PUT", "/services/" + uid(), {"host": "h"})
     check("DB-less mode answers writes with 405", status == 405, status)
     server.kong.dbless = False
+
+
+def test_overlapping_writes():
+    sid = uid()
+    call("POST", "/__fake/faults", {"latency_ms": 200})
+    before = call("GET", "/__fake/stats")[1]["overlapping_writes"]
+
+    def put():
+        other = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+        other.request("PUT", "/services/" + sid, json.dumps({"host": "h"}), {"Content-Type": "application/json"})
+        other.getresponse().read()
+        other.close()
+    threads = [threading.Thread(target=put) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    together = call("GET", "/__fake/stats")[1]["overlapping_writes"] - before
+    put()
+    put()
+    after = call("GET", "/__fake/stats")[1]["overlapping_writes"] - before
+    call("POST", "/__fake/faults", {"latency_ms": 0})
+    check("two writes to one path at once are counted as overlapping, one after the other are not",
+          together == 1 and after == 1, (together, after))
+
+
+def test_tls():
+    if shutil.which("openssl") is None:
+        check("TLS # SKIP openssl not found", True)
+        return
+    folder = tempfile.mkdtemp()
+    try:
+        def openssl(*args):
+            subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        openssl("req", "-x509", *ec, "-days", "1", "-subj", "/CN=ca", "-keyout", "ca.key", "-out", "ca.pem")
+        with open(os.path.join(folder, "ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\n")
+        for name in ("kong", "client"):
+            openssl("req", *ec, "-subj", "/CN=" + name, "-keyout", name + ".key", "-out", name + ".csr")
+            openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-days", "1", "-extfile", "ext", "-out", name + ".pem")
+        path = lambda name: os.path.join(folder, name)
+        tls = kong_fake.tls_context(path("kong.pem"), path("kong.key"), path("ca.pem"))
+        secure = kong_fake.FakeServer(0, tls=tls)
+        threading.Thread(target=secure.serve_forever, daemon=True).start()
+        port = secure.server_address[1]
+
+        def get(with_client_cert):
+            context = ssl.create_default_context(cafile=path("ca.pem"))
+            if with_client_cert:
+                context.load_cert_chain(path("client.pem"), path("client.key"))
+            c = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+            try:
+                c.request("GET", "/services")
+                return c.getresponse().status
+            finally:
+                c.close()
+        check("https with a client certificate signed by the CA is served", get(True) == 200)
+        try:
+            refused = get(False) != 200
+        except (ssl.SSLError, OSError, http.client.HTTPException):
+            refused = True
+        check("https without a client certificate is refused, and counted",
+              refused and secure.stats.tls_refused == 1, secure.stats.tls_refused)
+        secure.shutdown()
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_contract():
