@@ -235,7 +235,9 @@ CREATE TABLE gateway.sync_jobs (
 );
 CREATE UNIQUE INDEX sync_jobs_one_pending ON gateway.sync_jobs (target, object_kind, object_id)
   WHERE state = 'pending';
-CREATE INDEX sync_jobs_due ON gateway.sync_jobs (run_after) WHERE state = 'pending';
+-- In claim order, so a claim reads the first due jobs and stops (it skips, by index probes, the
+-- few whose object has a job running).
+CREATE INDEX sync_jobs_due ON gateway.sync_jobs (run_after, id) WHERE state = 'pending';
 -- Every job of one object, whatever its state (dead letters are looked up by object).
 CREATE INDEX sync_jobs_object ON gateway.sync_jobs (object_id, object_kind, target);
 COMMENT ON TABLE gateway.sync_jobs IS
