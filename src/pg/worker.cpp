@@ -149,7 +149,12 @@ extern "C" void gateway_worker_main(Datum) {
   for (;;) {
     long sync_timeout = -1;
     guarded("preparing to wait", [&] { sync->wait_spec(sockets, sync_timeout); });
-    long timeout = earliest(flush_due != 0 ? ms_until(flush_due) : -1L, sync_timeout);
+    // A background worker reports its own statistics: without this its inserts, updates and
+    // deletes of sync_jobs never reach pg_stat_user_tables, and autovacuum never sees the churn.
+    // Unforced (at most once a second); it says when to try again if some are still pending.
+    long stats_due = pgstat_report_stat(false);
+    long timeout = earliest(earliest(flush_due != 0 ? ms_until(flush_due) : -1L, sync_timeout),
+                            stats_due > 0 ? stats_due : -1L);
     wait_for_events(sockets, timeout);
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();

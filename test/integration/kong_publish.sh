@@ -3,7 +3,7 @@
 set -u
 source "$REPO/test/integration/lib/tap.sh"
 source "$REPO/test/integration/lib/kong.sh"
-plan 35
+plan 36
 
 start_kong_fake kong-publish
 kong_cluster kong-publish
@@ -104,4 +104,7 @@ is "$(kq "SELECT count(*) FROM gateway.sync_jobs WHERE state = 'dead'")" 0 \
 is "$(kq "SELECT count(*) FROM gateway.audit_log WHERE details::text LIKE '%$(echo "$new_key" | cut -c17-)%'")" 0 \
    "no key in the audit log"
 is "$(grep -c "$(echo "$new_key" | cut -c17-)" "$KCLUSTER/server.log")" 0 "no key in the server log"
+# The worker reports its own statistics, so autovacuum sees the outbox churn.
+is "$(kwait "SELECT n_tup_ins > 0 AND n_tup_del > 0 FROM pg_stat_user_tables WHERE relid = 'gateway.sync_jobs'::regclass" t 5)" t \
+   "the worker's deletes of done jobs reach pg_stat_user_tables"
 check_contract
