@@ -298,6 +298,11 @@ void SyncEngine::claim_and_start() {
   }
   next_due_ms_ = next_due_s ? static_cast<std::int64_t>(*next_due_s * 1000.0) : -1;
   claim_wanted_ = static_cast<int>(claimed.size()) == batch;  // a full batch: there may be more
+  if (!claim_wanted_ && next_due_ms_ >= 0 && next_due_ms_ <= now_ms()) {
+    // Due but not claimed: each waits for its object's running job, and recording that job
+    // claims again. Without a job of ours running, some other session holds them: look later.
+    next_due_ms_ = jobs_running_ + static_cast<int>(claimed.size()) > 0 ? -1 : now_ms() + 1000;
+  }
   if (claimed.empty()) breaker_.release_probe();  // nothing to probe with
   for (const Claimed& c : claimed) {
     ++jobs_running_;
