@@ -68,14 +68,15 @@ for r in $(seq "$rounds"); do
   note "$(printf 'plain %.0f tps, with the foreign key %.0f, with triggers %.0f, the same writes in one statement %.0f' \
     "${plain[-1]}" "${with_fk[-1]}" "${with_triggers[-1]}" "${floor[-1]}")"
 done
-insert_ratios=() fk_ratios=() floor_ratios=() over_floor=()
+insert_ratios=() fk_ratios=() fk_alone=() floor_ratios=() over_floor=()
 for i in "${!plain[@]}"; do
   insert_ratios+=("$(ratio "${plain[$i]}" "${with_triggers[$i]}")")
   fk_ratios+=("$(ratio "${with_fk[$i]}" "${with_triggers[$i]}")")
+  fk_alone+=("$(ratio "${plain[$i]}" "${with_fk[$i]}")")
   floor_ratios+=("$(ratio "${plain[$i]}" "${floor[$i]}")")
   over_floor+=("$(ratio "${floor[$i]}" "${with_triggers[$i]}")")
 done
-insert_cost=$(median "${insert_ratios[@]}") fk_cost=$(median "${fk_ratios[@]}")
+insert_cost=$(median "${insert_ratios[@]}") fk_cost=$(median "${fk_ratios[@]}") fk_alone_cost=$(median "${fk_alone[@]}")
 floor_cost=$(median "${floor_ratios[@]}") over_floor_cost=$(median "${over_floor[@]}")
 sql "TRUNCATE gateway.public_interfaces, gateway.sync_jobs, bench.public_interfaces_plain,
      bench.public_interfaces_fk, bench.public_interfaces_floor" >/dev/null
@@ -169,6 +170,7 @@ rss_growth=$(awk -v a="$rss_first" -v b="$rss_last" 'BEGIN { printf "%+.1f", (b 
 echo
 echo "== bench/sync: $concurrency requests in flight, Python Kong fake =="
 echo "insert with triggers / without (cost)     = $insert_cost   (rounds: ${insert_ratios[*]}; goal <= 1.2)"
+echo "  the foreign key alone (its own trigger)   = $fk_alone_cost   (rounds: ${fk_alone[*]})"
 echo "  with triggers / copy with the foreign key = $fk_cost   (rounds: ${fk_ratios[*]})"
 echo "  floor: row + job + audit, one statement   = $floor_cost   (rounds: ${floor_ratios[*]})"
 echo "  with triggers / that floor                = $over_floor_cost   (rounds: ${over_floor[*]})"
