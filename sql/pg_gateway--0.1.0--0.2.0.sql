@@ -70,82 +70,19 @@ COMMENT ON COLUMN gateway.public_interfaces.sync_state IS
 
 
 -- One BEFORE trigger does everything a change to a public interface needs, in the same
--- transaction: the default path, the sync job, the audit record. One trigger and no helper calls
--- because this runs on every publish (bench/sync measures it against a table without triggers).
--- It runs as the table owner (SECURITY DEFINER): application roles have no rights on
--- gateway.sync_jobs. A job queued here for a row that then fails a constraint rolls back with it.
+-- transaction: the project and default path, the sync job(s), the audit record, and the wake of
+-- the worker at commit. It is C (src/pg/interface_trigger.cpp) because it runs on every publish
+-- (bench/sync measures it against the same writes made by one statement). It runs as the table
+-- owner (SECURITY DEFINER): application roles have no rights on gateway.sync_jobs. A job queued
+-- here for a row that then fails a constraint rolls back with it.
 --
 -- The default path is a short hash of project, workflow and interface name, lengthened until no
--- other interface with the same method has it (see src/pg/interface_paths.cpp); the unique
+-- other interface with the same method has it (src/pg/interface_paths.cpp); the unique
 -- constraint is the final guard, so two interfaces never silently share a path.
-CREATE FUNCTION gateway._default_http_path(http_method text, project_id uuid, workflow_id uuid,
-                                           interface_name text, own_id uuid) RETURNS text
-AS 'MODULE_PATHNAME', 'gateway_default_http_path'
-LANGUAGE C STABLE STRICT;
-
 CREATE FUNCTION gateway._public_interfaces_change() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  s gateway.service_interfaces;
-  r gateway.public_interfaces;
-BEGIN
-  IF TG_OP = 'DELETE' THEN
-    r := OLD;
-  ELSE
-    -- The project comes from the service interface (a given project_id is checked by the
-    -- composite foreign key instead: pg_restore loads this table before service_interfaces).
-    IF (TG_OP = 'INSERT' AND NEW.project_id IS NULL) OR NEW.http_path IS NULL
-       OR (TG_OP = 'UPDATE' AND NEW.service_interface_id IS DISTINCT FROM OLD.service_interface_id) THEN
-      SELECT * INTO s FROM gateway.service_interfaces AS x WHERE x.id = NEW.service_interface_id;
-      IF NOT FOUND THEN
-        RAISE EXCEPTION 'service interface % does not exist', NEW.service_interface_id
-          USING ERRCODE = 'foreign_key_violation',
-                HINT = 'Create the row in gateway.service_interfaces first.';
-      END IF;
-      IF NEW.project_id IS NULL OR TG_OP = 'UPDATE' THEN
-        NEW.project_id := s.project_id;
-      END IF;
-    END IF;
-    IF NEW.http_path IS NULL THEN
-      NEW.http_path := gateway._default_http_path(NEW.http_method, s.project_id, s.workflow_id,
-                                                  s.name, NEW.id);
-    END IF;
-    IF TG_OP = 'UPDATE' THEN
-      -- Named in the SET list but unchanged: nothing for Kong.
-      IF (NEW.http_method, NEW.http_path, NEW.auth_type, NEW.auth_config, NEW.rate_limit_per_minute,
-          NEW.service_interface_id)
-         IS NOT DISTINCT FROM (OLD.http_method, OLD.http_path, OLD.auth_type, OLD.auth_config,
-                               OLD.rate_limit_per_minute, OLD.service_interface_id) THEN
-        RETURN NEW;
-      END IF;
-      NEW.sync_state := 'pending';
-      NEW.updated_at := now();
-    END IF;
-    r := NEW;
-  END IF;
-
-  -- One statement: the interface's job, its bound keys' jobs (when keys become or stop being
-  -- Kong consumers with it), and the audit record.
-  WITH jobs AS (
-    INSERT INTO gateway.sync_jobs AS j (target, object_kind, object_id)
-    SELECT 'kong', 'public_interface', r.id
-    UNION ALL
-    SELECT 'kong', 'api_key', k.id FROM gateway.api_keys AS k
-     WHERE k.public_interface_id = r.id
-       AND (TG_OP <> 'UPDATE' OR NEW.auth_type IS DISTINCT FROM OLD.auth_type)
-    ON CONFLICT (target, object_kind, object_id) WHERE state = 'pending'
-    DO UPDATE SET run_after = LEAST(j.run_after, now()), updated_at = now()
-  )
-  INSERT INTO gateway.audit_log (action, object_type, object_id, project_id, details)
-  VALUES ('public_interface.' || lower(TG_OP), 'public_interface', r.id, r.project_id,
-          jsonb_strip_nulls(jsonb_build_object('http_method', r.http_method, 'http_path', r.http_path,
-                                               'auth_type', r.auth_type,
-                                               'rate_limit_per_minute', r.rate_limit_per_minute)));
-  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-END
-$$;
+AS 'MODULE_PATHNAME', 'gateway_public_interfaces_change'
+LANGUAGE C SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 -- UPDATE OF the columns Kong sees: the worker recording sync state does not fire it.
 CREATE TRIGGER public_interfaces_change
   BEFORE INSERT OR DELETE OR UPDATE OF http_method, http_path, auth_type, auth_config,
@@ -248,13 +185,6 @@ COMMENT ON TABLE gateway.sync_jobs IS
 CREATE FUNCTION gateway._sync_wake() RETURNS void
 AS 'MODULE_PATHNAME', 'gateway_sync_wake'
 LANGUAGE C VOLATILE;
-CREATE FUNCTION gateway._sync_wake_trigger() RETURNS trigger
-AS 'MODULE_PATHNAME', 'gateway_sync_wake_trigger'
-LANGUAGE C;
-
--- The worker is woken once per statement, at commit (a C trigger: no SQL runs for it).
-CREATE TRIGGER public_interfaces_wake AFTER INSERT OR UPDATE OR DELETE ON gateway.public_interfaces
-  FOR EACH STATEMENT EXECUTE FUNCTION gateway._sync_wake_trigger();
 COMMENT ON FUNCTION gateway._sync_wake() IS
   'Wakes the worker when the current transaction commits (nothing happens on abort).';
 

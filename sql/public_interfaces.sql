@@ -95,3 +95,21 @@ SELECT count(*) AS public_left FROM gateway.public_interfaces WHERE service_inte
 SELECT count(*) AS removal_jobs FROM gateway.sync_jobs j
  WHERE object_kind = 'public_interface'
    AND NOT EXISTS (SELECT FROM gateway.public_interfaces p WHERE p.id = j.object_id);
+
+-- A service interface and its public face in one statement: the trigger sees the row the CTE
+-- created, as the foreign key does.
+WITH s AS (
+  INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, interface_type, callable_name, is_public)
+  VALUES ('e4000000-0000-4000-8000-000000000005', :proj, :wf, 'one-statement', 'signal', 'x', true)
+  RETURNING id)
+INSERT INTO gateway.public_interfaces (service_interface_id) SELECT id FROM s
+RETURNING project_id = :proj AS project_copied, http_path LIKE '/i/%' AS path_derived, sync_state;
+-- An UPDATE that names the columns Kong sees without changing them is no change: no audit
+-- record (the job would coalesce anyway); a real change is one.
+SELECT count(*) AS audit_before FROM gateway.audit_log \gset
+UPDATE gateway.public_interfaces SET http_method = http_method, auth_config = auth_config
+ WHERE service_interface_id = 'e4000000-0000-4000-8000-000000000005';
+SELECT count(*) - :audit_before AS new_audit_records FROM gateway.audit_log;
+UPDATE gateway.public_interfaces SET rate_limit_per_minute = 7
+ WHERE service_interface_id = 'e4000000-0000-4000-8000-000000000005';
+SELECT count(*) - :audit_before AS new_audit_records FROM gateway.audit_log;

@@ -1,9 +1,9 @@
-// Functions behind public_interfaces columns. gateway._default_http_path(): the path a public
-// interface gets when none is given. A short
-// hash of project, workflow and interface name, lengthened until no other interface with the
-// same method holds it. Each candidate is one probe of the (http_method, http_path) unique index,
-// done directly: a cached plan would have been made when the table was small (a sequential scan)
-// and kept while it grows, which made publishing slower with every interface.
+// Functions behind public_interfaces columns. default_http_path(): the path a public interface
+// gets when none is given (its trigger calls it). A short hash of project, workflow and interface
+// name, lengthened until no other interface with the same method holds it. Each candidate is one
+// probe of the (http_method, http_path) unique index, done directly: a cached plan would have
+// been made when the table was small (a sequential scan) and kept while it grows, which made
+// publishing slower with every interface.
 #include <sodium.h>
 
 #include <string>
@@ -11,6 +11,7 @@
 #include "../core/error.hpp"
 #include "../core/kong_ids.hpp"
 #include "cached_relation.hpp"
+#include "interface_paths.hpp"
 #include "error_bridge.hpp"
 #include "uuid.hpp"
 
@@ -67,10 +68,28 @@ std::string text_of(Datum value) {
 }
 
 }  // namespace
+
+std::string default_http_path(const std::string& method, const KeyId& project_id,
+                              const KeyId& workflow_id, const std::string& interface_name,
+                              const KeyId& own_id) {
+  const std::string seed = kong::to_string(project_id) + "/" + kong::to_string(workflow_id) + "/" +
+                           interface_name;
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(seed.data()), seed.size());
+  char hex[2 * crypto_hash_sha256_BYTES + 1];
+  sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+  for (std::size_t length : {12, 20, 32, 64}) {
+    std::string candidate = "/i/" + std::string(hex, length);
+    if (!path_taken(method, candidate, own_id)) return candidate;
+  }
+  throw Error(sqlstate::kUniqueViolation, "no free path for interface \"" + interface_name + "\"",
+              "Every hash-derived path for it is taken by another interface with the same method.",
+              "Set http_path explicitly.");
+}
+
 }  // namespace gateway::pg
 
 extern "C" {
-PG_FUNCTION_INFO_V1(gateway_default_http_path);
 PG_FUNCTION_INFO_V1(gateway_kong_object_id);
 }
 
@@ -86,36 +105,5 @@ extern "C" Datum gateway_kong_object_id(PG_FUNCTION_ARGS) {
     Datum out = 0;
     pg_call([&] { out = id_to_uuid(id); });
     return out;
-  });
-}
-
-// gateway._default_http_path(method text, project_id uuid, workflow_id uuid, name text, own_id uuid)
-extern "C" Datum gateway_default_http_path(PG_FUNCTION_ARGS) {
-  using namespace gateway;
-  using namespace gateway::pg;
-  return sql_function([&]() -> Datum {
-    std::string method, name;
-    pg_call([&] {
-      method = text_of(PG_GETARG_DATUM(0));
-      name = text_of(PG_GETARG_DATUM(3));
-    });
-    const std::string seed = kong::to_string(uuid_to_id(PG_GETARG_DATUM(1))) + "/" +
-                             kong::to_string(uuid_to_id(PG_GETARG_DATUM(2))) + "/" + name;
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(seed.data()), seed.size());
-    char hex[2 * crypto_hash_sha256_BYTES + 1];
-    sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
-    const KeyId own = uuid_to_id(PG_GETARG_DATUM(4));
-    for (std::size_t length : {12, 20, 32, 64}) {
-      std::string candidate = "/i/" + std::string(hex, length);
-      if (!path_taken(method, candidate, own)) {
-        Datum out = 0;
-        pg_call([&] { out = PointerGetDatum(cstring_to_text(candidate.c_str())); });
-        return out;
-      }
-    }
-    throw Error(sqlstate::kUniqueViolation, "no free path for interface \"" + name + "\"",
-                "Every hash-derived path for it is taken by another interface with the same method.",
-                "Set http_path explicitly.");
   });
 }

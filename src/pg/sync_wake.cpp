@@ -3,10 +3,10 @@
 // jobs that do not exist (yet) and never waits for a poll interval to find ones that do.
 #include "error_bridge.hpp"
 #include "shared_state.hpp"
+#include "sync_wake.hpp"
 
 extern "C" {
 #include "access/xact.h"
-#include "commands/trigger.h"
 }
 
 namespace gateway::pg {
@@ -48,20 +48,9 @@ void wake_at_commit_of_this_transaction() {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(gateway_sync_wake);
-PG_FUNCTION_INFO_V1(gateway_sync_wake_trigger);
 }
 
 extern "C" Datum gateway_sync_wake(PG_FUNCTION_ARGS) {
   gateway::pg::wake_at_commit_of_this_transaction();
   PG_RETURN_VOID();
-}
-
-// The same as a statement-level trigger: one call per statement, no SQL.
-extern "C" Datum gateway_sync_wake_trigger(PG_FUNCTION_ARGS) {
-  if (!CALLED_AS_TRIGGER(fcinfo)) {
-    ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                    errmsg("gateway._sync_wake_trigger() must be called as a trigger")));
-  }
-  gateway::pg::wake_at_commit_of_this_transaction();
-  return PointerGetDatum(nullptr);
 }

@@ -26,6 +26,7 @@ Standard library only; binds to 127.0.0.1; exits by itself when its parent proce
 """
 import argparse
 import base64
+import bisect
 import json
 import os
 import random
@@ -168,6 +169,9 @@ class Kong:
         # would): unique keys per entity, and children per referenced parent.
         self.unique = {name: {} for name in ENTITIES}    # entity -> (label, value) -> id
         self.children = {}                               # (entity, field, parent id) -> {ids}
+        # Every entity's ids in order, so a page of a list costs its size, not the whole list
+        # (Kong pages with a database cursor).
+        self.order = {name: [] for name in ENTITIES}
 
     def unique_keys(self, entity, obj):
         for field in ENTITIES[entity]["unique"]:
@@ -377,6 +381,7 @@ class Kong:
         obj["created_at"] = previous["created_at"] if previous else now
         if previous is None:
             self.created_ms[obj["id"]] = time.time() * 1000.0
+            bisect.insort(self.order[entity], obj["id"])
         obj["updated_at"] = now
         if previous is not None:
             self.index(entity, previous, add=False)
@@ -406,6 +411,8 @@ class Kong:
     def remove(self, entity, obj):
         self.index(entity, obj, add=False)
         del self.store[entity][obj["id"]]
+        ids = self.order[entity]
+        del ids[bisect.bisect_left(ids, obj["id"])]
 
     # -- lists -----------------------------------------------------------------------------
     def list(self, entity, query, base_path, parent=None):
@@ -415,11 +422,8 @@ class Kong:
                                   "message": "size must be an integer between 1 and 1000",
                                   "fields": {}})
         size = int(size)
-        rows = sorted(self.store[entity].values(), key=lambda o: o["id"])
-        if parent is not None:
-            field, parent_id = parent
-            rows = [o for o in rows if self.ref_id(o.get(field)) == parent_id]
         tags = query.get("tags", [None])[0]
+        match, wanted = None, []
         if tags:
             if "," in tags and "/" in tags:
                 raise KongError(400, {"code": 11, "name": "invalid filter",
@@ -427,7 +431,11 @@ class Kong:
                                       "fields": {"tags": "invalid filter syntax"}})
             wanted = re.split("[,/]", tags)
             match = all if "," in tags or "/" not in tags else any
-            rows = [o for o in rows if match(t in (o.get("tags") or []) for t in wanted)]
+        if parent is not None:
+            ids = sorted(self.referencing(entity, parent[0], parent[1]))
+        else:
+            ids = self.order[entity]
+        start = 0
         offset = query.get("offset", [None])[0]
         if offset:
             try:
@@ -435,8 +443,17 @@ class Kong:
             except Exception:
                 raise KongError(400, {"code": 7, "name": "invalid offset",
                                       "message": "invalid offset", "fields": {}})
-            rows = [o for o in rows if o["id"] > after]
-        page, more = rows[:size], len(rows) > size
+            start = bisect.bisect_right(ids, after)
+        page, more = [], False
+        table = self.store[entity]
+        for i in range(start, len(ids)):
+            o = table[ids[i]]
+            if match is not None and not match(t in (o.get("tags") or []) for t in wanted):
+                continue
+            if len(page) == size:
+                more = True
+                break
+            page.append(o)
         body = {"data": page, "next": None}
         if more:
             token = base64.urlsafe_b64encode(page[-1]["id"].encode()).decode()

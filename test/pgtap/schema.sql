@@ -105,7 +105,7 @@ SELECT ok(
     WHERE oid IN ('gateway.service_interfaces'::regclass, 'gateway.public_interfaces'::regclass,
                   'gateway.sync_jobs'::regclass)),
   'the new tables have forced row level security');
-SELECT triggers_are('gateway', 'public_interfaces', ARRAY['public_interfaces_change', 'public_interfaces_wake'],
+SELECT triggers_are('gateway', 'public_interfaces', ARRAY['public_interfaces_change'],
   'public_interfaces queues sync jobs from a trigger');
 
 SELECT * FROM finish();
