@@ -282,10 +282,14 @@ void SyncEngine::claim_and_start() {
   };
   std::vector<Claimed> claimed;
   std::optional<double> next_due_s;
+  std::string busy = "{";
+  for (const auto& [job, object] : running_objects_) busy += (busy.size() > 1 ? "," : "") + object;
+  busy += "}";
   bool ok = in_transaction("pg_gateway: claiming sync jobs", [&] {
     auto rows = spi_query(
-        "SELECT job_id, object_kind, object_id, attempts, state FROM gateway._sync_claim('kong', $1::int)",
-        {std::to_string(batch)});
+        "SELECT job_id, object_kind, object_id, attempts, state"
+        "  FROM gateway._sync_claim('kong', $1::int, $2::uuid[])",
+        {std::to_string(batch), busy});
     for (auto& r : rows) {
       claimed.push_back(Claimed{std::stoll(*r[0]), *r[1], *r[2], r[4].value_or("null"), std::stoi(*r[3])});
     }
@@ -306,6 +310,7 @@ void SyncEngine::claim_and_start() {
   if (claimed.empty()) breaker_.release_probe();  // nothing to probe with
   for (const Claimed& c : claimed) {
     ++jobs_running_;
+    running_objects_[c.id] = c.object_id;
     start_job(c.id, c.kind, c.object_id, c.attempts, c.state);
   }
 }
@@ -488,6 +493,7 @@ void SyncEngine::record_finished() {
     return;
   }
   jobs_running_ -= static_cast<int>(batch.size());
+  for (const Finished& f : batch) running_objects_.erase(f.job_id);
   claim_wanted_ = true;
 }
 

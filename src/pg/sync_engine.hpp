@@ -9,6 +9,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../core/http_client.hpp"
@@ -62,6 +63,9 @@ class SyncEngine {
   std::mt19937_64 random_;
   std::vector<Finished> finished_;
   int jobs_running_ = 0;
+  // Job id -> object id of every job claimed and not yet recorded: the claim skips these objects,
+  // so one object never has two jobs in flight (this worker is the only one of its database).
+  std::unordered_map<std::int64_t, std::string> running_objects_;
   bool reload_pending_ = false;
   bool claim_wanted_ = true;        // look for due jobs at the next step
   std::int64_t next_due_ms_ = -1;   // when the earliest waiting job is due (-1: none)
