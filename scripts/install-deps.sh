@@ -9,7 +9,7 @@ packages=(
   libsodium-dev libcurl4-openssl-dev nlohmann-json3-dev
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
-  python3 curl
+  python3 curl openssl
 )
 
 missing=()
