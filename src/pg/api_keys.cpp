@@ -35,7 +35,7 @@ std::optional<api_key::ParsedKey> parse_key_argument(FunctionCallInfo fcinfo) {
   if (toast_raw_datum_size(raw) != VARHDRSZ + api_key::kKeyLength) return std::nullopt;
   text* key = nullptr;
   pg_call([&] { key = PG_GETARG_TEXT_PP(0); });
-  return api_key::parse(std::string_view(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)));
+  return api_key::parse(text_view(key));
 }
 
 struct VerifyResult {

@@ -56,10 +56,6 @@ const SecureBuffer& key_for(const crypto::EnvelopeView& envelope) {
   return credential_key(key->id, key->master_fingerprint);
 }
 
-std::string_view text_view(text* value) {
-  return std::string_view(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
-}
-
 // Both arguments, detoasted inside pg_call (detoasting allocates and may raise). Jsonb needs the
 // full header, the other types are read in their packed form.
 struct Arguments {

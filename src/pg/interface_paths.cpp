@@ -16,15 +16,8 @@
 #include "uuid.hpp"
 
 extern "C" {
-#include "access/genam.h"
-#include "access/relscan.h"
-#include "access/stratnum.h"
-#include "access/table.h"
-#include "access/tableam.h"
-#include "executor/tuptable.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
-#include "utils/rel.h"
 #include "utils/snapmgr.h"
 }
 
@@ -37,34 +30,18 @@ CachedRelation interfaces("public_interfaces", "public_interfaces_method_path_ke
 bool path_taken(const std::string& method, const std::string& path, const KeyId& own_id) {
   bool taken = false;
   pg_call([&] {
-    Relation table = table_open(interfaces.table(), AccessShareLock);
-    Relation index = index_open(interfaces.index(), AccessShareLock);
     AttrNumber id_column = get_attnum(interfaces.table(), "id");
-    Snapshot snapshot = GetActiveSnapshot();
-    ScanKeyData keys[2];
-    ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid, index->rd_indcollation[0],
-                           F_TEXTEQ, PointerGetDatum(cstring_to_text(method.c_str())));
-    ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid, index->rd_indcollation[1],
-                           F_TEXTEQ, PointerGetDatum(cstring_to_text(path.c_str())));
-    IndexScanDesc scan = index_beginscan(table, index, snapshot, 2, 0);
-    index_rescan(scan, keys, 2, nullptr, 0);
-    TupleTableSlot* slot = table_slot_create(table, nullptr);
-    while (!taken && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+    Datum values[2] = {PointerGetDatum(cstring_to_text(method.c_str())),
+                       PointerGetDatum(cstring_to_text(path.c_str()))};
+    RegProcedure eq[2] = {F_TEXTEQ, F_TEXTEQ};
+    interfaces.probe(values, eq, 2, GetActiveSnapshot(), [&](TupleTableSlot* slot) {
       bool isnull = false;
       Datum id = slot_getattr(slot, id_column, &isnull);
       taken = isnull || uuid_to_id(id) != own_id;
-    }
-    ExecDropSingleTupleTableSlot(slot);
-    index_endscan(scan);
-    index_close(index, AccessShareLock);
-    table_close(table, AccessShareLock);
+      return !taken;
+    });
   });
   return taken;
-}
-
-std::string text_of(Datum value) {
-  text* t = DatumGetTextPP(value);
-  return std::string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
 
 }  // namespace
@@ -99,7 +76,7 @@ extern "C" Datum gateway_kong_object_id(PG_FUNCTION_ARGS) {
   using namespace gateway::pg;
   return sql_function([&]() -> Datum {
     std::string kind;
-    pg_call([&] { kind = text_of(PG_GETARG_DATUM(0)); });
+    pg_call([&] { kind = std::string(text_view(PG_GETARG_TEXT_PP(0))); });
     kong::Uuid id{};
     kong::parse_uuid(kong::object_id(kind, kong::to_string(uuid_to_id(PG_GETARG_DATUM(1)))), id);
     Datum out = 0;

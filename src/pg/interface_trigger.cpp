@@ -21,22 +21,15 @@
 #include "uuid.hpp"
 
 extern "C" {
-#include "access/genam.h"
 #include "access/xact.h"
 #include "access/htup_details.h"
-#include "access/relscan.h"
-#include "access/stratnum.h"
-#include "access/table.h"
-#include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
-#include "executor/tuptable.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
-#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -52,35 +45,22 @@ struct ServiceInterface {
   std::string name;
 };
 
-std::string text_value(Datum value) {
-  text* t = DatumGetTextPP(value);
-  return std::string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-}
-
 // One probe of the primary key under the active snapshot. Call inside pg_call.
 std::optional<ServiceInterface> find_service_interface(Datum id) {
   std::optional<ServiceInterface> found;
-  Relation table = table_open(service_interfaces.table(), AccessShareLock);
-  Relation index = index_open(service_interfaces.index(), AccessShareLock);
-  TupleDesc desc = RelationGetDescr(table);
-  ScanKeyData key;
-  ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid, InvalidOid, F_UUID_EQ, id);
-  IndexScanDesc scan = index_beginscan(table, index, GetActiveSnapshot(), 1, 0);
-  index_rescan(scan, &key, 1, nullptr, 0);
-  TupleTableSlot* slot = table_slot_create(table, nullptr);
-  if (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+  RegProcedure eq = F_UUID_EQ;
+  service_interfaces.probe(&id, &eq, 1, GetActiveSnapshot(), [&](TupleTableSlot* slot) {
+    TupleDesc desc = slot->tts_tupleDescriptor;
     bool project_null = false, workflow_null = false, name_null = false;
     Datum project = slot_getattr(slot, SPI_fnumber(desc, "project_id"), &project_null);
     Datum workflow = slot_getattr(slot, SPI_fnumber(desc, "workflow_id"), &workflow_null);
     Datum name = slot_getattr(slot, SPI_fnumber(desc, "name"), &name_null);
     if (!project_null && !workflow_null && !name_null) {
-      found = ServiceInterface{uuid_to_id(project), uuid_to_id(workflow), text_value(name)};
+      found = ServiceInterface{uuid_to_id(project), uuid_to_id(workflow),
+                               std::string(text_view(DatumGetTextPP(name)))};
     }
-  }
-  ExecDropSingleTupleTableSlot(slot);
-  index_endscan(scan);
-  index_close(index, AccessShareLock);
-  table_close(table, AccessShareLock);
+    return false;
+  });
   return found;
 }
 
@@ -214,7 +194,7 @@ extern "C" Datum gateway_public_interfaces_change(PG_FUNCTION_ARGS) {
       std::optional<std::string> path;
       if (needs_path && method) {
         std::string method_text;
-        pg_call([&] { method_text = text_value(*method); });
+        pg_call([&] { method_text = std::string(text_view(DatumGetTextPP(*method))); });
         path = default_http_path(method_text, s->project_id, s->workflow_id, s->name,
                                  [&] {
                                    KeyId id;

@@ -42,7 +42,7 @@ extern "C" Datum gateway_seal_key_handoff(PG_FUNCTION_ARGS) {
     pg_call([&] { key = PG_GETARG_TEXT_PP(0); });
     const std::string context = kong::to_string(uuid_to_id(PG_GETARG_DATUM(1)));
     std::vector<std::uint8_t> sealed = crypto::seal(
-        handoff_key(), 0, std::string_view(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)), context);
+        handoff_key(), 0, text_view(key), context);
     Datum out = 0;
     pg_call([&] { out = PointerGetDatum(bytes_to_bytea(sealed.data(), sealed.size())); });
     return out;

@@ -7,14 +7,7 @@
 #include "uuid.hpp"
 
 extern "C" {
-#include "access/genam.h"
-#include "access/relscan.h"
-#include "access/stratnum.h"
-#include "access/table.h"
-#include "access/tableam.h"
-#include "executor/tuptable.h"
 #include "utils/lsyscache.h"
-#include "utils/rel.h"
 #include "utils/fmgroids.h"
 #include "utils/snapmgr.h"
 }
@@ -90,27 +83,15 @@ std::optional<StoredKey> find_key_by_prefix(std::string_view prefix) {
   std::optional<StoredKey> found;
   pg_call([&] {
     resolve_columns();
-    Relation table = table_open(api_keys.table(), AccessShareLock);
-    Relation index = index_open(api_keys.index(), AccessShareLock);
     Snapshot snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-
-    ScanKeyData scan_key;
-    ScanKeyEntryInitialize(&scan_key, 0, 1, BTEqualStrategyNumber, InvalidOid,
-                           index->rd_indcollation[0], F_TEXTEQ,
-                           PointerGetDatum(cstring_to_text_with_len(
-                               prefix.data(), static_cast<int>(prefix.size()))));
-    IndexScanDesc scan = index_beginscan(table, index, snapshot, 1, 0);
-    index_rescan(scan, &scan_key, 1, nullptr, 0);
-    TupleTableSlot* slot = table_slot_create(table, nullptr);
-    if (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+    Datum value = PointerGetDatum(cstring_to_text_with_len(prefix.data(), static_cast<int>(prefix.size())));
+    RegProcedure eq = F_TEXTEQ;
+    api_keys.probe(&value, &eq, 1, snapshot, [&](TupleTableSlot* slot) {
       StoredKey key;
       read_row(slot, key);
       found = key;
-    }
-    ExecDropSingleTupleTableSlot(slot);
-    index_endscan(scan);
-    index_close(index, AccessShareLock);
-    table_close(table, AccessShareLock);
+      return false;
+    });
   });
   return found;
 }

@@ -1,7 +1,9 @@
-// Conversions between PostgreSQL Datums (uuid, bytea) and the plain bytes src/core works with.
+// Conversions between PostgreSQL Datums (uuid, bytea, text) and the plain values src/core works
+// with.
 #pragma once
 
 #include <cstring>
+#include <string_view>
 
 #include "../core/usage_table.hpp"
 #include "postgres.hpp"
@@ -27,6 +29,11 @@ inline bytea* bytes_to_bytea(const void* data, std::size_t size) {
   SET_VARSIZE(out, VARHDRSZ + size);
   std::memcpy(VARDATA(out), data, size);
   return out;
+}
+
+// The characters of a (detoasted) text value, valid as long as the value is.
+inline std::string_view text_view(const text* value) {
+  return std::string_view(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
 }
 
 }  // namespace gateway::pg
