@@ -44,10 +44,19 @@ until [[ $(cluster_psql "$cluster" -d gateway -Atc "SELECT count(*) FROM pg_stat
 trap 'cluster_stop "$cluster"; rm -rf "$stage" "$fake_log"*' EXIT
 sql() { cluster_psql "$cluster" -d gateway -Atc "$1"; }
 set_kong_url() { sql "ALTER SYSTEM SET gateway.kong_admin_url = '$1'" >/dev/null; sql "SELECT pg_reload_conf()" >/dev/null; }
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }  # seconds since $1
+fake_writes() { kong GET /__fake/stats | py 'd["writes"]'; }
 wait_drained() {  # until no job is left; prints the seconds it took (10 ms resolution)
   local start=$EPOCHREALTIME
   until [[ $(sql "SELECT count(*) FROM gateway.sync_jobs") == 0 ]]; do sleep 0.01; done
-  awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'
+  since "$start"
+}
+reconcile_now() {  # a reconcile on demand, waited for; prints its seconds and the writes it made
+  local start=$EPOCHREALTIME before
+  before=$(fake_writes)
+  sql "SELECT gateway.sync_reconcile()" >/dev/null
+  wait_drained >/dev/null
+  echo "$(since "$start") $(($(fake_writes) - before))"
 }
 
 per_client=${BENCH_INSERTS:-15000}
@@ -132,10 +141,10 @@ set_kong_url ""
 sleep 1
 sql "INSERT INTO gateway.public_interfaces (service_interface_id) SELECT id FROM bench.si WHERE n <= $jobs" >/dev/null
 queued=$(sql "SELECT count(*) FROM gateway.sync_jobs")
-writes_before=$(kong GET /__fake/stats | py 'd["writes"]')
+writes_before=$(fake_writes)
 set_kong_url "$kong_url"
 drain_seconds=$(wait_drained)
-writes=$(($(kong GET /__fake/stats | py 'd["writes"]') - writes_before))
+writes=$(($(fake_writes) - writes_before))
 jobs_per_s=$(awk -v j="$queued" -v s="$drain_seconds" 'BEGIN { printf "%.0f", j / s }')
 writes_per_s=$(awk -v w="$writes" -v s="$drain_seconds" 'BEGIN { printf "%.0f", w / s }')
 note "$queued jobs, $writes writes in $drain_seconds s: $jobs_per_s jobs/s, $writes_per_s writes/s"
@@ -143,12 +152,7 @@ note "$queued jobs, $writes writes in $drain_seconds s: $jobs_per_s jobs/s, $wri
 # 4. Reconcile of everything Kong now holds.
 objects=$(kong GET /__fake/stats | py 'sum(d["objects"].values())')
 step "reconcile of $objects objects"
-writes_before=$(kong GET /__fake/stats | py 'd["writes"]')
-start=$EPOCHREALTIME
-sql "SELECT gateway.sync_reconcile()" >/dev/null
-until [[ $(sql "SELECT count(*) FROM gateway.sync_jobs") == 0 ]]; do sleep 0.01; done
-reconcile_seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
-reconcile_writes=$(($(kong GET /__fake/stats | py 'd["writes"]') - writes_before))
+read -r reconcile_seconds reconcile_writes < <(reconcile_now)
 note "$reconcile_seconds s, $reconcile_writes writes; the worker: $(grep -o 'reconciled.*' "$cluster/server.log" | tail -1)"
 
 # 5. Worker memory over many jobs: every round changes every interface (one job each).
@@ -177,18 +181,13 @@ sql "SELECT count(*) FROM (SELECT id, project_id, row_number() OVER () AS n FROM
        CROSS JOIN generate_series(1, ($consumers + $jobs - 1) / $jobs) AS i,
        LATERAL gateway.api_key_issue(gen_random_uuid(), p.project_id, 'bench-' || i, p.id) AS k
       WHERE (p.n - 1) * (($consumers + $jobs - 1) / $jobs) + i <= $consumers" >/dev/null
-issue_seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+issue_seconds=$(since "$start")
 key_sync_seconds=$(wait_drained)
 note "issued in $issue_seconds s, synced $key_sync_seconds s later"
 objects_at_scale=$(kong GET /__fake/stats | py 'sum(d["objects"].values())')
 consumers_in_kong=$(kong GET /__fake/stats | py 'd["objects"]["consumers"]')
 step "reconcile of $objects_at_scale objects ($consumers_in_kong consumers)"
-writes_before=$(kong GET /__fake/stats | py 'd["writes"]')
-start=$EPOCHREALTIME
-sql "SELECT gateway.sync_reconcile()" >/dev/null
-until [[ $(sql "SELECT count(*) FROM gateway.sync_jobs") == 0 ]]; do sleep 0.01; done
-scale_seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
-scale_writes=$(($(kong GET /__fake/stats | py 'd["writes"]') - writes_before))
+read -r scale_seconds scale_writes < <(reconcile_now)
 note "$scale_seconds s, $scale_writes writes; worker private RSS after it $(rss) kB"
 
 echo
