@@ -1,6 +1,6 @@
 """Checks requests to the Kong fake against Kong's own documents in ../shared/specs.
 
-The fake's behaviour (status codes, uniqueness, references) is written down in kong_fake.py; this
+The fake's behaviour (status codes, uniqueness, references) is written down in kong_model.py; this
 module only answers "would the documented Admin API accept this request?": the path and method
 must be in the OpenAPI document (or in its list of endpoints, for credential routes such as
 /consumers/{c}/key-auth that the document lists but does not describe), body fields must be
