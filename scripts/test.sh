@@ -4,6 +4,21 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
 
+# Developers may narrow a run: SUITES (words from: unit fuzz fake regress pgtap integration;
+# default all) and ONLY (an extended regex on suite file names). CI runs everything.
+SUITES=${SUITES:-unit fuzz fake regress pgtap integration}
+ONLY=${ONLY:-}
+want() { [[ " $SUITES " == *" $1 "* ]]; }
+picked() { [[ -z "$ONLY" ]] || [[ "$(basename "$1")" =~ $ONLY ]]; }
+
+# One run at a time on this machine: `make install` replaces the library and scripts the
+# clusters of another run are using (several work trees share the one PostgreSQL install).
+exec 9>/tmp/pg_gateway-test.lock
+if ! flock -n 9; then
+  echo "==> waiting for another make test on this machine to finish"
+  flock 9
+fi
+
 passed=0 failed=0 skipped=0
 count() { passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + ${3:-0})); }
 summary() {
@@ -35,7 +50,8 @@ if ! { make -s -j2 all && make -s install >/dev/null; }; then
 fi
 
 step "unit tests (ctest)"
-if cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build-cmake.log 2>&1 &&
+if ! want unit; then note "skipped (SUITES)"
+elif cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build-cmake.log 2>&1 &&
    cmake --build build -j2 >>build-cmake.log 2>&1; then
   out=$(cd build && ctest --output-on-failure 2>&1)
   echo "$out" | tail -n 3
@@ -48,7 +64,8 @@ fi
 rm -f build-cmake.log
 
 step "fuzz (libFuzzer, ${FUZZ_SECONDS:-10}s per target)"
-if command -v clang++ >/dev/null &&
+if ! want fuzz; then note "skipped (SUITES)"
+elif command -v clang++ >/dev/null &&
    cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DGATEWAY_FUZZ=ON >build-fuzz.log 2>&1; then
   for source in test/fuzz/*_fuzz.cpp; do
     target=$(basename "$source" .cpp)
@@ -68,6 +85,7 @@ else
 fi
 rm -f build-fuzz.log
 
+if want fake; then
 step "Kong fake (its own tests)"
 log=$(mktemp)
 timeout 120 python3 test/fakes/test_kong_fake.py >"$log" 2>/dev/null
@@ -76,6 +94,7 @@ printf '    %-40s %s\n' "test_kong_fake.py" "$(grep -cE '^ok [0-9]+' "$log") ok,
 grep -E '^not ok|^#|# SKIP' "$log" | head -20
 count_tap "$log" "$status"
 rm -f "$log"
+fi
 
 stage=$(make_stage test)
 trap 'cleanup' EXIT
@@ -86,6 +105,7 @@ cleanup() {
 cp -r sql expected test "$stage/"
 [[ $(id -u) -eq 0 ]] && chown -R postgres: "$stage"
 
+if want regress; then
 step "pg_regress"
 bash scripts/check-schedule.sh || count 0 1
 make_master_key "$stage/regress.key"
@@ -97,6 +117,8 @@ gateway.database = 'gateway_regression'
 CONF
 tests=$(make -s -f Makefile print-regress 2>/dev/null || true)
 [[ -n "$tests" ]] || tests=$(ls sql/*.sql | xargs -n1 basename | sed 's/\.sql$//' | grep -v '^pg_gateway--')
+[[ -z "$ONLY" ]] || tests=$(for t in $tests; do picked "$t" && echo "$t"; done)
+if [[ -z "${tests// /}" ]]; then note "no pg_regress suite matches ONLY"; else
 port=$(free_port 25400)
 # From inside sql/, where the suites' \ir helpers/... includes resolve (psql reads them on stdin).
 out=$(cd "$stage/sql" && as_pg "$PG_REGRESS" --temp-instance="$stage/regress-instance" --temp-config="$stage/regress.conf" \
@@ -108,6 +130,8 @@ bad=$(echo "$out" | grep -cE '^test .* \.\.\. FAILED|^test .* \.\.\. failed')
 [[ $((ok + bad)) -gt 0 ]] || { echo "$out"; bad=1; }
 [[ $bad -gt 0 && -f "$stage/regression.diffs" ]] && head -n 200 "$stage/regression.diffs"
 count "$ok" "$bad"
+fi
+fi
 
 # One cluster with the worker for pgTAP and the integration tests.
 step "start a cluster for pgTAP and integration tests"
@@ -125,6 +149,7 @@ fi
 
 step "pgTAP (pg_prove)"
 for t in "$stage"/test/pgtap/*.sql; do
+  want pgtap && picked "$t" || continue
   log="$stage/$(basename "$t").tap"
   # From the suite's folder, where its \ir include/... lines resolve.
   (cd "$(dirname "$t")" && as_pg pg_prove --verbose -h "$cluster" -p "$port" -U postgres -d gateway "$t") >"$log" 2>&1
@@ -137,6 +162,7 @@ done
 step "integration"
 export STAGE=$stage CLUSTER=$cluster PGPORT=$port
 for t in test/integration/*.sh; do
+  want integration && picked "$t" || continue
   log="$stage/$(basename "$t").tap"
   timeout 300 bash "$t" >"$log" 2>&1
   status=$?
