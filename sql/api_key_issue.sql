@@ -1,8 +1,15 @@
 -- api_key_issue: the key is returned once, only its hash is kept; bad input changes nothing.
 \set SHOW_CONTEXT never
+\ir helpers/app_role.psql
 \set alice '''a1000000-0000-4000-8000-000000000001'''
 \set bob   '''b1000000-0000-4000-8000-000000000002'''
 \set proj  '''c1000000-0000-4000-8000-000000000003'''
+-- Keys are issued to editors (and above) of their project.
+INSERT INTO gateway.project_members (project_id, user_id, role) VALUES (:proj, :alice, 'editor'), (:proj, :bob, 'owner');
+INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, interface_type, callable_name)
+VALUES ('e1000000-0000-4000-8000-000000000004', :proj, gen_random_uuid(), 'issued', 'signal', 'issued');
+INSERT INTO gateway.public_interfaces (id, service_interface_id, project_id)
+VALUES ('d1000000-0000-4000-8000-000000000004', 'e1000000-0000-4000-8000-000000000004', :proj);
 
 SELECT key_id AS k1, api_key AS s1
   FROM gateway.api_key_issue(:alice, :proj, 'production', rate_limit_per_minute => 100) \gset
@@ -61,11 +68,13 @@ SELECT count(*) = :keys_before AS nothing_written FROM gateway.api_keys;
 
 -- A caller authenticated as another user (Supabase JWT claims) cannot issue for alice.
 BEGIN;
+SET LOCAL ROLE regress_gw_user;
 SELECT set_config('request.jwt.claims', json_build_object('sub', :bob)::text, true) IS NOT NULL AS as_bob;
 SELECT * FROM gateway.api_key_issue(:alice, :proj, 'stolen');
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 BEGIN;
+SET LOCAL ROLE regress_gw_user;
 SELECT set_config('request.jwt.claims', json_build_object('sub', :alice)::text, true) IS NOT NULL AS as_alice;
 SELECT api_key IS NOT NULL AS issued FROM gateway.api_key_issue(:alice, :proj, 'own');
 ROLLBACK;

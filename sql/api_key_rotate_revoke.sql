@@ -1,10 +1,16 @@
 -- api_key_revoke and api_key_rotate: effects, inheritance, audit, and errors.
 \set SHOW_CONTEXT never
+\ir helpers/app_role.psql
 \set dave '''a3000000-0000-4000-8000-000000000001'''
 \set erin '''b3000000-0000-4000-8000-000000000002'''
 \set proj '''c3000000-0000-4000-8000-000000000003'''
 \set ifa  '''d3000000-0000-4000-8000-00000000000a'''
 \ir helpers/fails.psql
+INSERT INTO gateway.project_members (project_id, user_id, role) VALUES (:proj, :dave, 'editor'), (:proj, :erin, 'editor');
+INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, interface_type, callable_name)
+VALUES ('e3000000-0000-4000-8000-00000000000a', :proj, gen_random_uuid(), 'rotated', 'signal', 'rotated');
+INSERT INTO gateway.public_interfaces (id, service_interface_id, project_id)
+VALUES (:ifa, 'e3000000-0000-4000-8000-00000000000a', :proj);
 
 SELECT key_id AS old_id, api_key AS old_key FROM gateway.api_key_issue(:dave, :proj, 'ci',
     public_interface_id => :ifa, expires_at => now() + interval '7 days',
@@ -72,6 +78,7 @@ SELECT * FROM gateway.api_key_rotate(:'third_id', interval '-1 hour');
 SELECT * FROM gateway.api_key_rotate(:'third_id', NULL);
 \echo :LAST_ERROR_SQLSTATE
 BEGIN;
+SET LOCAL ROLE regress_gw_user;
 SELECT set_config('request.jwt.claim.sub', :erin, true) IS NOT NULL AS as_erin;
 SELECT gateway.api_key_revoke(:'third_id');
 \echo :LAST_ERROR_SQLSTATE

@@ -4,6 +4,16 @@
 \set proj  '''c2000000-0000-4000-8000-000000000003'''
 \set ifa   '''d2000000-0000-4000-8000-00000000000a'''
 \set ifb   '''d2000000-0000-4000-8000-00000000000b'''
+\set ifq   '''d2000000-0000-4000-8000-00000000000c'''
+INSERT INTO gateway.project_members (project_id, user_id, role) VALUES (:proj, :carol, 'editor');
+-- Two interfaces of the key's project, and one of another project (q).
+INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, interface_type, callable_name)
+VALUES ('e2000000-0000-4000-8000-00000000000a', :proj, gen_random_uuid(), 'va', 'signal', 'va'),
+       ('e2000000-0000-4000-8000-00000000000b', :proj, gen_random_uuid(), 'vb', 'signal', 'vb'),
+       ('e2000000-0000-4000-8000-00000000000c', 'c2000000-0000-4000-8000-0000000000ff', gen_random_uuid(), 'vq', 'signal', 'vq');
+INSERT INTO gateway.public_interfaces (id, service_interface_id, project_id)
+VALUES (:ifa, 'e2000000-0000-4000-8000-00000000000a', :proj), (:ifb, 'e2000000-0000-4000-8000-00000000000b', :proj),
+       (:ifq, 'e2000000-0000-4000-8000-00000000000c', 'c2000000-0000-4000-8000-0000000000ff');
 
 SELECT key_id AS k, api_key AS s FROM gateway.api_key_issue(:carol, :proj, 'verify-plain') \gset
 SELECT valid, reason, key_id = :'k' AS same_key, user_id = :carol AS owner, project_id = :proj AS project,
@@ -47,7 +57,16 @@ SELECT api_key AS sb FROM gateway.api_key_issue(:carol, :proj, 'verify-bound', p
 SELECT reason FROM gateway.api_key_verify(:'sb', :ifa);
 SELECT reason FROM gateway.api_key_verify(:'sb', :ifb);
 SELECT reason FROM gateway.api_key_verify(:'sb');
-SELECT reason FROM gateway.api_key_verify(:'s', :ifb);  -- an unbound key passes anywhere
+-- An unbound key passes on every interface of its own project, and on none of another project
+-- (nor on an interface that does not exist): the reviewer's cross-tenant key.
+SELECT reason FROM gateway.api_key_verify(:'s', :ifb);
+SELECT reason, key_id FROM gateway.api_key_verify(:'s', :ifq);
+SELECT reason FROM gateway.api_key_verify(:'s', 'd2000000-0000-4000-8000-0000000000ee');
+-- A key cannot be bound to another project's interface, by the function or by a direct write.
+SELECT * FROM gateway.api_key_issue(:carol, :proj, 'verify-cross', public_interface_id => :ifq);
+\echo :LAST_ERROR_SQLSTATE
+UPDATE gateway.api_keys SET public_interface_id = :ifq WHERE id = :'k';
+\echo :LAST_ERROR_SQLSTATE
 
 -- rate_limited: a burst of the per-minute limit, then a retry time.
 SELECT api_key AS sl FROM gateway.api_key_issue(:carol, :proj, 'verify-limited', rate_limit_per_minute => 3) \gset

@@ -1,5 +1,6 @@
 -- Connectors: credentials stored only encrypted and bound to the row; roles decide who reads.
 \set SHOW_CONTEXT never
+\ir helpers/app_role.psql
 \ir helpers/fails.psql
 \ir helpers/wait_for.psql
 \set proj '''c9000000-0000-4000-8000-000000000001'''
@@ -29,6 +30,7 @@ SELECT pg_temp.fails(format('SELECT gateway.connector_credentials(%L)', :'sl'));
 
 -- Roles: has_project_role for each member; editors read credentials, viewers do not.
 BEGIN;
+SET LOCAL ROLE regress_gw_user;
 SELECT set_config('request.jwt.claims', json_build_object('sub', :editor)::text, true) IS NOT NULL AS as_editor;
 SELECT gateway.has_project_role(:proj, 'viewer') AS viewer, gateway.has_project_role(:proj, 'editor') AS editor,
        gateway.has_project_role(:proj, 'admin') AS admin;
@@ -36,13 +38,25 @@ SELECT gateway.connector_credentials(:'gh') ->> 'token' AS editor_reads;
 SELECT gateway.connector_set_credentials(:'gh', '{"token": "ghp_rotated"}');
 ROLLBACK;
 BEGIN;
+SET LOCAL ROLE regress_gw_user;
 SELECT set_config('request.jwt.claims', json_build_object('sub', :viewer)::text, true) IS NOT NULL AS as_viewer;
 SELECT pg_temp.fails(format('SELECT gateway.connector_credentials(%L)', :'gh'));
 SELECT pg_temp.fails(format($$SELECT gateway.connector_set_credentials(%L, '{}')$$, :'gh'));
 ROLLBACK;
 BEGIN;
+SET LOCAL ROLE regress_gw_user;
 SELECT set_config('request.jwt.claims', json_build_object('sub', :outsider)::text, true) IS NOT NULL AS as_outsider;
 SELECT gateway.has_project_role(:proj) AS member;
+-- An outsider gets the same answer for a connector of another project and for none at all, and
+-- the answer names no project.
+SELECT pg_temp.fails(format('SELECT gateway.connector_credentials(%L)', :'gh'));
+SELECT pg_temp.fails('SELECT gateway.connector_credentials(''00000000-0000-4000-8000-000000000000'')');
+SELECT pg_temp.fails(format($$SELECT gateway.connector_set_credentials(%L, '{}')$$, :'gh'));
+ROLLBACK;
+-- Signed in but without a sub: no trust from a missing claim.
+BEGIN;
+SET LOCAL ROLE regress_gw_user;
+SELECT set_config('request.jwt.claims', '{"role":"authenticated"}', true) IS NOT NULL AS no_sub;
 SELECT pg_temp.fails(format('SELECT gateway.connector_credentials(%L)', :'gh'));
 ROLLBACK;
 SELECT pg_temp.fails(format($$SELECT gateway.has_project_role(%L, 'superhero')$$, :proj));

@@ -10,6 +10,8 @@ SELECT relname, relrowsecurity, relforcerowsecurity
   FROM pg_class WHERE relnamespace = 'gateway'::regnamespace AND relkind = 'r' ORDER BY 1;
 
 -- An application role with only the documented grants can verify but not read hashes.
+INSERT INTO gateway.project_members (project_id, user_id, role)
+VALUES ('c5000000-0000-4000-8000-000000000003', 'a5000000-0000-4000-8000-000000000001', 'editor');
 CREATE ROLE regress_gw_app NOLOGIN;
 GRANT USAGE ON SCHEMA gateway TO regress_gw_app;
 GRANT EXECUTE ON FUNCTION gateway.api_key_verify(text, uuid) TO regress_gw_app;

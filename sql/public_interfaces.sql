@@ -4,6 +4,7 @@
 \ir helpers/fails.psql
 \set proj '''c4000000-0000-4000-8000-000000000001'''
 \set wf '''f4000000-0000-4000-8000-000000000001'''
+INSERT INTO gateway.project_members (project_id, user_id, role) VALUES (:proj, 'a4000000-0000-4000-8000-000000000001', 'editor');
 -- Earlier suites bound keys to made-up interfaces; their jobs are not this suite's business.
 DELETE FROM gateway.sync_jobs;
 
@@ -85,9 +86,10 @@ SELECT count(*) AS reconcile_jobs FROM gateway.sync_jobs WHERE object_kind = 're
 SELECT gateway.sync_reconcile();
 SELECT count(*) AS still_one FROM gateway.sync_jobs WHERE object_kind = 'reconcile';
 
--- Interface changes are audited.
+-- Interface changes are audited: service interfaces created and changed, public faces added,
+-- changed and unpublished.
 SELECT action, object_type, details ->> 'http_method' AS method FROM gateway.audit_log
- WHERE object_type IN ('public_interface', 'service_interface') ORDER BY occurred_at, action;
+ WHERE object_type IN ('public_interface', 'service_interface') AND project_id = :proj ORDER BY occurred_at, action;
 
 -- Deleting a service interface takes its public face with it, and queues the removal.
 DELETE FROM gateway.service_interfaces WHERE id = 'e4000000-0000-4000-8000-000000000003';

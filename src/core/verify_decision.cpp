@@ -16,13 +16,21 @@ std::string_view reason_name(Reason reason) noexcept {
   return "unknown";
 }
 
+bool needs_interface_project(const KeyRow& row,
+                             const std::optional<KeyId>& requested_interface) noexcept {
+  return row.hash_matches && requested_interface.has_value() && !row.bound_interface.has_value();
+}
+
 Reason decide(const KeyRow& row, const std::optional<KeyId>& requested_interface,
-              std::int64_t now) noexcept {
+              std::int64_t now, const std::optional<KeyId>& requested_project) noexcept {
   if (!row.hash_matches) return Reason::kUnknown;
   if (!row.is_active || (row.revoked_at && *row.revoked_at <= now)) return Reason::kRevoked;
   if (row.expires_at && *row.expires_at <= now) return Reason::kExpired;
   if (row.bound_interface && row.bound_interface != requested_interface) {
     return Reason::kWrongInterface;
+  }
+  if (!row.bound_interface && requested_interface && requested_project != row.project) {
+    return Reason::kWrongInterface;  // another project's interface, or none at all
   }
   return Reason::kOk;
 }

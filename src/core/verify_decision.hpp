@@ -29,13 +29,21 @@ struct KeyRow {
   std::optional<std::int64_t> revoked_at;  // may lie in the future: end of a rotation grace
   std::optional<std::int64_t> expires_at;
   std::optional<KeyId> bound_interface;
+  KeyId project{};
 };
 
 // Order: a wrong secret is `unknown` (never reveals that the prefix exists), then revoked, then
 // expired, then the interface binding. A key bound to an interface passes only for exactly that
-// interface, so a caller that forgets to name the interface fails closed. Rate limiting comes
+// interface, so a caller that forgets to name the interface fails closed. An unbound key passes
+// for any interface of its own project and for none of another: `requested_project` is the
+// requested interface's project (nullopt when no such interface exists). Rate limiting comes
 // after, and only for keys that are otherwise valid.
 Reason decide(const KeyRow& row, const std::optional<KeyId>& requested_interface,
-              std::int64_t now) noexcept;
+              std::int64_t now, const std::optional<KeyId>& requested_project = std::nullopt) noexcept;
+
+// Whether decide() needs the requested interface's project: only for an unbound key with a
+// matching secret asked about an interface (bound keys compare ids; nothing else gets that far).
+bool needs_interface_project(const KeyRow& row,
+                             const std::optional<KeyId>& requested_interface) noexcept;
 
 }  // namespace gateway::api_key

@@ -162,7 +162,11 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
           api_key::Hasher::matches(computed, stored->hash.data(), stored->hash_len);
       std::optional<KeyId> requested;
       if (!PG_ARGISNULL(1)) requested = uuid_to_id(PG_GETARG_DATUM(1));
-      result.reason = api_key::decide(stored->row, requested, now);
+      std::optional<KeyId> requested_project;
+      if (api_key::needs_interface_project(stored->row, requested)) {
+        requested_project = find_interface_project(*requested);
+      }
+      result.reason = api_key::decide(stored->row, requested, now, requested_project);
       if (stored->row.hash_matches) result.key = &*stored;
     }
     if (result.reason == Reason::kOk) {

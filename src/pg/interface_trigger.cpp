@@ -78,9 +78,10 @@ constexpr const char* kQueueSql =
     "  DO UPDATE SET run_after = LEAST(j.run_after, now()), updated_at = now()"
     ")"
     "INSERT INTO gateway.audit_log (action, object_type, object_id, project_id, details)"
-    "VALUES ('public_interface.' || $3, 'public_interface', $1, $2,"
-    "        jsonb_strip_nulls(jsonb_build_object('http_method', $5, 'http_path', $6,"
-    "                                             'auth_type', $7, 'rate_limit_per_minute', $8)))";
+    "SELECT 'public_interface.' || $3, 'public_interface', $1, $2,"
+    "       jsonb_strip_nulls(jsonb_build_object('http_method', $5, 'http_path', $6,"
+    "                                            'auth_type', $7, 'rate_limit_per_minute', $8))"
+    " WHERE current_setting('row_security') <> 'off'";  // a restore brings back the originals
 SPIPlanPtr queue_plan = nullptr;
 
 // Columns of the trigger's row this code reads or sets.

@@ -22,6 +22,9 @@ struct Columns {
 };
 
 CachedRelation api_keys("api_keys", "api_keys_key_prefix_key");
+CachedRelation public_interfaces("public_interfaces", "public_interfaces_pkey");
+unsigned interface_columns_generation = 0;
+AttrNumber interface_project_column = InvalidAttrNumber;
 unsigned columns_generation = 0;  // api_keys.generation() `columns` were read at
 Columns columns{};
 
@@ -58,6 +61,7 @@ void read_row(TupleTableSlot* slot, StoredKey& key) {
   key.id = uuid_at(slot, columns.id, &isnull);
   key.user_id = uuid_at(slot, columns.user_id, &isnull);
   key.project_id = uuid_at(slot, columns.project_id, &isnull);
+  key.row.project = key.project_id;
   KeyId bound = uuid_at(slot, columns.public_interface_id, &isnull);
   if (!isnull) key.row.bound_interface = bound;
 
@@ -94,6 +98,27 @@ std::optional<StoredKey> find_key_by_prefix(std::string_view prefix) {
     });
   });
   return found;
+}
+
+std::optional<KeyId> find_interface_project(const KeyId& interface_id) {
+  std::optional<KeyId> project;
+  pg_call([&] {
+    Oid table = public_interfaces.table();
+    if (public_interfaces.generation() != interface_columns_generation) {
+      interface_project_column = get_attnum(table, "project_id");
+      interface_columns_generation = public_interfaces.generation();
+    }
+    Snapshot snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+    Datum value = id_to_uuid(interface_id);
+    RegProcedure eq = F_UUID_EQ;
+    public_interfaces.probe(&value, &eq, 1, snapshot, [&](TupleTableSlot* slot) {
+      bool isnull = false;
+      KeyId id = uuid_at(slot, interface_project_column, &isnull);
+      if (!isnull) project = id;
+      return false;
+    });
+  });
+  return project;
 }
 
 }  // namespace gateway::pg

@@ -28,4 +28,8 @@ struct StoredKey {
 // Throws PgError if PostgreSQL raises (e.g. the table is missing).
 std::optional<StoredKey> find_key_by_prefix(std::string_view prefix);
 
+// The project of a public interface, by one probe of its primary key; nullopt when there is no
+// such interface. Verify needs it only for unbound keys asked about an interface.
+std::optional<KeyId> find_interface_project(const KeyId& interface_id);
+
 }  // namespace gateway::pg

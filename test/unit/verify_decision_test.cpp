@@ -60,8 +60,25 @@ TEST(VerifyDecision, BoundKeysPassOnlyForTheirInterface) {
   EXPECT_EQ(ak::decide(row, interface_id(1), kNow), Reason::kOk);
   EXPECT_EQ(ak::decide(row, interface_id(2), kNow), Reason::kWrongInterface);
   EXPECT_EQ(ak::decide(row, std::nullopt, kNow), Reason::kWrongInterface);
+}
+
+// The reviewer's cross-tenant key: an unbound key of project P verified `ok` for an interface of
+// project Q. It passes only for interfaces of its own project.
+TEST(VerifyDecision, UnboundKeysPassOnlyForInterfacesOfTheirOwnProject) {
   ak::KeyRow unbound = valid_row();
-  EXPECT_EQ(ak::decide(unbound, interface_id(2), kNow), Reason::kOk);
+  unbound.project = interface_id(7);
+  EXPECT_TRUE(ak::needs_interface_project(unbound, interface_id(2)));
+  EXPECT_EQ(ak::decide(unbound, interface_id(2), kNow, interface_id(7)), Reason::kOk);
+  EXPECT_EQ(ak::decide(unbound, interface_id(2), kNow, interface_id(8)), Reason::kWrongInterface);
+  EXPECT_EQ(ak::decide(unbound, interface_id(2), kNow, std::nullopt), Reason::kWrongInterface);
+  EXPECT_EQ(ak::decide(unbound, std::nullopt, kNow), Reason::kOk);
+  EXPECT_FALSE(ak::needs_interface_project(unbound, std::nullopt));
+  ak::KeyRow bound = unbound;
+  bound.bound_interface = interface_id(2);
+  EXPECT_FALSE(ak::needs_interface_project(bound, interface_id(2)));
+  ak::KeyRow wrong_secret = unbound;
+  wrong_secret.hash_matches = false;
+  EXPECT_FALSE(ak::needs_interface_project(wrong_secret, interface_id(2)));
 }
 
 TEST(VerifyDecision, ReasonNamesAreTheDocumentedOnes) {
