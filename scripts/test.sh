@@ -103,6 +103,8 @@ cleanup() {
   [[ -n "${KEEP_STAGE:-}" ]] || rm -rf "$stage"
 }
 cp -r sql expected test "$stage/"
+# The grants the docs show, for the pgTAP role suites to apply as they are.
+bash scripts/doc-grants.sh > "$stage/test/pgtap/include/doc_grants.psql"
 [[ $(id -u) -eq 0 ]] && chown -R postgres: "$stage"
 
 if want regress; then

@@ -2,6 +2,15 @@
 BEGIN;
 SELECT plan(21);
 
+INSERT INTO gateway.project_members (project_id, user_id, role)
+VALUES ('c6000000-0000-4000-8000-000000000001', 'a6000000-0000-4000-8000-000000000001', 'editor');
+INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, interface_type, callable_name)
+VALUES ('e6000000-0000-4000-8000-00000000000a', 'c6000000-0000-4000-8000-000000000001', gen_random_uuid(), 'tap_a', 'signal', 'tap_a'),
+       ('e6000000-0000-4000-8000-00000000000b', 'c6000000-0000-4000-8000-000000000001', gen_random_uuid(), 'tap_b', 'signal', 'tap_b');
+INSERT INTO gateway.public_interfaces (id, service_interface_id, project_id)
+VALUES ('d6000000-0000-4000-8000-00000000000a', 'e6000000-0000-4000-8000-00000000000a', 'c6000000-0000-4000-8000-000000000001'),
+       ('d6000000-0000-4000-8000-00000000000b', 'e6000000-0000-4000-8000-00000000000b', 'c6000000-0000-4000-8000-000000000001');
+
 CREATE TEMP TABLE k AS
 SELECT 'plain'::text AS label, * FROM gateway.api_key_issue(
   'a6000000-0000-4000-8000-000000000001', 'c6000000-0000-4000-8000-000000000001', 'tap-plain');

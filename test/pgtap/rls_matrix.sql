@@ -6,21 +6,8 @@ SELECT plan(52);
 
 \ir include/supabase_roles.psql
 
--- The grants from docs/security.md.
-GRANT USAGE ON SCHEMA gateway TO authenticated, service_role;
-GRANT SELECT (id, project_id, name, connector_type, config, encryption_key_id, created_by, created_at, updated_at),
-      INSERT (project_id, name, connector_type, config),
-      UPDATE (name, connector_type, config), DELETE
-   ON gateway.connectors TO authenticated;
-GRANT SELECT, INSERT, UPDATE, DELETE ON gateway.project_members TO authenticated;
-GRANT SELECT ON gateway.audit_log TO authenticated;
-GRANT SELECT (id, user_id, project_id, public_interface_id, name, key_prefix, is_active, revoked_at,
-              expires_at, rate_limit_per_minute, rotated_from, replaced_by, last_used_at, created_at)
-   ON gateway.api_keys TO authenticated;
-GRANT EXECUTE ON FUNCTION gateway.connector_set_credentials(uuid, jsonb),
-                          gateway.connector_credentials(uuid) TO authenticated, service_role;
-GRANT SELECT, INSERT, UPDATE, DELETE ON gateway.connectors, gateway.project_members TO service_role;
-GRANT SELECT ON gateway.audit_log, gateway.api_keys, gateway.encryption_keys TO service_role;
+-- Exactly the grants from docs/security.md, read from it at test time (scripts/doc-grants.sh).
+\ir include/doc_grants.psql
 
 -- A helper every role may call: rows affected by a statement (RLS filters silently on UPDATE/DELETE).
 CREATE SCHEMA rls_tap;

@@ -1,6 +1,6 @@
 -- The shape users and tools depend on: tables, columns, constraints, functions, flags.
 BEGIN;
-SELECT plan(62);
+SELECT plan(63);
 
 SELECT has_schema('gateway');
 SELECT has_table('gateway', 'api_keys', 'api_keys exists');
@@ -70,8 +70,9 @@ SELECT policies_are('gateway', 'api_keys', ARRAY['api_keys_owner_read', 'api_key
 SELECT set_eq(
   $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'pg_gateway'$$,
   ARRAY['gateway.api_keys', 'gateway.audit_log', 'gateway.project_members', 'gateway.encryption_keys',
-        'gateway.connectors', 'gateway.service_interfaces', 'gateway.public_interfaces'],
-  'every table''s rows are included in pg_dump (but the transient outbox)');
+        'gateway.connectors', 'gateway.service_interfaces', 'gateway.public_interfaces',
+        'gateway.audit_log_id_seq'],
+  'every table''s rows are included in pg_dump (but the transient outbox), and the audit log''s sequence');
 
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway'),
           (SELECT default_version FROM pg_available_extensions WHERE name = 'pg_gateway'),
@@ -105,8 +106,13 @@ SELECT ok(
     WHERE oid IN ('gateway.service_interfaces'::regclass, 'gateway.public_interfaces'::regclass,
                   'gateway.sync_jobs'::regclass)),
   'the new tables have forced row level security');
-SELECT triggers_are('gateway', 'public_interfaces', ARRAY['public_interfaces_change'],
-  'public_interfaces queues sync jobs from a trigger');
+SELECT triggers_are('gateway', 'public_interfaces',
+  ARRAY['public_interfaces_change', 'public_interfaces_revoke_keys', 'project_id_immutable'],
+  'public_interfaces queues sync jobs from a trigger, revokes its keys when deleted, stays in its project');
+-- The tenant boundary (0.3.0): a key binds only to an interface of its own project.
+SELECT fk_ok('gateway', 'api_keys', ARRAY['public_interface_id', 'project_id'],
+             'gateway', 'public_interfaces', ARRAY['id', 'project_id'],
+             'a key''s interface is one of its own project (composite foreign key)');
 
 SELECT * FROM finish();
 ROLLBACK;
