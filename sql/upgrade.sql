@@ -1,5 +1,6 @@
--- The upgrade chain: a 0.1.0 database with data, updated in place, keeps its keys working and
--- takes part in the new features. (Runs last: it recreates the extension.)
+-- The upgrade chain: a 0.1.0 database with data, updated step by step to the current version,
+-- keeps its keys working and takes part in each version's features. (Runs last: it recreates
+-- the extension.)
 \set SHOW_CONTEXT never
 DROP EXTENSION pg_gateway CASCADE;
 CREATE EXTENSION pg_gateway VERSION '0.1.0';
@@ -8,22 +9,43 @@ SELECT key_id AS old_key_id, api_key AS old_key
   FROM gateway.api_key_issue('a3000000-0000-4000-8000-000000000001', 'c3000000-0000-4000-8000-000000000001', 'before-upgrade') \gset
 SELECT to_regclass('gateway.sync_jobs') IS NULL AS no_outbox_yet;
 
-ALTER EXTENSION pg_gateway UPDATE;
+-- 0.2.0: public interfaces and the outbox.
+ALTER EXTENSION pg_gateway UPDATE TO '0.2.0';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
 SELECT valid, reason, key_id = :'old_key_id' AS same_key FROM gateway.api_key_verify(:'old_key');
 SELECT to_regclass('gateway.sync_jobs') IS NOT NULL AS outbox, to_regclass('gateway.public_interfaces') IS NOT NULL AS interfaces;
-
--- Data from before the update takes part in the new features.
+-- Data from before the update takes part in the new features (the trigger of 0.2.0's interfaces
+-- is the current library's, which 0.2.0's schema can run).
 INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, interface_type, callable_name, is_public)
-VALUES ('e3000000-0000-4000-8000-000000000001', 'c3000000-0000-4000-8000-000000000001', gen_random_uuid(), 'after', 'signal', 'after', true);
+VALUES ('e3000000-0000-4000-8000-000000000001', 'c3000000-0000-4000-8000-000000000001', gen_random_uuid(), 'after', 'signal', 'after', true),
+       ('e3000000-0000-4000-8000-000000000002', 'c3000000-0000-4000-8000-000000000099', gen_random_uuid(), 'elsewhere', 'signal', 'elsewhere', true);
 INSERT INTO gateway.public_interfaces (id, service_interface_id)
-VALUES ('d3000000-0000-4000-8000-000000000001', 'e3000000-0000-4000-8000-000000000001');
+VALUES ('d3000000-0000-4000-8000-000000000001', 'e3000000-0000-4000-8000-000000000001'),
+       ('d3000000-0000-4000-8000-000000000002', 'e3000000-0000-4000-8000-000000000002');
 UPDATE gateway.api_keys SET public_interface_id = 'd3000000-0000-4000-8000-000000000001' WHERE id = :'old_key_id';
 SELECT object_kind, count(*) FROM gateway.sync_jobs GROUP BY 1 ORDER BY 1;
 SELECT valid, reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+-- 0.2.0 allowed what 0.3.0 forbids: a key bound to another project's interface.
+INSERT INTO gateway.project_members (project_id, user_id, role)
+VALUES ('c3000000-0000-4000-8000-000000000001', 'a3000000-0000-4000-8000-000000000002', 'editor');
+SELECT key_id AS crossed_id, api_key AS crossed_key
+  FROM gateway.api_key_issue('a3000000-0000-4000-8000-000000000002', 'c3000000-0000-4000-8000-000000000001', 'crossed',
+                             'd3000000-0000-4000-8000-000000000002') \gset
+SELECT reason FROM gateway.api_key_verify(:'crossed_key', 'd3000000-0000-4000-8000-000000000002');
 
--- A fresh install runs the same chain (there is no separate 0.2.0 install script), so the two
--- paths cannot drift apart. Leave a fresh extension for whatever runs next.
+-- 0.3.0: the tenant boundary. The old key still verifies where it belongs; the crossed key is
+-- revoked, unbound and audited; new keys need membership.
+ALTER EXTENSION pg_gateway UPDATE TO '0.3.0';
+SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
+SELECT valid, reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+SELECT reason FROM gateway.api_key_verify(:'crossed_key', 'd3000000-0000-4000-8000-000000000002');
+SELECT is_active, public_interface_id FROM gateway.api_keys WHERE id = :'crossed_id';
+SELECT action, details ->> 'reason' AS reason FROM gateway.audit_log WHERE object_id = :'crossed_id' ORDER BY id;
+SELECT * FROM gateway.api_key_issue('a3000000-0000-4000-8000-000000000009', 'c3000000-0000-4000-8000-000000000001', 'not-a-member');
+\echo :LAST_ERROR_SQLSTATE
+
+-- A fresh install runs the same chain (there is no separate install script per version), so the
+-- two paths cannot drift apart. Leave a fresh extension for whatever runs next.
 DROP EXTENSION pg_gateway CASCADE;
 CREATE EXTENSION pg_gateway;
 SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';

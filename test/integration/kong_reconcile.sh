@@ -13,7 +13,7 @@ tag=$(kq "SELECT 'pg-gateway-' || (SELECT system_identifier FROM pg_control_syst
 a=$(publish drift-a 10)
 b=$(publish drift-b)
 read -r key_id key < <(kq "SELECT key_id || ' ' || api_key FROM gateway.api_key_issue(
-  'a7000000-0000-4000-8000-000000000001', 'c7000000-0000-4000-8000-000000000001', 'drift-key', '$a')")
+  'a7000000-0000-4000-8000-000000000001', '$KONG_PROJECT', 'drift-key', '$a')")
 kwait "$ALL_SYNCED" 0 >/dev/null
 
 route_a=$(kong_py 'd["id"]' "/routes/gw-$a")

@@ -7,6 +7,7 @@ plan 7
 
 user=a9000000-0000-4000-8000-000000000001
 project=c9000000-0000-4000-8000-000000000001
+q "INSERT INTO gateway.project_members (project_id, user_id, role) VALUES ('$project', '$user', 'editor') ON CONFLICT DO NOTHING" >/dev/null
 
 # Log everything while issuing; then look for the secret in the WAL and the log.
 cluster_psql "$CLUSTER" -d gateway -c "ALTER SYSTEM SET log_statement = 'all'" \

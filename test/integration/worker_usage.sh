@@ -14,6 +14,8 @@ is "$(q "SELECT datname FROM pg_stat_activity WHERE backend_type = 'pg_gateway w
 is "$(q "SELECT wait_event_type || '/' || wait_event FROM pg_stat_activity WHERE backend_type = 'pg_gateway worker'")" \
    "Extension/Extension" "idle, it sleeps on its latch"
 
+q "INSERT INTO gateway.project_members (project_id, user_id, role)
+   VALUES ('c8000000-0000-4000-8000-000000000001', 'a8000000-0000-4000-8000-000000000001', 'editor') ON CONFLICT DO NOTHING" >/dev/null
 read -r key_id key < <(q "SELECT key_id || ' ' || api_key FROM gateway.api_key_issue(
   'a8000000-0000-4000-8000-000000000001', 'c8000000-0000-4000-8000-000000000001', 'usage')")
 is "$(q "SELECT last_used_at IS NULL FROM gateway.api_keys WHERE id = '$key_id'")" t "a new key was never used"

@@ -63,7 +63,14 @@ kong_cluster() {
   trap 'cluster_stop "$KCLUSTER"' EXIT
   cluster_psql "$KCLUSTER" -d postgres -c "CREATE DATABASE gateway" >/dev/null
   cluster_psql "$KCLUSTER" -d gateway -c "CREATE EXTENSION pg_gateway" >/dev/null
+  # The users the Kong tests issue keys for: editors of the project publish() uses.
+  cluster_psql "$KCLUSTER" -d gateway -c "INSERT INTO gateway.project_members (project_id, user_id, role)
+    VALUES ('$KONG_PROJECT', 'a5000000-0000-4000-8000-000000000001', 'editor'),
+           ('$KONG_PROJECT', 'a7000000-0000-4000-8000-000000000001', 'editor')" >/dev/null
 }
+
+# The project of every interface publish() makes.
+KONG_PROJECT=c5000000-0000-4000-8000-000000000001
 
 # kq SQL: one value from the test's own cluster.
 kq() { cluster_psql "$KCLUSTER" -d gateway -At -c "$1"; }
@@ -77,7 +84,7 @@ publish() {
   local name=$1 limit=${2:-NULL} auth=${3:-api_key}
   kq "WITH s AS (
         INSERT INTO gateway.service_interfaces (project_id, workflow_id, name, interface_type, callable_name, is_public)
-        VALUES ('c5000000-0000-4000-8000-000000000001', gen_random_uuid(), '$name', 'signal', '$name', true)
+        VALUES ('$KONG_PROJECT', gen_random_uuid(), '$name', 'signal', '$name', true)
         RETURNING id)
       INSERT INTO gateway.public_interfaces (service_interface_id, rate_limit_per_minute, auth_type)
       SELECT id, $limit, '$auth' FROM s RETURNING id"
