@@ -23,27 +23,30 @@ const ROUNDS = Number(process.env.NODE_POOL_ROUNDS || 4);
 // The target tenant rules, as a table: caller x action x own/other project -> outcome.
 // "old" says what the rules of 0.2.0 do instead, where they differ (those rows fail until the
 // tenant-rules change lands). Callers: alice = owner of P, bob = editor of P, carol = owner of Q,
-// dave = member of nothing; "no claims", "claims without sub" and "sub not a uuid" are the
+// dave = member of nothing, plus erin = viewer of Q (a fifth caller, for the viewer rule);
+// "no claims", "claims without sub" and "sub not a uuid" are the
 // `authenticated` role without a usable identity; service_role is the trusted server role.
 // ------------------------------------------------------------------------------------------
 const EXPECTATIONS = [
   // id                       caller                     action                                      expected
-  ["claims.whoami",         "alice, bob, carol, dave", "current_user_id() with claims",             "the caller's sub"],
+  ["claims.whoami",         "every user",              "current_user_id() with claims",             "the caller's sub"],
   ["issue.self.own",        "owner, editor",           "api_key_issue(self, own project)",          "ok: a key of the caller in that project"],
-  ["issue.self.other",      "owner, editor, outsider", "api_key_issue(self, other project)",        "42501", "old: ok (only sub = user_id is checked)"],
+  ["issue.self.other",      "all but service_role",    "api_key_issue(self, other project)",        "42501", "old: ok (only sub = user_id is checked)"],
   ["issue.member.own",      "owner, editor",           "api_key_issue(another member, own project)", "42501"],
+  ["issue.viewer",          "viewer",                  "api_key_issue(self, own project)",          "42501", "old: ok (only sub = user_id is checked)"],
   ["list.owner",            "owner",                   "api_keys_list",                             "own keys + every key of own project"],
-  ["list.member",           "editor, outsider",        "api_keys_list",                             "own keys only"],
+  ["list.member",           "editor, viewer, outsider",      "api_keys_list",                             "own keys only"],
   ["revoke.own",            "owner, editor",           "api_key_revoke(own key)",                   "ok: true"],
   ["revoke.member.owner",   "owner",                   "api_key_revoke(editor's key, own project)", "ok: true", "old: 42501 (only the key's owner may revoke)"],
-  ["revoke.member.editor",  "editor",                  "api_key_revoke(owner's key, own project)",  "42501"],
-  ["revoke.other",          "owner, editor, outsider", "api_key_revoke(key of other project)",      "42501"],
-  ["revoke.random",         "owner, editor, outsider", "api_key_revoke(random uuid)",               "42501, same message as revoke.other", "old: P0002"],
+  ["revoke.member.editor",  "editor, viewer",          "api_key_revoke(owner's key, own project)",  "42501"],
+  ["revoke.other",          "all but service_role",    "api_key_revoke(key of other project)",      "42501"],
+  ["revoke.random",         "all but service_role",    "api_key_revoke(random uuid)",               "42501, same message as revoke.other", "old: P0002"],
   ["rotate.own",            "owner, editor",           "api_key_rotate(own key)",                   "ok: successor of the caller, same project"],
   ["rotate.member.owner",   "owner",                   "api_key_rotate(editor's key, own project)", "42501"],
   ["creds.own",             "owner, editor",           "connector_credentials(own project)",        "ok: the credentials of the caller's project"],
-  ["creds.other",           "owner, editor, outsider", "connector_credentials(other project)",      "42501, text never names the project id", "old: message names the project id"],
-  ["creds.random",          "owner, editor, outsider", "connector_credentials(random uuid)",        "42501, same message as creds.other", "old: P0002"],
+  ["creds.other",           "all but service_role",    "connector_credentials(other project)",      "42501, text never names the project id", "old: message names the project id"],
+  ["creds.random",          "all but service_role",    "connector_credentials(random uuid)",        "42501, same message as creds.other", "old: P0002"],
+  ["creds.viewer",          "viewer",                  "connector_credentials(own project)",        "42501, text never names the project id", "old: message names the project id"],
   ["noclaims.whoami",       "no claims",               "current_user_id() after pooled claims",     "NULL (no leak between requests)"],
   ["noclaims.list",         "no claims",               "api_keys_list",                             "no rows"],
   ["noclaims.issue",        "no claims",               "api_key_issue(alice, P)",                   "28000", "old: ok (a missing claim is trusted)"],
@@ -76,7 +79,7 @@ function flushTap() {
   console.log(`1..${tap.length}`);
   tap.forEach((t, i) => {
     console.log(`${t.ok ? "ok" : "not ok"} ${i + 1} - ${t.description}`);
-    for (const d of t.diags.slice(0, 4)) console.log(`#   ${d}`);
+    for (const d of t.diags.slice(0, 4)) console.log(String(d).split("\n").map((l) => `#   ${l}`).join("\n"));
     if (t.diags.length > 4) console.log(`#   ... and ${t.diags.length - 4} more`);
   });
 }
@@ -115,7 +118,7 @@ function documentedGrants() {
             for (const s of stripComments(block.join("\n")).split(";")) {
               const stmt = s.trim().replace(/\s+/g, " ");
               if (!stmt) continue;
-              if (!/^(GRANT|REVOKE)\s/i.test(stmt)) throw new Error(`${rel}: not a grant in a grants block: ${stmt.slice(0, 80)}`);
+              if (!/^(GRANT|REVOKE|ALTER DEFAULT PRIVILEGES)\s/i.test(stmt)) throw new Error(`${rel}: not a grant in a grants block: ${stmt.slice(0, 80)}`);
               statements.push(stmt);
             }
           }
@@ -133,12 +136,12 @@ function documentedGrants() {
 // Set-up as the superuser: Supabase's roles, the documented grants, two projects, connectors.
 // ------------------------------------------------------------------------------------------
 const P = randomUUID(), Q = randomUUID();
-const users = { alice: randomUUID(), bob: randomUUID(), carol: randomUUID(), dave: randomUUID() };
+const users = { alice: randomUUID(), bob: randomUUID(), carol: randomUUID(), dave: randomUUID(), erin: randomUUID() };
 const nameOf = Object.fromEntries(Object.entries(users).map(([n, id]) => [id, n]));
-const members = [[P, "alice", "owner"], [P, "bob", "editor"], [Q, "carol", "owner"]];
+const members = [[P, "alice", "owner"], [P, "bob", "editor"], [Q, "carol", "owner"], [Q, "erin", "viewer"]];
 const ownProject = { alice: P, bob: P, carol: Q };
-const otherProject = { alice: Q, bob: Q, carol: P, dave: P };
-const adminProjects = { alice: [P], bob: [], carol: [Q], dave: [] };
+const otherProject = { alice: Q, bob: Q, carol: P, dave: P, erin: P };
+const adminProjects = { alice: [P], bob: [], carol: [Q], dave: [], erin: [] };
 const connectors = {}; // project -> connector id
 const credsFor = (project) => ({ project, token: `token-of-${project}`, note: "node-pool" });
 
@@ -192,6 +195,7 @@ async function cleanup() {
 // ------------------------------------------------------------------------------------------
 const pool = new pg.Pool({ host: HOST, port: PORT, user: "authenticator", database: DB, max: 2 });
 const leaks = [];
+let unclaimedAfterClaims = 0; // requests without claims that ran right after one with claims
 let requestsRun = 0;
 
 // role: 'authenticated' | 'service_role'; claims: an object, or undefined for none.
@@ -200,6 +204,9 @@ async function request(role, claims, sql, params = [], onStart = () => {}) {
   const client = await pool.connect();
   requestsRun++;
   onStart();
+  // Whether the previous request on this very connection carried claims (for the leak check).
+  const afterClaims = client.lastHadClaims === true;
+  client.lastHadClaims = claims !== undefined;
   let broken = false;
   try {
     await client.query("BEGIN");
@@ -216,10 +223,10 @@ async function request(role, claims, sql, params = [], onStart = () => {}) {
     }
     const { rows } = await client.query(sql, params);
     await client.query("COMMIT");
-    return { rows };
+    return { rows, afterClaims };
   } catch (e) {
     try { await client.query("ROLLBACK"); } catch { broken = true; }
-    return { error: { code: e.code, message: e.message, detail: e.detail, hint: e.hint } };
+    return { error: { code: e.code, message: e.message, detail: e.detail, hint: e.hint }, afterClaims };
   } finally {
     client.release(broken);
   }
@@ -298,7 +305,7 @@ function buildRequests(reserved) {
   const reqs = [];
   const add = (id, fn) => { row[id].requests++; reqs.push(fn); };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const name of ["alice", "bob", "carol", "dave"]) {
+    for (const name of Object.keys(users)) {
       const me = users[name], other = otherProject[name];
       add("claims.whoami", async () => {
         const r = await asUser(name, SQL.whoami);
@@ -342,7 +349,7 @@ function buildRequests(reserved) {
         fail("creds.random", name, expectError(r, "42501"));
         if (r.error) (denials.credsRandom[name] ??= []).push(r.error);
       });
-      // A key of another project: alice/bob attack carol's, carol and dave attack alice's.
+      // A key of another project: alice/bob attack carol's, the others attack alice's.
       const victim = name === "alice" || name === "bob" ? "carol" : "alice";
       add("revoke.other", async () => {
         const kid = reserved.protect[victim];
@@ -356,6 +363,27 @@ function buildRequests(reserved) {
           const r = await asUser(name, SQL.issue, [me, Q, keyName("attack")]);
           fail("issue.self.other", `${name} in Q`, expectError(r, "42501"));
           await issued(r, me, Q, "dave issue.self.other Q");
+        });
+        continue;
+      }
+      if (name === "erin") { // viewer of Q
+        add("issue.viewer", async () => {
+          const r = await asUser(name, SQL.issue, [me, Q, keyName("viewer")]);
+          fail("issue.viewer", name, expectError(r, "42501"));
+          await issued(r, me, Q, "erin issue.viewer");
+        });
+        add("creds.viewer", async () => {
+          const r = await asUser(name, SQL.creds, [connectors[Q]]);
+          fail("creds.viewer", name, expectError(r, "42501"));
+          if (r.error && [r.error.message, r.error.detail, r.error.hint].join(" ").includes(Q)) {
+            fail("creds.viewer", name, `the error names the project: ${r.error.message}`);
+          }
+        });
+        add("revoke.member.editor", async () => {
+          const kid = reserved.protect.carol;
+          const r = await asUser(name, SQL.revoke, [kid]);
+          fail("revoke.member.editor", "erin on carol's key", expectError(r, "42501"));
+          if (!r.error && r.rows[0].revoked) keys.get(kid).revoked = true;
         });
         continue;
       }
@@ -416,7 +444,11 @@ function buildRequests(reserved) {
     // `authenticated` without a usable identity, right among the requests that carry one.
     const anonymous = { noclaims: undefined, nosub: { role: "authenticated" }, badsub: { sub: "not-a-uuid", role: "authenticated" } };
     for (const [tag, claims] of Object.entries(anonymous)) {
-      const call = (sql, params) => request("authenticated", claims, sql, params);
+      const call = async (sql, params) => {
+        const r = await request("authenticated", claims, sql, params);
+        if (claims === undefined && r.afterClaims) unclaimedAfterClaims++;
+        return r;
+      };
       if (tag !== "badsub") {
         add(`${tag}.whoami`, async () => {
           const r = await call(SQL.whoami);
@@ -530,7 +562,9 @@ async function main() {
     check(failures.length === 0 && r.requests > 0, label, failures.length && r.old ? [`(${r.old})`, ...failures] : failures);
   }
 
-  check(leaks.length === 0, `no pooled request started with a previous request's role or claims (${requestsRun} requests, storm ${stormMs} ms)`, leaks);
+  check(leaks.length === 0 && unclaimedAfterClaims > 0,
+    `no pooled request started with a previous request's role or claims (${requestsRun} requests, storm ${stormMs} ms; ` +
+    `${unclaimedAfterClaims} requests without claims ran right after a request with claims on their connection)`, leaks);
 
   // After the storm, in order: each user's list is exactly what the rules let them see.
   const listProblems = [];
