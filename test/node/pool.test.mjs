@@ -1,7 +1,7 @@
 // A real client over node-postgres: the key and credential paths driven the way a Supabase app
 // drives them (PostgREST style: one `authenticator` login, a pool, and per request
-// BEGIN; SET LOCAL ROLE ...; set_config('request.jwt.claims', ..., true); ...; COMMIT), with four
-// users in two projects firing a few hundred interleaved requests at a pool of two connections.
+// BEGIN; SET LOCAL ROLE ...; set_config('request.jwt.claims', ..., true); ...; COMMIT), with the
+// users of two projects firing a few hundred interleaved requests at a pool of two connections.
 // Every answer is checked to belong to its caller; denials must carry the expected SQLSTATE.
 //
 // Prints TAP: one line per row of EXPECTATIONS below (each row covers every request of that kind)
@@ -24,8 +24,8 @@ const ROUNDS = Number(process.env.NODE_POOL_ROUNDS || 4);
 // "old" says what the rules of 0.2.0 do instead, where they differ (those rows fail until the
 // tenant-rules change lands). Callers: alice = owner of P, bob = editor of P, carol = owner of Q,
 // dave = member of nothing, plus erin = viewer of Q (a fifth caller, for the viewer rule);
-// "no claims", "claims without sub" and "sub not a uuid" are the
-// `authenticated` role without a usable identity; service_role is the trusted server role.
+// "no claims", "claims without sub" and "sub not a uuid" are the `authenticated` role without a
+// usable identity; service_role is the trusted server role (BYPASSRLS).
 // ------------------------------------------------------------------------------------------
 const EXPECTATIONS = [
   // id                       caller                     action                                      expected
@@ -35,7 +35,7 @@ const EXPECTATIONS = [
   ["issue.member.own",      "owner, editor",           "api_key_issue(another member, own project)", "42501"],
   ["issue.viewer",          "viewer",                  "api_key_issue(self, own project)",          "42501", "old: ok (only sub = user_id is checked)"],
   ["list.owner",            "owner",                   "api_keys_list",                             "own keys + every key of own project"],
-  ["list.member",           "editor, viewer, outsider",      "api_keys_list",                             "own keys only"],
+  ["list.member",           "editor, viewer, outsider","api_keys_list",                             "own keys only"],
   ["revoke.own",            "owner, editor",           "api_key_revoke(own key)",                   "ok: true"],
   ["revoke.member.owner",   "owner",                   "api_key_revoke(editor's key, own project)", "ok: true", "old: 42501 (only the key's owner may revoke)"],
   ["revoke.member.editor",  "editor, viewer",          "api_key_revoke(owner's key, own project)",  "42501"],
@@ -383,6 +383,7 @@ function buildRequests(reserved) {
         add("creds.viewer", async () => {
           const r = await asUser(name, SQL.creds, [connectors[Q]]);
           fail("creds.viewer", name, expectError(r, "42501"));
+          if (r.error) (denials.credsOther[name] ??= []).push(r.error);
           if (r.error && [r.error.message, r.error.detail, r.error.hint].join(" ").includes(Q)) {
             fail("creds.viewer", name, `the error names the project: ${r.error.message}`);
           }
@@ -391,6 +392,7 @@ function buildRequests(reserved) {
           const kid = reserved.protect.carol;
           const r = await asUser(name, SQL.revoke, [kid]);
           fail("revoke.member.editor", "erin on carol's key", expectError(r, "42501"));
+          if (r.error) (denials.revokeOther[name] ??= []).push(r.error);
           if (!r.error && r.rows[0].revoked) keys.get(kid).revoked = true;
         });
         continue;
@@ -444,6 +446,7 @@ function buildRequests(reserved) {
           const kid = reserved.protect.alice;
           const r = await asUser(name, SQL.revoke, [kid]);
           fail("revoke.member.editor", "bob on alice's key", expectError(r, "42501"));
+          if (r.error) (denials.revokeOther[name] ??= []).push(r.error);
           if (!r.error && r.rows[0].revoked) keys.get(kid).revoked = true;
         });
       }
@@ -560,9 +563,8 @@ async function main() {
     if (pairs[r.id]) {
       const [a, b] = pairs[r.id];
       for (const name of Object.keys(users)) {
-        const ma = new Set((denials[a][name] ?? []).map(normalized)), mb = new Set((denials[b][name] ?? []).map(normalized));
-        const diff = [...mb].filter((m) => !ma.has(m));
-        if (ma.size && mb.size && diff.length) extra.push(`${name}: "${diff[0]}" differs from "${[...ma][0]}"`);
+        const messages = new Set([...(denials[a][name] ?? []), ...(denials[b][name] ?? [])].map(normalized));
+        if (messages.size > 1) extra.push(`${name} got different denials: ${[...messages].map((m) => `"${m}"`).join(" vs ")}`);
       }
     }
     const failures = [...r.failures, ...extra];
