@@ -17,7 +17,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   ok 1 "node and npm are installed (make deps installs them)"
   exit 1
 fi
-if ! (cd "$dir" && timeout 180 npm ci --no-audit --no-fund --loglevel=error) >"$dir/npm.log" 2>&1; then
+if ! (cd "$dir" && timeout 180 npm ci --prefer-offline --no-audit --no-fund --loglevel=error) >"$dir/npm.log" 2>&1; then
   plan 1
   ok 1 "npm ci installs node-postgres from test/node/package-lock.json"
   tail -n 20 "$dir/npm.log" | sed 's/^/# /'
