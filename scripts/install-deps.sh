@@ -11,6 +11,10 @@ packages=(
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   python3 curl openssl
 )
+# node and npm run the node-postgres client suite (test/node). Any node on the PATH will do (nvm,
+# NodeSource, whose nodejs bundles npm); Debian's packages only when there is none.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
