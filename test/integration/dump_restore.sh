@@ -6,7 +6,7 @@
 # work afterwards (the audit log's sequence came along).
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 13
+plan 12
 
 user=a2000000-0000-4000-8000-000000000001
 admin=a2000000-0000-4000-8000-000000000002

@@ -7,6 +7,7 @@
 // Prints TAP: one line per row of EXPECTATIONS below (each row covers every request of that kind)
 // plus a few whole-run checks. Run by test/integration/node_pool.sh (which runs `npm ci` first);
 // by hand: PGPORT=... REPO=/path/to/repo node pool.test.mjs   (PGHOST defaults to 127.0.0.1).
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -85,12 +86,10 @@ function flushTap() {
 }
 
 // ------------------------------------------------------------------------------------------
-// The documented grants, read from the docs' ```sql blocks under a "Grants for Supabase" heading
-// (or blocks holding a line "-- grants for Supabase"), so the suite tests what the docs say.
+// The documented grants: the docs' ```sql blocks that open with "-- grants for Supabase", read by
+// the same script the pgTAP role suites use (scripts/doc-grants.sh), so the suite tests what
+// the docs say.
 // ------------------------------------------------------------------------------------------
-const GRANT_DOCS = ["docs/api-keys.md", "docs/credentials.md", "docs/security.md"];
-const GRANT_DOCS_REQUIRED = ["docs/api-keys.md", "docs/security.md"]; // credentials.md has none today
-
 function stripComments(sql) {
   let out = "", quote = null;
   for (let i = 0; i < sql.length; i++) {
@@ -104,40 +103,12 @@ function stripComments(sql) {
 }
 
 function documentedGrants() {
-  const statements = [], sources = [], found = {};
-  for (const rel of GRANT_DOCS) {
-    let text;
-    try { text = readFileSync(join(REPO, rel), "utf8"); } catch { continue; }
-    let heading = "", block = null, fence = false, blocks = 0;
-    for (const line of text.split("\n")) {
-      if (fence) { // inside a fenced block of another language: its "#" lines are no headings
-        if (/^\s*```\s*$/.test(line)) fence = false;
-      } else if (block !== null) {
-        if (/^\s*```\s*$/.test(line)) {
-          // A block marked by its own line must hold only grants; under the heading, a block
-          // without any grant (an example query) is skipped, and one mixing both is an error.
-          const marker = block.some((l) => /^\s*--\s*grants for supabase\b/i.test(l));
-          if (marker || /grants for supabase/i.test(heading)) {
-            const stmts = stripComments(block.join("\n")).split(";").map((x) => x.trim().replace(/\s+/g, " ")).filter(Boolean);
-            const grants = stmts.filter((x) => /^(GRANT|REVOKE|ALTER DEFAULT PRIVILEGES)\s/i.test(x));
-            const others = stmts.filter((x) => !grants.includes(x));
-            if (others.length && (marker || grants.length)) {
-              throw new Error(`${rel}: not a grant in a grants block: ${others[0].slice(0, 80)}`);
-            }
-            if (grants.length) { blocks++; statements.push(...grants); }
-          }
-          block = null;
-        } else block.push(line);
-      } else if (/^\s*```sql\b/i.test(line)) block = [];
-      else if (/^\s*```/.test(line)) fence = true;
-      else if (/^#+\s/.test(line)) heading = line;
-    }
-    found[rel] = blocks;
-    if (blocks) sources.push(`${rel} (${blocks} block${blocks > 1 ? "s" : ""})`);
-  }
-  const missing = GRANT_DOCS_REQUIRED.filter((rel) => !found[rel]).map((rel) =>
-    `${rel}: no grants found (a \`\`\`sql block under a "Grants for Supabase" heading, or one holding a line "-- grants for Supabase")`);
-  return { statements, sources, missing };
+  const text = execFileSync("bash", [join(REPO, "scripts/doc-grants.sh")], { encoding: "utf8" });
+  const statements = stripComments(text).split(";").map((x) => x.trim().replace(/\s+/g, " ")).filter(Boolean);
+  const others = statements.filter((x) => !/^(GRANT|REVOKE|ALTER DEFAULT PRIVILEGES)\s/i.test(x));
+  if (others.length) throw new Error(`not a grant in a grants block: ${others[0].slice(0, 80)}`);
+  const missing = statements.length ? [] : ['docs/security.md: no ```sql block opening with "-- grants for Supabase"'];
+  return { statements, sources: ["scripts/doc-grants.sh"], missing };
 }
 
 // ------------------------------------------------------------------------------------------
