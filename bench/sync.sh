@@ -177,9 +177,13 @@ rss_growth=$(awk -v a="$rss_first" -v b="$rss_last" 'BEGIN { printf "%+.1f", (b 
 # 6. Reconcile at scale: keys bound to the interfaces become consumers, credentials and acls.
 step "issue $consumers keys bound to the $jobs interfaces, and sync them"
 start=$EPOCHREALTIME
+# Keys go to editors of their project: one key holder per project, named after it.
+sql "INSERT INTO gateway.project_members (project_id, user_id, role)
+     SELECT DISTINCT project_id, md5('holder' || project_id)::uuid, 'editor' FROM gateway.public_interfaces
+     ON CONFLICT DO NOTHING" >/dev/null
 sql "SELECT count(*) FROM (SELECT id, project_id, row_number() OVER () AS n FROM gateway.public_interfaces LIMIT $jobs) AS p
        CROSS JOIN generate_series(1, ($consumers + $jobs - 1) / $jobs) AS i,
-       LATERAL gateway.api_key_issue(gen_random_uuid(), p.project_id, 'bench-' || i, p.id) AS k
+       LATERAL gateway.api_key_issue(md5('holder' || p.project_id)::uuid, p.project_id, 'bench-' || p.n || '-' || i, p.id) AS k
       WHERE (p.n - 1) * (($consumers + $jobs - 1) / $jobs) + i <= $consumers" >/dev/null
 issue_seconds=$(since "$start")
 key_sync_seconds=$(wait_drained)

@@ -57,6 +57,8 @@ show() {
 step "API keys"
 alice=a0000000-0000-4000-8000-00000000a11c
 project=c0000000-0000-4000-8000-000000000001
+show "alice is an editor of the project (keys are issued to editors and above)" \
+  "INSERT INTO gateway.project_members (project_id, user_id, role) VALUES ('$project', '$alice', 'editor')"
 read -r key_id key < <(cluster_psql "$demo" -d gateway -At -F ' ' -c \
   "SELECT key_id, api_key FROM gateway.api_key_issue('$alice', '$project', 'production', rate_limit_per_minute => 3)")
 printf '\n-- issue a key: the plaintext is shown once, only a keyed hash is stored\n'
@@ -88,9 +90,8 @@ show "the worker recorded last use and the failed verifications in batches (veri
 show "" "SELECT key_prefix, last_used_at IS NOT NULL AS used FROM gateway.api_keys ORDER BY created_at"
 
 step "connector credentials"
-show "a connector in a project, with alice as its editor" \
-  "INSERT INTO gateway.project_members VALUES ('$project', '$alice', 'editor');
-   INSERT INTO gateway.connectors (id, project_id, name, connector_type)
+show "a connector in the project (alice, its editor, may read its credentials)" \
+  "INSERT INTO gateway.connectors (id, project_id, name, connector_type)
    VALUES ('e0000000-0000-4000-8000-000000000001', '$project', 'stripe', 'stripe')"
 show "store its credentials: sealed before they touch the row" \
   "SELECT gateway.connector_set_credentials('e0000000-0000-4000-8000-000000000001', '{\"api_key\": \"sk_live_demo\"}')"

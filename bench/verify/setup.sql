@@ -5,6 +5,13 @@ CREATE EXTENSION IF NOT EXISTS pgcrypto;
 CREATE SCHEMA bench;
 CREATE TABLE bench.keys (n int PRIMARY KEY, key_id uuid NOT NULL, api_key text NOT NULL);
 
+-- Keys go to editors of their project.
+INSERT INTO gateway.project_members (project_id, user_id, role)
+SELECT 'c0000000-0000-4000-8000-000000000001', ('a0000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'editor'
+  FROM generate_series(0, 1000) AS g ON CONFLICT DO NOTHING;
+INSERT INTO gateway.project_members (project_id, user_id, role)
+VALUES ('c0000000-0000-4000-8000-000000000001', 'a0000000-0000-4000-8000-0000000000ff', 'editor') ON CONFLICT DO NOTHING;
+
 INSERT INTO bench.keys
 SELECT g, k.key_id, k.api_key
   FROM generate_series(1, :nkeys) AS g,
