@@ -12,11 +12,14 @@ want() { [[ " $SUITES " == *" $1 "* ]]; }
 picked() { [[ -z "$ONLY" ]] || [[ "$(basename "$1")" =~ $ONLY ]]; }
 
 # One run at a time on this machine: `make install` replaces the library and scripts the
-# clusters of another run are using (several work trees share the one PostgreSQL install).
-exec 9>/tmp/pg_gateway-test.lock
-if ! flock -n 9; then
-  echo "==> waiting for another make test on this machine to finish"
-  flock 9
+# clusters of another run are using (several work trees share the one PostgreSQL install). The
+# lock is held by flock itself (-o): servers this run starts do not inherit it, so one left
+# running cannot hold it.
+lock=${PGW_TEST_LOCK:-/tmp/pg_gateway-test.lock}
+if [[ -z "${PGW_TEST_LOCKED:-}" ]]; then
+  export PGW_TEST_LOCKED=1
+  flock -n -o "$lock" true || echo "==> waiting for another make test on this machine to finish"
+  exec flock -o "$lock" bash "$0" "$@"
 fi
 
 passed=0 failed=0 skipped=0
