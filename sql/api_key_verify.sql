@@ -60,7 +60,7 @@ SELECT reason FROM gateway.api_key_verify(:'sb');
 -- An unbound key passes on every interface of its own project, and on none of another project
 -- (nor on an interface that does not exist): the reviewer's cross-tenant key.
 SELECT reason FROM gateway.api_key_verify(:'s', :ifb);
-SELECT reason, key_id FROM gateway.api_key_verify(:'s', :ifq);
+SELECT reason, key_id = :'k' AS same_key FROM gateway.api_key_verify(:'s', :ifq);
 SELECT reason FROM gateway.api_key_verify(:'s', 'd2000000-0000-4000-8000-0000000000ee');
 -- A key cannot be bound to another project's interface, by the function or by a direct write.
 SELECT * FROM gateway.api_key_issue(:carol, :proj, 'verify-cross', public_interface_id => :ifq);

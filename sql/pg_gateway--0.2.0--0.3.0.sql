@@ -81,8 +81,40 @@ AS $$
 BEGIN
   RAISE EXCEPTION 'permission denied for % %', object_type, object_id
     USING ERRCODE = 'insufficient_privilege',
-          DETAIL = pg_catalog.format('It does not exist, or you do not hold the %s role in its project.', min_role),
+          DETAIL = CASE WHEN min_role IS NULL THEN 'It does not exist, or it is not yours.'
+                        ELSE pg_catalog.format('It does not exist, or you do not hold the %s role in its project.', min_role) END,
           HINT = 'Check the id, or ask an owner or admin of the project for that role.';
+END
+$$;
+
+-- Whether the caller may act on an object it looked up (`present`: whether the lookup found it;
+-- not called "found", which would be PL/pgSQL's own variable): trusted roles always (an unknown
+-- id is P0002 for them); anybody else needs a user, and min_role in the object's project or to be
+-- owner_id, and gets _deny's one answer for "not yours" and "does not exist".
+CREATE FUNCTION gateway._authorize(object_type text, object_id uuid, present boolean, project_id uuid,
+                                   min_role text, owner_id uuid DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+  caller uuid;
+  allowed boolean := false;  -- never NULL: a NULL here would let the caller through
+BEGIN
+  IF gateway._caller_is_trusted() THEN
+    IF NOT present THEN
+      RAISE EXCEPTION '% % does not exist', object_type, object_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN;
+  END IF;
+  caller := gateway._require_user();
+  IF present THEN
+    allowed := owner_id IS NOT NULL AND caller = owner_id;
+    IF NOT allowed AND min_role IS NOT NULL THEN
+      allowed := gateway.has_project_role(project_id, min_role);
+    END IF;
+  END IF;
+  IF allowed IS NOT TRUE THEN
+    PERFORM gateway._deny(object_type, object_id, min_role);
+  END IF;
 END
 $$;
 
@@ -155,6 +187,10 @@ AS $$
 BEGIN
   IF TG_OP = 'INSERT' AND NEW.is_public
      OR TG_OP = 'UPDATE' AND NEW.is_public IS DISTINCT FROM OLD.is_public
+     -- What a published interface runs is part of publishing it.
+     OR TG_OP = 'UPDATE' AND OLD.is_public
+        AND (NEW.workflow_id, NEW.name, NEW.interface_type, NEW.callable_name, NEW.input_schema)
+            IS DISTINCT FROM (OLD.workflow_id, OLD.name, OLD.interface_type, OLD.callable_name, OLD.input_schema)
      OR TG_OP = 'DELETE' AND (OLD.is_public OR EXISTS (SELECT FROM gateway.public_interfaces AS p
                                                         WHERE p.service_interface_id = OLD.id)) THEN
     PERFORM gateway._require_project_role(CASE WHEN TG_OP = 'DELETE' THEN OLD.project_id ELSE NEW.project_id END,
@@ -163,8 +199,69 @@ BEGIN
   RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
-CREATE TRIGGER service_interfaces_guard BEFORE INSERT OR DELETE OR UPDATE OF is_public
+CREATE TRIGGER service_interfaces_guard
+  BEFORE INSERT OR DELETE
+      OR UPDATE OF is_public, workflow_id, name, interface_type, callable_name, input_schema
   ON gateway.service_interfaces FOR EACH ROW EXECUTE FUNCTION gateway._service_interfaces_guard();
+
+-- Interface names are unique within a project's workflow: a name taken in one project tells
+-- another project nothing, and cannot be taken first by it.
+ALTER TABLE gateway.service_interfaces DROP CONSTRAINT service_interfaces_workflow_name_key;
+ALTER TABLE gateway.service_interfaces
+  ADD CONSTRAINT service_interfaces_project_workflow_name_key UNIQUE (project_id, workflow_id, name);
+
+-- A member who leaves a project, or drops below editor, loses the keys they hold there: keys are
+-- issued to editors and above, and a removed member must not keep calling the project's API.
+CREATE FUNCTION gateway._project_members_revoke_keys() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  k record;
+BEGIN
+  IF TG_OP = 'UPDATE' AND gateway._role_rank(NEW.role) >= gateway._role_rank('editor') THEN
+    RETURN NULL;
+  END IF;
+  FOR k IN UPDATE gateway.api_keys AS t
+              SET is_active = false, revoked_at = LEAST(COALESCE(t.revoked_at, 'infinity'), now())
+            WHERE t.project_id = OLD.project_id AND t.user_id = OLD.user_id AND t.is_active
+        RETURNING t.id, t.name LOOP
+    PERFORM gateway._audit('api_key.revoked', 'api_key', k.id, OLD.project_id, OLD.user_id,
+                           jsonb_build_object('name', k.name, 'reason',
+                             CASE TG_OP WHEN 'DELETE' THEN 'its user left the project'
+                                        ELSE 'its user is no longer an editor of the project' END));
+  END LOOP;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER project_members_revoke_keys AFTER DELETE OR UPDATE OF role ON gateway.project_members
+  FOR EACH ROW EXECUTE FUNCTION gateway._project_members_revoke_keys();
+
+-- An untrusted caller may give a service interface its public face only as an admin of the
+-- interface's project, and learns nothing else: checked before the interface trigger looks the
+-- service interface up as the table owner, so a foreign interface and a missing one get the same
+-- 42501 (not 42501 for one and 23503 or 23505 for the other).
+CREATE FUNCTION gateway._public_interfaces_authorize() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  owner_project uuid;
+BEGIN
+  IF gateway._caller_is_trusted() THEN
+    RETURN NEW;
+  END IF;
+  SELECT s.project_id INTO owner_project FROM gateway.service_interfaces AS s WHERE s.id = NEW.service_interface_id;
+  PERFORM gateway._authorize('service interface', NEW.service_interface_id, owner_project IS NOT NULL,
+                             owner_project, 'admin');
+  IF NEW.project_id IS NOT NULL AND NEW.project_id IS DISTINCT FROM owner_project THEN
+    PERFORM gateway._deny('service interface', NEW.service_interface_id, 'admin');
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER public_interfaces_authorize BEFORE INSERT OR UPDATE OF service_interface_id
+  ON gateway.public_interfaces FOR EACH ROW EXECUTE FUNCTION gateway._public_interfaces_authorize();
 
 -- A key can be bound only to a public interface of its own project: a composite foreign key, so
 -- no function, trigger or direct write can bind across tenants. Keys already bound elsewhere (only
@@ -263,27 +360,13 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
   locked gateway.api_keys;
-  caller uuid;
-  found_it boolean;
 BEGIN
   IF $1 IS NULL THEN
     RAISE EXCEPTION 'API key id must not be null' USING ERRCODE = 'null_value_not_allowed';
   END IF;
   SELECT * INTO locked FROM gateway.api_keys AS k WHERE k.id = $1 FOR UPDATE;
-  found_it := FOUND;
-  IF gateway._caller_is_trusted() THEN
-    IF NOT found_it THEN
-      RAISE EXCEPTION 'API key % does not exist', $1
-        USING ERRCODE = 'no_data_found',
-              HINT = 'List existing keys with: SELECT * FROM gateway.api_keys_list;';
-    END IF;
-    RETURN locked;
-  END IF;
-  caller := gateway._require_user();
-  IF NOT found_it OR NOT (locked.user_id = caller
-                       OR admin_may AND gateway.has_project_role(locked.project_id, 'admin')) THEN
-    PERFORM gateway._deny('API key', $1, CASE WHEN admin_may THEN 'admin' ELSE 'owner''s' END);
-  END IF;
+  PERFORM gateway._authorize('API key', $1, FOUND, locked.project_id,
+                             CASE WHEN admin_may THEN 'admin' END, locked.user_id);
   RETURN locked;
 END
 $$;
@@ -374,7 +457,6 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
   c gateway.connectors;
-  found_it boolean;
 BEGIN
   IF $1 IS NULL THEN
     RAISE EXCEPTION 'connector_id must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -384,17 +466,7 @@ BEGIN
   ELSE
     SELECT * INTO c FROM gateway.connectors AS x WHERE x.id = $1;
   END IF;
-  found_it := FOUND;
-  IF gateway._caller_is_trusted() THEN
-    IF NOT found_it THEN
-      RAISE EXCEPTION 'connector % does not exist', $1 USING ERRCODE = 'no_data_found';
-    END IF;
-    RETURN c;
-  END IF;
-  PERFORM gateway._require_user();
-  IF NOT found_it OR NOT gateway.has_project_role(c.project_id, 'editor') THEN
-    PERFORM gateway._deny('connector', $1, 'editor');
-  END IF;
+  PERFORM gateway._authorize('connector', $1, FOUND, c.project_id, 'editor');
   RETURN c;
 END
 $$;
@@ -445,13 +517,14 @@ ALTER TABLE gateway.audit_log
   ALTER COLUMN actor_role SET DEFAULT COALESCE(gateway._request_role(), session_user);
 
 -- pg_dump/pg_restore: the audit log's id sequence comes along (restored rows and new ones never
--- collide), and changes replayed by a restore (which always runs with row_security = off) are
--- not audited a second time: the restored audit log already holds their records.
+-- collide), and changes replayed by a restore are not audited a second time: the restored audit
+-- log already holds their records. A restore is a superuser session with row_security = off (as
+-- pg_dump and pg_restore always set it); row_security alone would let any role silence the log.
 SELECT pg_catalog.pg_extension_config_dump('gateway.audit_log_id_seq', '');
 
 CREATE FUNCTION gateway._restoring() RETURNS boolean
-LANGUAGE sql STABLE
-AS $$ SELECT pg_catalog.current_setting('row_security') OPERATOR(pg_catalog.=) 'off' $$;
+AS 'MODULE_PATHNAME', 'gateway_restoring'
+LANGUAGE C STABLE;
 
 CREATE OR REPLACE FUNCTION gateway._audit(action text, object_type text, object_id uuid, project_id uuid,
                                           subject_user_id uuid, details jsonb) RETURNS void

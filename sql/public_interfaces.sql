@@ -39,7 +39,7 @@ SELECT pg_temp.fails($$UPDATE gateway.public_interfaces SET http_method = 'TRACE
 SELECT pg_temp.fails($$UPDATE gateway.public_interfaces SET rate_limit_per_minute = 0 WHERE id = 'd4000000-0000-4000-8000-000000000001'$$);
 SELECT pg_temp.fails($$UPDATE gateway.public_interfaces SET auth_type = 'basic' WHERE id = 'd4000000-0000-4000-8000-000000000001'$$);
 SELECT pg_temp.fails($$INSERT INTO gateway.service_interfaces (project_id, workflow_id, name, interface_type, callable_name) VALUES (gen_random_uuid(), gen_random_uuid(), '1bad name', 'signal', 'x')$$);
-SELECT pg_temp.fails($$INSERT INTO gateway.service_interfaces (project_id, workflow_id, name, interface_type, callable_name) VALUES (gen_random_uuid(), 'f4000000-0000-4000-8000-000000000001', 'approve', 'signal', 'x')$$);
+SELECT pg_temp.fails(format($$INSERT INTO gateway.service_interfaces (project_id, workflow_id, name, interface_type, callable_name) VALUES (%L, 'f4000000-0000-4000-8000-000000000001', 'approve', 'signal', 'x')$$, :proj));
 SELECT count(*) = :before AS nothing_changed FROM gateway.public_interfaces;
 
 -- One pending job per object, whatever the number of changes.

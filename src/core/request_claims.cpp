@@ -25,10 +25,9 @@ Identity identify(std::string_view claims, std::string_view legacy_sub) {
     nlohmann::json parsed = nlohmann::json::parse(claims.begin(), claims.end(), nullptr, false);
     if (parsed.is_discarded() || !parsed.is_object()) return Identity{Subject::kMalformedClaims, {}};
     auto sub = parsed.find("sub");
-    if (sub != parsed.end() && !sub->is_null()) {
-      if (!sub->is_string()) return Identity{Subject::kNotAUuid, {}};
-      return from_text(sub->get_ref<const std::string&>());
-    }
+    if (sub == parsed.end() || sub->is_null()) return Identity{};
+    if (!sub->is_string()) return Identity{Subject::kNotAUuid, {}};
+    return from_text(sub->get_ref<const std::string&>());
   }
   if (!legacy_sub.empty()) return from_text(legacy_sub);
   return Identity{};

@@ -22,7 +22,8 @@ struct Identity {
 };
 
 // `claims`: the request.jwt.claims setting ("" when unset); `legacy_sub`: request.jwt.claim.sub.
-// The claims' sub wins when both are set, as in PostgREST.
+// When the claims are set they alone decide: a leftover legacy setting on a pooled connection must
+// not fill in a request whose claims carry no sub. The legacy setting counts only without claims.
 Identity identify(std::string_view claims, std::string_view legacy_sub);
 
 }  // namespace gateway::claims

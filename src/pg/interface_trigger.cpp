@@ -18,6 +18,7 @@
 #include "error_bridge.hpp"
 #include "interface_paths.hpp"
 #include "sync_wake.hpp"
+#include "request_identity.hpp"
 #include "uuid.hpp"
 
 extern "C" {
@@ -81,7 +82,7 @@ constexpr const char* kQueueSql =
     "SELECT 'public_interface.' || $3, 'public_interface', $1, $2,"
     "       jsonb_strip_nulls(jsonb_build_object('http_method', $5, 'http_path', $6,"
     "                                            'auth_type', $7, 'rate_limit_per_minute', $8))"
-    " WHERE current_setting('row_security') <> 'off'";  // a restore brings back the originals
+    " WHERE NOT $9";  // a restore's replay: the restored audit log holds the originals
 SPIPlanPtr queue_plan = nullptr;
 
 // Columns of the trigger's row this code reads or sets.
@@ -243,9 +244,9 @@ extern "C" Datum gateway_public_interfaces_change(PG_FUNCTION_ARGS) {
 
       // Bound keys join or leave Kong with the interface, or when its auth type changes.
       const bool with_keys = !updating || !same_value(old_row, row, desc, cols->auth_type);
-      Oid types[8] = {UUIDOID, UUIDOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
-      Datum values[8];
-      char nulls[8];
+      Oid types[9] = {UUIDOID, UUIDOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, BOOLOID};
+      Datum values[9];
+      char nulls[9];
       auto set = [&](int i, std::optional<Datum> v) {
         values[i] = v.value_or(Datum(0));
         nulls[i] = v ? ' ' : 'n';
@@ -258,9 +259,10 @@ extern "C" Datum gateway_public_interfaces_change(PG_FUNCTION_ARGS) {
       set(5, column(row, desc, cols->http_path));
       set(6, column(row, desc, cols->auth_type));
       set(7, column(row, desc, cols->rate_limit_per_minute));
+      set(8, BoolGetDatum(restoring()));
       if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
       if (queue_plan == nullptr) {
-        SPIPlanPtr plan = SPI_prepare(kQueueSql, 8, types);
+        SPIPlanPtr plan = SPI_prepare(kQueueSql, 9, types);
         if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
         if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
         queue_plan = plan;

@@ -3,6 +3,8 @@
 // role with the privileges of the schema's owner), never from a missing claim.
 #include <string>
 
+#include "request_identity.hpp"
+
 #include "../core/request_claims.hpp"
 #include "error_bridge.hpp"
 #include "postgres.hpp"
@@ -15,13 +17,24 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 }
 
 using namespace gateway;
 using namespace gateway::pg;
 
+namespace gateway::pg {
+
+// A session replaying a dump: pg_dump and pg_restore always turn row_security off, and only a
+// superuser can restore an extension that needs one. Both must hold: any role may turn
+// row_security off for itself, and must not silence the audit log by doing so.
+bool restoring() { return !row_security && superuser_arg(GetOuterUserId()); }
+
+}  // namespace gateway::pg
+
 extern "C" {
+PG_FUNCTION_INFO_V1(gateway_restoring);
 PG_FUNCTION_INFO_V1(gateway_current_user_id);
 PG_FUNCTION_INFO_V1(gateway_request_role);
 PG_FUNCTION_INFO_V1(gateway_caller_is_trusted);
@@ -71,3 +84,7 @@ extern "C" Datum gateway_caller_is_trusted(PG_FUNCTION_ARGS) {
   ReleaseSysCache(tuple);
   PG_RETURN_BOOL(has_privs_of_role(role, owner));
 }
+
+// gateway._restoring() -> boolean: changes now are a restore's replay (see restoring()); the audit
+// triggers write nothing for them, since the restored audit log already holds their records.
+extern "C" Datum gateway_restoring(PG_FUNCTION_ARGS) { PG_RETURN_BOOL(restoring()); }

@@ -14,7 +14,7 @@ kwait "SELECT sync_state FROM gateway.public_interfaces WHERE id = '$iface'" syn
 # Someone else's consumer (no tag of ours) already has the username our key's consumer needs.
 key_id=$(kq "SELECT gen_random_uuid()")
 kong PUT "/consumers/$(python3 -c 'import uuid; print(uuid.uuid4())')" "{\"username\": \"gw-key-$key_id\"}" >/dev/null
-kq "SELECT gateway._api_key_insert('$key_id', 'a6000000-0000-4000-8000-000000000001', 'c6000000-0000-4000-8000-000000000001', 'clash', '$iface', NULL, NULL, NULL) IS NOT NULL" >/dev/null
+kq "SELECT gateway._api_key_insert('$key_id', 'a6000000-0000-4000-8000-000000000001', '$KONG_PROJECT', 'clash', '$iface', NULL, NULL, NULL) IS NOT NULL" >/dev/null
 fine=$(publish still-fine)
 is "$(kwait "SELECT kong_sync_state FROM gateway.api_keys WHERE id = '$key_id'" dead)" dead "Kong's 409 makes the key's job dead"
 is "$(kq "SELECT last_status || ' ' || (last_error LIKE '%UNIQUE violation%') FROM gateway.sync_jobs WHERE state = 'dead'")" "409 true" \

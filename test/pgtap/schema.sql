@@ -89,7 +89,7 @@ SELECT has_function('gateway', 'has_project_role', ARRAY['uuid', 'text']);
 
 -- Public interfaces and the outbox (0.2.0).
 SELECT has_table('gateway', 'service_interfaces', 'service_interfaces exists');
-SELECT col_is_unique('gateway', 'service_interfaces', ARRAY['workflow_id', 'name'], 'interface names are unique per workflow');
+SELECT col_is_unique('gateway', 'service_interfaces', ARRAY['project_id', 'workflow_id', 'name'], 'interface names are unique per workflow within a project');
 SELECT has_table('gateway', 'public_interfaces', 'public_interfaces exists');
 SELECT col_is_unique('gateway', 'public_interfaces', ARRAY['http_method', 'http_path'], 'one interface per method and path');
 SELECT col_is_unique('gateway', 'public_interfaces', 'service_interface_id', 'one public face per interface');
@@ -107,7 +107,7 @@ SELECT ok(
                   'gateway.sync_jobs'::regclass)),
   'the new tables have forced row level security');
 SELECT triggers_are('gateway', 'public_interfaces',
-  ARRAY['public_interfaces_change', 'public_interfaces_revoke_keys', 'project_id_immutable'],
+  ARRAY['public_interfaces_authorize', 'public_interfaces_change', 'public_interfaces_revoke_keys', 'project_id_immutable'],
   'public_interfaces queues sync jobs from a trigger, revokes its keys when deleted, stays in its project');
 -- The tenant boundary (0.3.0): a key binds only to an interface of its own project.
 SELECT fk_ok('gateway', 'api_keys', ARRAY['public_interface_id', 'project_id'],

@@ -20,97 +20,7 @@ SELECT plan(62);
 \ir include/supabase_roles.psql
 \ir include/doc_grants.psql
 
--- Users and projects.
-CREATE TEMP TABLE who (actor text PRIMARY KEY, role text, uid uuid, ord int);
-INSERT INTO who VALUES
-  ('anon',     'anon',          NULL,                                   1),
-  ('outsider', 'authenticated', 'ab000000-0000-4000-8000-000000000001', 2),
-  ('viewer',   'authenticated', 'ab000000-0000-4000-8000-000000000002', 3),
-  ('editor',   'authenticated', 'ab000000-0000-4000-8000-000000000003', 4),
-  ('admin',    'authenticated', 'ab000000-0000-4000-8000-000000000004', 5),
-  ('owner',    'authenticated', 'ab000000-0000-4000-8000-000000000005', 6),
-  ('owner_q',  'authenticated', 'ab000000-0000-4000-8000-000000000006', 7),
-  ('nosub',    'authenticated', NULL,                                   8),
-  ('service',  'service_role',  NULL,                                   9);
-GRANT SELECT ON who TO PUBLIC;
-
-CREATE TEMP TABLE proj (name text PRIMARY KEY, id uuid, owner uuid, keyholder uuid);
-INSERT INTO proj VALUES
-  ('P', 'cb000000-0000-4000-8000-00000000000a', 'ab000000-0000-4000-8000-000000000005', 'ab000000-0000-4000-8000-000000000003'),
-  ('Q', 'cb000000-0000-4000-8000-00000000000b', 'ab000000-0000-4000-8000-000000000006', 'ab000000-0000-4000-8000-000000000006');
-INSERT INTO gateway.project_members (project_id, user_id, role)
-SELECT 'cb000000-0000-4000-8000-00000000000a'::uuid, uid, actor FROM who WHERE actor IN ('viewer', 'editor', 'admin', 'owner')
-UNION ALL SELECT 'cb000000-0000-4000-8000-00000000000b'::uuid, 'ab000000-0000-4000-8000-000000000006'::uuid, 'owner';
-
--- Per project: a connector with credentials, an unpublished and a published service interface
--- (with its public face), and a key of the keyholder (P's editor; Q's owner), bound to nothing.
-CREATE TEMP TABLE fx (project text, c uuid, s uuid, sp uuid, pi uuid, k uuid, kp text);
-DO $$
-DECLARE
-  p record;
-  conn uuid; s uuid; sp uuid; pi uuid;
-  issued record;
-BEGIN
-  FOR p IN SELECT * FROM proj LOOP
-    INSERT INTO gateway.connectors (project_id, name, connector_type)
-    VALUES (p.id, 'matrix', 'github') RETURNING id INTO conn;
-    PERFORM gateway.connector_set_credentials(conn, jsonb_build_object('project', p.name));
-    INSERT INTO gateway.service_interfaces (project_id, workflow_id, name, interface_type, callable_name)
-    VALUES (p.id, gen_random_uuid(), 'draft', 'signal', 'draft') RETURNING id INTO s;
-    INSERT INTO gateway.service_interfaces (project_id, workflow_id, name, interface_type, callable_name, is_public)
-    VALUES (p.id, gen_random_uuid(), 'live', 'signal', 'live', true) RETURNING id INTO sp;
-    INSERT INTO gateway.public_interfaces (service_interface_id, project_id) VALUES (sp, p.id) RETURNING id INTO pi;
-    SELECT * INTO issued FROM gateway.api_key_issue(p.keyholder, p.id, 'matrix');
-    INSERT INTO fx VALUES (p.name, conn, s, sp, pi, issued.key_id, issued.api_key);
-  END LOOP;
-END
-$$;
--- Statements below look the other project's objects up in these (the test's own fixtures).
-GRANT SELECT ON fx, proj TO PUBLIC;
-
--- Runs `stmt` as `actor` and says what happened; everything it did is rolled back.
-CREATE FUNCTION pg_temp.attempt(actor text, stmt text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-  w who;
-  n bigint;
-BEGIN
-  SELECT * INTO w FROM who WHERE who.actor = attempt.actor;
-  BEGIN
-    PERFORM set_config('request.jwt.claims',
-                       CASE WHEN w.actor = 'nosub' THEN '{"role":"authenticated"}'
-                            WHEN w.uid IS NOT NULL THEN json_build_object('sub', w.uid, 'role', w.role)::text
-                            ELSE '' END, true);
-    PERFORM set_config('role', w.role, true);
-    EXECUTE stmt;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RAISE EXCEPTION USING ERRCODE = 'GWTAP', MESSAGE = n::text;
-  EXCEPTION WHEN OTHERS THEN
-    IF SQLSTATE = 'GWTAP' THEN
-      RETURN CASE WHEN SQLERRM::bigint > 0 THEN 'ok' ELSE 'none' END;
-    END IF;
-    RETURN SQLSTATE;
-  END;
-END
-$$;
-
--- Fills {p} {q} {me} {k} {kp} {c} {s} {sp} {pi} {owner} for the target project and the actor.
-CREATE FUNCTION pg_temp.fill(stmt text, target text, actor text) RETURNS text
-LANGUAGE sql AS $$
-  SELECT replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(stmt,
-           '{p}', quote_literal(pr.id)), '{q}', quote_literal(other.id)),
-           '{me}', quote_literal(COALESCE(w.uid, pr.keyholder))), '{kp}', quote_literal(f.kp)),
-           '{k}', quote_literal(f.k)), '{c}', quote_literal(f.c)), '{sp}', quote_literal(f.sp)),
-           '{s}', quote_literal(f.s)), '{pi}', quote_literal(f.pi)), '{owner}', quote_literal(pr.owner))
-    FROM proj pr JOIN fx f ON f.project = pr.name JOIN proj other ON other.name <> pr.name
-    JOIN who w ON w.actor = $3
-   WHERE pr.name = $2
-$$;
-
-CREATE FUNCTION pg_temp.row_of(stmt text, target text) RETURNS text
-LANGUAGE sql AS $$
-  SELECT string_agg(pg_temp.attempt(w.actor, pg_temp.fill(stmt, target, w.actor)), ' ' ORDER BY w.ord) FROM who w
-$$;
+\ir include/tenant_fixtures.psql
 
 --            action                                    target   anon  outsider viewer editor admin owner owner_q nosub service
 CREATE TEMP TABLE matrix (action text, target text, stmt text, expected text);
@@ -212,11 +122,11 @@ INSERT INTO matrix VALUES
 ('move a service interface to the other project', 'P', $$UPDATE gateway.service_interfaces SET project_id = {q} WHERE id = {sp}$$,
                                           '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
 ('give an interface its public face', 'P', $$INSERT INTO gateway.public_interfaces (service_interface_id, project_id) VALUES ({s}, {p})$$,
-                                          '42501 42501 42501 42501 ok ok 42501 42501 ok'),
+                                          '42501 42501 42501 42501 ok ok 42501 28000 ok'),
 ('give an interface its public face', 'Q', $$INSERT INTO gateway.public_interfaces (service_interface_id, project_id) VALUES ({s}, {p})$$,
-                                          '42501 42501 42501 42501 42501 42501 ok 42501 ok'),
+                                          '42501 42501 42501 42501 42501 42501 ok 28000 ok'),
 ('face another project''s interface', 'P', $$INSERT INTO gateway.public_interfaces (service_interface_id, project_id) VALUES ({s}, {q})$$,
-                                          '42501 42501 42501 42501 42501 42501 23503 42501 23503'),
+                                          '42501 42501 42501 42501 42501 42501 42501 28000 23503'),
 ('change the public face''s rate limit', 'P', $$UPDATE gateway.public_interfaces SET rate_limit_per_minute = 5 WHERE id = {pi}$$,
                                           '42501 none none none ok ok none none ok'),
 ('mark the public face synced', 'P', $$UPDATE gateway.public_interfaces SET sync_state = 'synced' WHERE id = {pi}$$,

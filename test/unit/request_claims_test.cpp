@@ -22,6 +22,10 @@ TEST(RequestClaims, ClaimsWinOverTheLegacySetting) {
   auto id = cl::identify(R"({"sub":"a7000000-0000-4000-8000-00000000000a"})",
                          "b7000000-0000-4000-8000-00000000000b");
   EXPECT_EQ(gateway::kong::to_string(id.user), "a7000000-0000-4000-8000-00000000000a");
+  // Claims without a sub are nobody, whatever an older setting on the connection says.
+  EXPECT_EQ(cl::identify(R"({"role":"authenticated"})", "b7000000-0000-4000-8000-00000000000b").subject,
+            Subject::kAbsent);
+  EXPECT_EQ(cl::identify(R"({"sub":null})", "b7000000-0000-4000-8000-00000000000b").subject, Subject::kAbsent);
   auto legacy = cl::identify("", "b7000000-0000-4000-8000-00000000000b");
   EXPECT_EQ(legacy.subject, Subject::kUser);
   EXPECT_EQ(gateway::kong::to_string(legacy.user), "b7000000-0000-4000-8000-00000000000b");
