@@ -60,12 +60,20 @@ struct DesiredRow {
 };
 
 struct ReconcilePlan {
-  std::set<RowRef> repair;                 // rows to enqueue a job for
-  std::vector<kong::KongObject> orphans;   // tagged objects no row wants, in delete order
+  // Rows to enqueue a job for: their objects drifted, or Kong holds objects of theirs that they
+  // do not want (the job deletes those, serialised with every other change to the row).
+  std::set<RowRef> repair;
+  // Tagged objects that belong to no row at all, in delete order: no job can ever create them
+  // again, so the reconcile deletes them itself.
+  std::vector<kong::KongObject> orphans;
 };
 
-// `rows`: every row that should have objects in Kong. Compares only the fields we own, so
-// Kong's defaults never count as drift. Orphans are ordered children first.
+// `rows`: every row that should have objects in Kong, and any other rows at hand (their
+// `desired.absent` lets their unwanted objects be attributed to them). Compares only the fields
+// we own, so Kong's defaults never count as drift. An unwanted object belongs to a row when its
+// id is one of that row's object ids (kong::objects_of), the row found among `rows` or by the
+// name of a service, route (gw-<id>) or consumer (gw-key-<id>) in the inventory. Orphans are
+// ordered children first.
 ReconcilePlan plan_reconcile(const std::vector<DesiredRow>& rows, const Inventory& inventory);
 
 }  // namespace gateway::sync
