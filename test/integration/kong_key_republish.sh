@@ -13,7 +13,7 @@ kong_cluster kong-key-republish
 tag=$(kq "SELECT 'pg-gateway-' || (SELECT system_identifier FROM pg_control_system()) || '-' || oid FROM pg_database WHERE datname = 'gateway'")
 project=c5000000-0000-4000-8000-000000000001
 user=a5000000-0000-4000-8000-000000000001
-kq "INSERT INTO gateway.project_members (project_id, user_id, role) VALUES ('$project', '$user', 'editor')" >/dev/null
+kq "INSERT INTO gateway.project_members (project_id, user_id, role) VALUES ('$project', '$user', 'editor') ON CONFLICT DO NOTHING" >/dev/null
 not_found() { kong GET "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("message"))'; }
 key_state() { kq "SELECT kong_sync_state || ' ' || coalesce(kong_sync_error, '-') || ' ' || (kong_key_sealed IS NULL) FROM gateway.api_keys WHERE id = '$1'"; }
 set_public() { kq "UPDATE gateway.service_interfaces SET is_public = $2 WHERE id = (SELECT service_interface_id FROM gateway.public_interfaces WHERE id = '$1')" >/dev/null; }

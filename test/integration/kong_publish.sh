@@ -9,7 +9,8 @@ start_kong_fake kong-publish
 kong_cluster kong-publish
 # Keys are issued by project editors (the tenant rules): the test's user is one.
 kq "INSERT INTO gateway.project_members (project_id, user_id, role)
-    VALUES ('c5000000-0000-4000-8000-000000000001', 'a5000000-0000-4000-8000-000000000001', 'editor')" >/dev/null
+    VALUES ('c5000000-0000-4000-8000-000000000001', 'a5000000-0000-4000-8000-000000000001', 'editor')
+    ON CONFLICT DO NOTHING" >/dev/null
 tag=$(kq "SELECT 'pg-gateway-' || (SELECT system_identifier FROM pg_control_system()) || '-' || oid FROM pg_database WHERE datname = 'gateway'")
 
 # A transaction that rolls back queues nothing and wakes nobody.

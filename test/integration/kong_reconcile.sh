@@ -8,14 +8,12 @@ plan 10
 
 start_kong_fake kong-reconcile
 kong_cluster kong-reconcile
-kq "INSERT INTO gateway.project_members (project_id, user_id, role)
-    VALUES ('c5000000-0000-4000-8000-000000000001', 'a7000000-0000-4000-8000-000000000001', 'editor')" >/dev/null
 tag=$(kq "SELECT 'pg-gateway-' || (SELECT system_identifier FROM pg_control_system()) || '-' || oid FROM pg_database WHERE datname = 'gateway'")
 
 a=$(publish drift-a 10)
 b=$(publish drift-b)
 read -r key_id key < <(kq "SELECT key_id || ' ' || api_key FROM gateway.api_key_issue(
-  'a7000000-0000-4000-8000-000000000001', 'c5000000-0000-4000-8000-000000000001', 'drift-key', '$a')")
+  'a7000000-0000-4000-8000-000000000001', 'c7000000-0000-4000-8000-000000000001', 'drift-key', '$a')")
 kwait "$ALL_SYNCED" 0 >/dev/null
 
 route_a=$(kong_py 'd["id"]' "/routes/gw-$a")
