@@ -33,7 +33,11 @@ struct JobOutcome {
 // whose fingerprint is unchanged are not sent again and objects never created are not deleted,
 // so a change costs only the writes it needs. Reconciliation, which compares with what Kong holds,
 // clears it for rows whose objects drifted.
-// The requests run_job would send, in order (for tests and diagnostics).
+// A key to hand over travels as the step's KeySecret and is spliced into the request body only
+// when that request is submitted; the step lets go of it once the answer is read (the answer's
+// echo of the key is overwritten first), and the client wipes the body once sent.
+// The requests run_job would send, in order (for tests: a body that carries a key is a plain
+// copy of it).
 std::vector<http::Request> planned_requests(const kong::Desired& desired, const kong::Json& synced);
 
 // `done` runs exactly once, from Client::perform(); `on_call`, when given, sees every answer
