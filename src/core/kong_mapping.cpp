@@ -147,8 +147,7 @@ Desired desired_for_key(const KeyRow& row, const MappingSettings& settings, doub
   std::optional<double> ends;
   if (row.revoked_at) ends = *row.revoked_at;
   if (row.expires_at && (!ends || *row.expires_at < *ends)) ends = *row.expires_at;
-  bool valid = row.exists && row.is_active && row.interface_published && !row.interface_id.empty() &&
-               (!ends || *ends > now);
+  bool valid = row.exists && row.is_active && !row.interface_id.empty() && (!ends || *ends > now);
   if (!valid) {
     d.absent = {o.acl, o.credential, o.consumer};
     return d;
@@ -157,10 +156,7 @@ Desired desired_for_key(const KeyRow& row, const MappingSettings& settings, doub
   Json tags = Json::array({settings.owner_tag});
   o.consumer.fields = {{"username", name_for("gw-key-", row.id)}, {"tags", tags}};
   o.credential.fields = {{"tags", tags}};
-  if (row.plaintext) {
-    o.credential.fields["key"] = *row.plaintext;
-    o.credential.carries_key = true;
-  }
+  o.credential.key = row.plaintext;
   if (ends) {
     // Kong deletes the credential itself when the ttl runs out, even if we cannot reach it then.
     o.credential.fields["ttl"] = static_cast<std::int64_t>(std::ceil(*ends - now));
@@ -168,6 +164,18 @@ Desired desired_for_key(const KeyRow& row, const MappingSettings& settings, doub
   o.acl.fields = {{"group", acl_group(row.interface_id)}, {"tags", tags}};
   d.present = {o.consumer, o.credential, o.acl};
   return d;
+}
+
+std::vector<KongObject> objects_of(const std::string& kind, const std::string& row_id) {
+  if (kind == "public_interface") {
+    InterfaceObjects o = interface_objects(row_id);
+    return {o.service, o.route, o.key_auth, o.acl, o.rate_limiting};
+  }
+  if (kind == "api_key") {
+    KeyObjects o = key_objects(row_id);
+    return {o.consumer, o.credential, o.acl};
+  }
+  return {};
 }
 
 std::string fingerprint(const KongObject& object) {

@@ -4,17 +4,21 @@
 //
 //   public interface I (published)      service, route, plugins key-auth + acl (auth api_key),
 //                                       rate-limiting (when limited)
-//   API key K bound to I (valid)        consumer, key-auth credential, acl group of I
+//   API key K bound to I (valid)        consumer, key-auth credential, acl group of I, whether
+//                                       or not I is published at the moment (docs/public-interfaces.md)
 //
 // Every object has a deterministic id (kong_ids.hpp) and carries the owner tag.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "secure_buffer.hpp"
 
 namespace gateway::kong {
 
@@ -35,15 +39,20 @@ struct InterfaceRow {
   std::optional<std::int64_t> rate_limit_per_minute;
 };
 
+// The plaintext of a key on its way to Kong: guarded memory, wiped when the last holder lets go.
+// Shared, never copied: every KongObject and job step that needs it points at the one buffer.
+using KeySecret = std::shared_ptr<const SecureBuffer>;
+
+// Whether the key's interface is published does not matter: its consumer stays in Kong for as
+// long as the key is valid, so unpublishing and republishing never needs the plaintext again.
 struct KeyRow {
   std::string id;
   bool exists = false;
   std::string interface_id;
   bool is_active = false;
-  bool interface_published = false;  // published with auth_type api_key
   std::optional<double> revoked_at, expires_at;  // epoch seconds
-  bool has_sealed_key = false;          // the key is still waiting to be handed to Kong
-  std::optional<std::string> plaintext;  // opened by the caller when has_sealed_key
+  bool has_sealed_key = false;  // the key is still waiting to be handed to Kong
+  KeySecret plaintext;          // opened by the caller when has_sealed_key
 };
 
 // One Kong object. `fields` are the ones we own (sent on PUT, compared on reconcile).
@@ -51,8 +60,9 @@ struct KongObject {
   std::string collection;  // services, routes, plugins, consumers, key-auths, acls
   std::string id;
   std::string path;        // Admin API path of the object
-  Json fields;
-  bool carries_key = false;  // a key-auth credential whose key we send
+  Json fields;  // never the key itself: that stays in `key` until the request is built
+  KeySecret key;  // a key-auth credential whose key we send
+  bool carries_key() const { return key != nullptr; }
 };
 
 struct Desired {
@@ -68,6 +78,10 @@ struct MappingError : std::runtime_error {
 
 Desired desired_for_interface(const InterfaceRow& row, const MappingSettings& settings);
 Desired desired_for_key(const KeyRow& row, const MappingSettings& settings, double now);
+
+// Every Kong object a row of this kind (public_interface, api_key) can ever have, whatever its
+// state: reconciliation attributes a tagged object to its row by these ids.
+std::vector<KongObject> objects_of(const std::string& kind, const std::string& row_id);
 
 // The Kong acl group of an interface: a key of interface A is never in B's group.
 std::string acl_group(const std::string& interface_id);

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <iterator>
 #include <memory>
+#include <string_view>
 #include <tuple>
 
 #include "cpp_only.hpp"  // last: proves no PostgreSQL header came in above
@@ -18,7 +19,42 @@ struct Step {
   http::Request request;
   bool missing_ok = false;
   bool checks_credential = false;
+  // The key this PUT hands over: spliced into the body only when the request is submitted, and
+  // let go of as soon as its answer has been read, so no copy waits in the job's steps.
+  kong::KeySecret key;
 };
+
+// `fields` as JSON with "key" added, in one buffer sized up front: no reallocation leaves a
+// partial copy of the key behind in freed memory. The client wipes the body once it is sent.
+std::string body_with_key(const std::string& fields_json, const SecureBuffer& key) {
+  std::string body;
+  body.reserve(fields_json.size() + 10 + 6 * key.size());
+  body.append(fields_json, 0, fields_json.size() - 1);  // without the closing brace
+  body.append(fields_json.size() > 2 ? ",\"key\":\"" : "\"key\":\"");
+  static const char hex[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    unsigned char c = key.data()[i];
+    if (c == '"' || c == '\\' || c < 0x20) {
+      const char escaped[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      body.append(escaped, sizeof escaped);
+    } else {
+      body.push_back(static_cast<char>(c));
+    }
+  }
+  body.append("\"}");
+  return body;
+}
+
+// Kong echoes a credential's key in its answer (and in a unique violation's message): overwrite
+// it in place before the answer is parsed, classified or described.
+void redact_key(std::string& body, const SecureBuffer& key) {
+  if (key.size() == 0) return;
+  const std::string_view secret(reinterpret_cast<const char*>(key.data()), key.size());
+  for (std::size_t at = std::string_view(body).find(secret); at != std::string_view::npos;
+       at = std::string_view(body).find(secret, at + secret.size())) {
+    body.replace(at, secret.size(), secret.size(), '*');
+  }
+}
 
 std::vector<Step> steps_for(const kong::Desired& desired, const Json& synced) {
   const bool known = synced.is_object();
@@ -28,19 +64,19 @@ std::vector<Step> steps_for(const kong::Desired& desired, const Json& synced) {
   };
   std::vector<Step> steps;
   for (const KongObject& o : desired.present) {
-    if (o.carries_key) {
-      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false});
+    if (o.carries_key()) {
+      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false, o.key});
     } else if (unchanged(o)) {
       continue;
     } else if (o.collection == "key-auths") {
-      steps.push_back(Step{{"GET", o.path, ""}, false, true});
+      steps.push_back(Step{{"GET", o.path, ""}, false, true, nullptr});
     } else {
-      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false});
+      steps.push_back(Step{{"PUT", o.path, o.fields.dump()}, false, false, nullptr});
     }
   }
   for (const KongObject& o : desired.absent) {
     if (known && !synced.contains(o.path)) continue;  // we never created it
-    steps.push_back(Step{{"DELETE", o.path, ""}, true, false});
+    steps.push_back(Step{{"DELETE", o.path, ""}, true, false, nullptr});
   }
   return steps;
 }
@@ -63,9 +99,15 @@ void advance(const std::shared_ptr<JobState>& state) {
     state->done(std::move(state->outcome));
     return;
   }
-  const Step& step = state->steps[state->next];
-  state->client->submit(step.request, [state](http::Response&& response) {
-    const Step& step = state->steps[state->next];
+  Step& step = state->steps[state->next];
+  http::Request request = std::move(step.request);
+  if (step.key) request.body = body_with_key(request.body, *step.key);
+  state->client->submit(std::move(request), [state](http::Response&& response) {
+    Step& step = state->steps[state->next];
+    if (step.key) {
+      redact_key(response.body, *step.key);
+      step.key.reset();  // delivered or not, this step is done with it
+    }
     if (state->on_call) state->on_call(response);
     Verdict verdict = classify(response, step.missing_ok);
     if (step.checks_credential && response.status == 404) {
@@ -177,7 +219,10 @@ std::string path_of(const std::string& collection, const Json& remote) {
 
 std::vector<http::Request> planned_requests(const kong::Desired& desired, const Json& synced) {
   std::vector<http::Request> out;
-  for (Step& step : steps_for(desired, synced)) out.push_back(std::move(step.request));
+  for (Step& step : steps_for(desired, synced)) {
+    if (step.key) step.request.body = body_with_key(step.request.body, *step.key);
+    out.push_back(std::move(step.request));
+  }
   return out;
 }
 
@@ -191,7 +236,7 @@ void run_job(http::Client& client, const kong::Desired& desired, const Json& syn
   state->done = std::move(done);
   state->on_call = std::move(on_call);
   for (const KongObject& o : desired.present) {
-    if (o.carries_key) state->delivers_key_when_done = true;
+    if (o.carries_key()) state->delivers_key_when_done = true;
   }
   // Nothing of the key left to deliver when its objects are being removed.
   if (desired.present.empty()) state->delivers_key_when_done = true;
@@ -238,17 +283,52 @@ ReconcilePlan plan_reconcile(const std::vector<DesiredRow>& rows, const Inventor
       wanted.insert({o.collection, o.id});
       auto it = remote.find({o.collection, o.id});
       Json owned = o.fields;
-      owned.erase("key");  // Kong may hash or hide it; its presence is what counts
       owned.erase("ttl");  // counts down inside Kong
       if (it == remote.end() || !kong::fields_match(owned, *it->second)) plan.repair.insert(row.row);
     }
   }
+  std::vector<std::pair<std::string, const Json*>> unwanted;
   for (const auto& [key, object] : remote) {
-    if (wanted.count(key)) continue;
+    if (!wanted.count(key)) unwanted.emplace_back(key.first, object);
+  }
+  if (unwanted.empty()) return plan;
+
+  // An unwanted object that belongs to a row (its id is one the row's objects can have) is the
+  // row's job's to delete: that job runs under the per-object exclusion, so a change committed
+  // meanwhile (a republish) is never undone by a delete from this older look at the tables.
+  std::map<std::pair<std::string, std::string>, RowRef> owner;
+  for (const DesiredRow& row : rows) {
+    for (const KongObject& o : row.desired.absent) owner.emplace(std::make_pair(o.collection, o.id), row.row);
+  }
+  // Rows the tables no longer show as wanting objects (unpublished, deleted, revoked) are found by
+  // the names their objects carry.
+  auto claim_by_name = [&](const std::string& kind, const std::string& name, const char* prefix) {
+    const std::string p = prefix;
+    if (name.size() != p.size() + 36 || name.compare(0, p.size(), p) != 0) return;
+    const std::string id = name.substr(p.size());
+    if (id.find_first_not_of("0123456789abcdef-") != std::string::npos) return;
+    for (const KongObject& o : kong::objects_of(kind, id)) {
+      owner.emplace(std::make_pair(o.collection, o.id), RowRef{kind, id});
+    }
+  };
+  for (const auto& [collection, object] : unwanted) {
+    if (collection == "services" || collection == "routes") {
+      claim_by_name("public_interface", object->value("name", ""), "gw-");
+    } else if (collection == "consumers") {
+      claim_by_name("api_key", object->value("username", ""), "gw-key-");
+    }
+  }
+  for (const auto& [collection, object] : unwanted) {
+    const std::string id = (*object)["id"].get<std::string>();
+    auto it = owner.find({collection, id});
+    if (it != owner.end()) {
+      plan.repair.insert(it->second);
+      continue;
+    }
     KongObject orphan;
-    orphan.collection = key.first;
-    orphan.id = key.second;
-    orphan.path = path_of(key.first, *object);
+    orphan.collection = collection;
+    orphan.id = id;
+    orphan.path = path_of(collection, *object);
     plan.orphans.push_back(std::move(orphan));
   }
   std::stable_sort(plan.orphans.begin(), plan.orphans.end(),

@@ -33,7 +33,11 @@ struct JobOutcome {
 // whose fingerprint is unchanged are not sent again and objects never created are not deleted,
 // so a change costs only the writes it needs. Reconciliation, which compares with what Kong holds,
 // clears it for rows whose objects drifted.
-// The requests run_job would send, in order (for tests and diagnostics).
+// A key to hand over travels as the step's KeySecret and is spliced into the request body only
+// when that request is submitted; the step lets go of it once the answer is read (the answer's
+// echo of the key is overwritten first), and the client wipes the body once sent.
+// The requests run_job would send, in order (for tests: a body that carries a key is a plain
+// copy of it).
 std::vector<http::Request> planned_requests(const kong::Desired& desired, const kong::Json& synced);
 
 // `done` runs exactly once, from Client::perform(); `on_call`, when given, sees every answer
@@ -60,12 +64,20 @@ struct DesiredRow {
 };
 
 struct ReconcilePlan {
-  std::set<RowRef> repair;                 // rows to enqueue a job for
-  std::vector<kong::KongObject> orphans;   // tagged objects no row wants, in delete order
+  // Rows to enqueue a job for: their objects drifted, or Kong holds objects of theirs that they
+  // do not want (the job deletes those, serialised with every other change to the row).
+  std::set<RowRef> repair;
+  // Tagged objects that belong to no row at all, in delete order: no job can ever create them
+  // again, so the reconcile deletes them itself.
+  std::vector<kong::KongObject> orphans;
 };
 
-// `rows`: every row that should have objects in Kong. Compares only the fields we own, so
-// Kong's defaults never count as drift. Orphans are ordered children first.
+// `rows`: every row that should have objects in Kong, and any other rows at hand (their
+// `desired.absent` lets their unwanted objects be attributed to them). Compares only the fields
+// we own, so Kong's defaults never count as drift. An unwanted object belongs to a row when its
+// id is one of that row's object ids (kong::objects_of), the row found among `rows` or by the
+// name of a service, route (gw-<id>) or consumer (gw-key-<id>) in the inventory. Orphans are
+// ordered children first.
 ReconcilePlan plan_reconcile(const std::vector<DesiredRow>& rows, const Inventory& inventory);
 
 }  // namespace gateway::sync

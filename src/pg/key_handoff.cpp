@@ -15,13 +15,12 @@
 
 namespace gateway::pg {
 
-std::optional<std::string> open_key_handoff(const std::vector<std::uint8_t>& sealed,
-                                            const std::string& key_id) {
+std::optional<SecureBuffer> open_key_handoff(const std::vector<std::uint8_t>& sealed,
+                                             const std::string& key_id) {
   auto envelope = crypto::parse_envelope(sealed.data(), sealed.size());
   if (!envelope) return std::nullopt;
   try {
-    SecureBuffer plain = crypto::open(handoff_key(), *envelope, key_id);
-    return std::string(reinterpret_cast<const char*>(plain.data()), plain.size());
+    return crypto::open(handoff_key(), *envelope, key_id);
   } catch (const Error&) {
     return std::nullopt;
   }

@@ -64,7 +64,6 @@ kong::KeyRow key_row(const std::string& id, const Json& state) {
   if (!state.is_object()) return row;
   row.exists = true;
   row.is_active = state.value("is_active", false);
-  row.interface_published = state.value("interface_published", false);
   if (state.contains("public_interface_id") && state["public_interface_id"].is_string()) {
     row.interface_id = state["public_interface_id"].get<std::string>();
   }
@@ -72,12 +71,14 @@ kong::KeyRow key_row(const std::string& id, const Json& state) {
   row.expires_at = number_or_null(state, "expires_at");
   if (state.contains("sealed_key") && state["sealed_key"].is_string()) {
     row.has_sealed_key = true;
-    row.plaintext = open_key_handoff(from_base64(state["sealed_key"].get<std::string>()), id);
-    if (!row.plaintext) {
+    std::optional<SecureBuffer> plain =
+        open_key_handoff(from_base64(state["sealed_key"].get<std::string>()), id);
+    if (!plain) {
       throw std::runtime_error(
           "the key sealed for Kong does not open with this server's master key; rotate the key "
           "(gateway.api_key_rotate)");
     }
+    row.plaintext = std::make_shared<const SecureBuffer>(std::move(*plain));
   }
   return row;
 }
@@ -359,13 +360,8 @@ void SyncEngine::start_job(std::int64_t job_id, const std::string& kind,
         finished(Finished{job_id, std::move(outcome), attempts, next_change});
       },
       [this](const sync::CallResult& answer) { judge_target(answer); });
-  // The plaintext of a key, if any, now lives only in the request body inside the client.
-  for (auto& o : desired.present) {
-    if (o.carries_key) {
-      std::string& key = o.fields["key"].get_ref<std::string&>();
-      sodium_memzero(key.data(), key.size());
-    }
-  }
+  // A key to deliver, if any, is now held only by the job's step (guarded memory, wiped when the
+  // step has its answer) and then by the client's request body (wiped when sent).
 }
 
 void SyncEngine::start_reconcile(std::int64_t job_id, int attempts) {
@@ -385,10 +381,11 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
     return;
   }
   // Kong was listed first, the tables are read now: an object a job created after our listing
-  // is not in the listing, so it cannot be mistaken for an orphan.
+  // is not in the listing, so it cannot be mistaken for an orphan. Unwanted objects of a row are
+  // left to the row's job (queued below with the repairs); only objects of no row are deleted
+  // here, and no job can create those again.
   std::vector<sync::DesiredRow> rows;
   double now = static_cast<double>(now_ms()) / 1000.0;
-  std::size_t unreadable = 0;
   bool ok = in_transaction("pg_gateway: reading desired Kong state", [&] {
     for (auto& r : spi_query("SELECT s FROM gateway._sync_desired_interfaces() AS s")) {
       Json state = Json::parse(r[0].value_or("null"), nullptr, false);
@@ -398,17 +395,9 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
     for (auto& r : spi_query("SELECT s FROM gateway._sync_desired_keys() AS s")) {
       Json state = Json::parse(r[0].value_or("null"), nullptr, false);
       std::string id = state.value("id", "");
-      kong::KeyRow key;
-      try {
-        key = key_row(id, state);
-      } catch (const std::exception&) {
-        ++unreadable;  // its own job reports why
-        key = kong::KeyRow{};
-        key.id = id;
-        key.exists = key.is_active = key.interface_published = true;
-        key.interface_id = state.value("public_interface_id", "");
-      }
-      key.plaintext.reset();  // reconcile compares; it sends keys only through the key's job
+      // Reconcile compares; it sends keys only through the key's job, so it never opens one.
+      state.erase("sealed_key");
+      kong::KeyRow key = key_row(id, state);
       rows.push_back({{"api_key", id}, kong::desired_for_key(key, mapping_, now)});
     }
   });
@@ -434,7 +423,7 @@ void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inven
       }
     });
   }
-  ereport(LOG, (errmsg("pg_gateway worker: reconciled %zu Kong objects: %zu rows to repair, %zu orphans to delete",
+  ereport(LOG, (errmsg("pg_gateway worker: reconciled %zu Kong objects: %zu rows to repair, %zu orphans of no row to delete",
                        total, plan.repair.size(), plan.orphans.size())));
   // Orphans go children first; each waits for the one before, like a job's deletes.
   kong::Desired removal;

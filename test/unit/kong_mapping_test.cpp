@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/kong_ids.hpp"
 
 namespace gateway::kong {
@@ -10,6 +12,12 @@ namespace {
 const MappingSettings kSettings{"pg-gateway-test", "http://app.internal:3000/api/run/", "X-API-Key"};
 const char* kIface = "11111111-2222-4333-8444-555555555555";
 const char* kKey = "99999999-8888-4777-8666-555555555555";
+
+KeySecret secret(const std::string& text) {
+  auto buffer = std::make_shared<SecureBuffer>(text.size());
+  std::copy(text.begin(), text.end(), buffer->data());
+  return buffer;
+}
 
 InterfaceRow published() {
   InterfaceRow row;
@@ -92,10 +100,10 @@ TEST(KongMapping, BadUpstreamUrlIsAMappingError) {
 KeyRow valid_key() {
   KeyRow row;
   row.id = kKey;
-  row.exists = row.is_active = row.interface_published = true;
+  row.exists = row.is_active = true;
   row.interface_id = kIface;
   row.has_sealed_key = true;
-  row.plaintext = "gw_secret";
+  row.plaintext = secret("gw_secret");
   return row;
 }
 
@@ -106,8 +114,10 @@ TEST(KongMapping, BoundKeyBecomesConsumerCredentialAndAclGroupOfItsInterface) {
   EXPECT_EQ(d.present[0].fields["username"], "gw-key-" + std::string(kKey));
   EXPECT_EQ(d.present[1].collection, "key-auths");
   EXPECT_EQ(d.present[1].path, d.present[0].path + "/key-auth/" + d.present[1].id);
-  EXPECT_EQ(d.present[1].fields["key"], "gw_secret");
-  EXPECT_TRUE(d.present[1].carries_key);
+  EXPECT_FALSE(d.present[1].fields.contains("key"));  // the key never enters a Json copy
+  ASSERT_TRUE(d.present[1].carries_key());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(d.present[1].key->data()), d.present[1].key->size()),
+            "gw_secret");
   EXPECT_FALSE(d.present[1].fields.contains("ttl"));
   EXPECT_EQ(d.present[2].fields["group"], acl_group(kIface));
   EXPECT_FALSE(d.next_change);
@@ -123,6 +133,28 @@ TEST(KongMapping, KeyWithAnEndGetsATtlAndAFollowUpAtTheEarlierOfRevocationAndExp
   EXPECT_DOUBLE_EQ(*d.next_change, 2000.5);
 }
 
+TEST(KongMapping, AKeyStaysInKongWhetherOrNotItsInterfaceIsPublishedNow) {
+  // Unpublishing removes the route (the consumer then grants nothing); keeping the consumer means
+  // republishing needs no plaintext, which is wiped after the first delivery.
+  KeyRow row = valid_key();
+  row.plaintext.reset();
+  row.has_sealed_key = false;
+  Desired d = desired_for_key(row, kSettings, 1000.0);
+  ASSERT_EQ(d.present.size(), 3u);
+  EXPECT_TRUE(d.absent.empty());
+}
+
+TEST(KongMapping, EveryObjectARowCanHaveIsKnownByItsId) {
+  std::vector<KongObject> iface = objects_of("public_interface", kIface);
+  ASSERT_EQ(iface.size(), 5u);
+  EXPECT_EQ(iface[0].collection, "services");
+  EXPECT_EQ(iface[0].id, desired_for_interface(published(), kSettings).present[0].id);
+  std::vector<KongObject> key = objects_of("api_key", kKey);
+  ASSERT_EQ(key.size(), 3u);
+  EXPECT_EQ(key[1].path, desired_for_key(valid_key(), kSettings, 1000.0).present[1].path);
+  EXPECT_TRUE(objects_of("reconcile", kKey).empty());
+}
+
 TEST(KongMapping, RevokedExpiredOrUnboundKeysAreRemoved) {
   KeyRow revoked = valid_key();
   revoked.is_active = false;
@@ -130,11 +162,11 @@ TEST(KongMapping, RevokedExpiredOrUnboundKeysAreRemoved) {
   expired.expires_at = 999.0;
   KeyRow grace_over = valid_key();
   grace_over.revoked_at = 1000.0;
-  KeyRow unpublished = valid_key();
-  unpublished.interface_published = false;
+  KeyRow unbound = valid_key();
+  unbound.interface_id.clear();
   KeyRow gone = valid_key();
   gone.exists = false;
-  for (const KeyRow& row : {revoked, expired, grace_over, unpublished, gone}) {
+  for (const KeyRow& row : {revoked, expired, grace_over, unbound, gone}) {
     Desired d = desired_for_key(row, kSettings, 1000.0);
     EXPECT_TRUE(d.present.empty());
     ASSERT_EQ(d.absent.size(), 3u);
@@ -147,7 +179,7 @@ TEST(KongMapping, DeliveredKeyIsNotSentAgain) {
   row.has_sealed_key = false;
   row.plaintext.reset();
   Desired d = desired_for_key(row, kSettings, 1000.0);
-  EXPECT_FALSE(d.present[1].carries_key);
+  EXPECT_FALSE(d.present[1].carries_key());
   EXPECT_FALSE(d.present[1].fields.contains("key"));
 }
 

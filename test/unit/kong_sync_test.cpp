@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace gateway::sync {
 namespace {
 
@@ -9,6 +11,12 @@ using kong::Json;
 
 const kong::MappingSettings kSettings{"own", "http://app:3000/run", "X-API-Key"};
 const char* kIface = "11111111-2222-4333-8444-555555555555";
+
+kong::KeySecret secret(const std::string& text) {
+  auto buffer = std::make_shared<SecureBuffer>(text.size());
+  std::copy(text.begin(), text.end(), buffer->data());
+  return buffer;
+}
 
 kong::InterfaceRow published() {
   kong::InterfaceRow row;
@@ -53,16 +61,60 @@ TEST(Reconcile, MissingOrChangedObjectsRepairTheirRow) {
   EXPECT_EQ(plan.repair.begin()->id, kIface);
 }
 
-TEST(Reconcile, TaggedObjectsNoRowWantsAreOrphansDeletedChildrenFirst) {
+TEST(Reconcile, TaggedObjectsOfNoRowAreOrphansDeletedChildrenFirst) {
   kong::Desired d = kong::desired_for_interface(published(), kSettings);
   Inventory inv = synced(d);
+  // Ids and names that are no row's: the reconcile deletes these itself.
+  const char* ids[] = {"a0000000-0000-4000-8000-000000000001", "a0000000-0000-4000-8000-000000000002",
+                       "a0000000-0000-4000-8000-000000000003", "a0000000-0000-4000-8000-000000000004"};
+  int n = 0;
+  for (auto& [collection, objects] : inv) {
+    for (Json& o : objects) {
+      o["id"] = ids[n++];
+      if (o.contains("name") && collection != "plugins") o["name"] = "someone";
+    }
+  }
   ReconcilePlan plan = plan_reconcile({}, inv);
+  EXPECT_TRUE(plan.repair.empty());
   ASSERT_EQ(plan.orphans.size(), 4u);
   EXPECT_EQ(plan.orphans[0].collection, "plugins");
   EXPECT_EQ(plan.orphans[1].collection, "plugins");
   EXPECT_EQ(plan.orphans[2].collection, "routes");
   EXPECT_EQ(plan.orphans[3].collection, "services");
-  EXPECT_EQ(plan.orphans[3].path, "/services/" + d.present[0].id);
+  EXPECT_EQ(plan.orphans[3].path, "/services/" + inv["services"][0]["id"].get<std::string>());
+}
+
+// Point 12: an unwanted object of a row is never deleted by the reconcile itself (a republish
+// committed after its look at the tables would be undone); the row's job deletes it, serialised
+// with every other job of that row.
+TEST(Reconcile, UnwantedObjectsOfARowAreLeftToThatRowsJob) {
+  kong::Desired d = kong::desired_for_interface(published(), kSettings);
+  Inventory inv = synced(d);
+  // The row is gone from the tables (or unpublished): found by its objects' names.
+  ReconcilePlan gone = plan_reconcile({}, inv);
+  EXPECT_TRUE(gone.orphans.empty());
+  ASSERT_EQ(gone.repair.size(), 1u);
+  EXPECT_EQ(gone.repair.begin()->kind, "public_interface");
+  EXPECT_EQ(gone.repair.begin()->id, kIface);
+  // The row is at hand but unpublished: its plugins are attributed even without their route.
+  kong::InterfaceRow row = published();
+  row.is_public = false;
+  inv.erase("routes");
+  inv.erase("services");
+  ReconcilePlan unpublished =
+      plan_reconcile({{{"public_interface", kIface}, kong::desired_for_interface(row, kSettings)}}, inv);
+  EXPECT_TRUE(unpublished.orphans.empty());
+  EXPECT_EQ(unpublished.repair.size(), 1u);
+  // A revoked key's consumer and credentials: found by the consumer's name.
+  kong::KeyRow key;
+  key.id = "99999999-8888-4777-8666-555555555555";
+  key.exists = key.is_active = true;
+  key.interface_id = kIface;
+  ReconcilePlan revoked = plan_reconcile({}, synced(kong::desired_for_key(key, kSettings, 1000)));
+  EXPECT_TRUE(revoked.orphans.empty());
+  ASSERT_EQ(revoked.repair.size(), 1u);
+  EXPECT_EQ(revoked.repair.begin()->kind, "api_key");
+  EXPECT_EQ(revoked.repair.begin()->id, key.id);
 }
 
 TEST(Reconcile, CredentialOrphansAreAddressedUnderTheirConsumer) {
@@ -80,10 +132,10 @@ TEST(Reconcile, CredentialOrphansAreAddressedUnderTheirConsumer) {
 TEST(Reconcile, KeyValueAndTtlAreNotDrift) {
   kong::KeyRow key;
   key.id = "99999999-8888-4777-8666-555555555555";
-  key.exists = key.is_active = key.interface_published = true;
+  key.exists = key.is_active = true;
   key.interface_id = kIface;
   key.expires_at = 5000;
-  key.plaintext = "gw_secret";
+  key.plaintext = secret("gw_secret");
   kong::Desired d = kong::desired_for_key(key, kSettings, 1000);
   Inventory inv = synced(d);
   inv["key-auths"][0]["ttl"] = 3000;  // counted down inside Kong
@@ -138,9 +190,9 @@ TEST(JobPlan, AChangeSendsOnlyTheObjectsItTouches) {
 TEST(JobPlan, AKeyToDeliverIsAlwaysSent) {
   kong::KeyRow key;
   key.id = "99999999-8888-4777-8666-555555555555";
-  key.exists = key.is_active = key.interface_published = true;
+  key.exists = key.is_active = true;
   key.interface_id = kIface;
-  key.plaintext = "gw_secret";
+  key.plaintext = secret("gw_secret");
   kong::Desired d = kong::desired_for_key(key, kSettings, 1000);
   auto requests = planned_requests(d, fingerprints(d));
   ASSERT_EQ(requests.size(), 1u);
