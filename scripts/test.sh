@@ -4,18 +4,22 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
 
-# Developers may narrow a run: SUITES (words from: unit fuzz fake regress pgtap integration;
+# Developers may narrow a run: SUITES (words from: unit fuzz sanitize fake regress pgtap integration;
 # default all) and ONLY (an extended regex on suite file names). CI runs everything.
-SUITES=${SUITES:-unit fuzz fake regress pgtap integration}
+SUITES=${SUITES:-unit fuzz sanitize fake regress pgtap integration}
 ONLY=${ONLY:-}
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 picked() { [[ -z "$ONLY" ]] || [[ "$(basename "$1")" =~ $ONLY ]]; }
 
 # One run at a time on this machine: `make install` replaces the library and scripts the
-# clusters of another run are using (several work trees share the one PostgreSQL install). The
-# lock is held by flock itself (-o): servers this run starts do not inherit it, so one left
-# running cannot hold it.
-lock=${PGW_TEST_LOCK:-/tmp/pg_gateway-test.lock}
+# clusters of another run are using (several work trees share the one PostgreSQL install). A run
+# against another PostgreSQL install (make check-cassert's) takes that install's lock. The lock is
+# held by flock itself (-o): servers this run starts do not inherit it, so one left running
+# cannot hold it.
+lock=/tmp/pg_gateway-test.lock
+if [[ $PGBIN != "$(pg_config --bindir 2>/dev/null)" ]]; then
+  lock=/tmp/pg_gateway-test-$(echo "$PGBIN" | md5sum | cut -c1-12).lock
+fi
 if [[ -z "${PGW_TEST_LOCKED:-}" ]]; then
   export PGW_TEST_LOCKED=1
   flock -n -o "$lock" true || echo "==> waiting for another make test on this machine to finish"
@@ -87,6 +91,41 @@ else
   note "clang++ with libFuzzer is not available: fuzz targets skipped"; count 0 0 1
 fi
 rm -f build-fuzz.log
+
+# The unit tests and the fuzz targets again, everything (the core included) built with
+# AddressSanitizer and UndefinedBehaviorSanitizer; the fuzzers only replay their corpus briefly
+# (the fuzz step above explores). build-asan/ is kept, so later runs rebuild only what changed.
+step "sanitizers (ASan+UBSan: ctest, fuzz corpus ${SANITIZE_FUZZ_SECONDS:-5}s per target)"
+if ! want sanitize; then note "skipped (SUITES)"
+elif ! command -v clang++ >/dev/null; then
+  note "clang++ is not available: sanitizer builds skipped"; count 0 0 1
+elif cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+       -DGATEWAY_SANITIZE=ON -DGATEWAY_FUZZ=ON >build-asan.log 2>&1 &&
+     cmake --build build-asan -j2 --target unit_tests $(for f in test/fuzz/*_fuzz.cpp; do basename "$f" .cpp; done) \
+       >>build-asan.log 2>&1; then
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  out=$(cd build-asan && ctest --output-on-failure 2>&1)
+  echo "$out" | tail -n 3
+  total=$(echo "$out" | sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p')
+  bad=$(echo "$out" | sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p')
+  if [[ -n "$total" ]]; then count $((total - bad)) "$bad"; else echo "$out"; count 0 1; fi
+  [[ -z "$bad" || "$bad" -eq 0 ]] || echo "$out" | grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error' | head -5
+  for source in test/fuzz/*_fuzz.cpp; do
+    target=$(basename "$source" .cpp)
+    mkdir -p "build-asan/corpus/$target"
+    if build-asan/"$target" -max_total_time="${SANITIZE_FUZZ_SECONDS:-5}" -print_final_stats=1 \
+         "build-asan/corpus/$target" "test/fuzz/corpus/${target%_fuzz}" >"build-asan/$target.log" 2>&1; then
+      note "$target: $(sed -n 's/^stat::number_of_executed_units: *//p' "build-asan/$target.log") inputs under ASan+UBSan, no finding"
+      count 1 0
+    else
+      tail -n 30 "build-asan/$target.log"; count 0 1
+    fi
+  done
+else
+  tail -n 40 build-asan.log; count 0 1
+fi
+rm -f build-asan.log
 
 if want fake; then
 step "Kong fake (its own tests)"

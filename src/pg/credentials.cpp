@@ -14,6 +14,7 @@
 #include "encryption_keys.hpp"
 #include "error_bridge.hpp"
 #include "secrets.hpp"
+#include "settings.hpp"
 #include "shared_state.hpp"
 #include "uuid.hpp"
 
@@ -109,8 +110,20 @@ void audit_decrypt(FunctionCallInfo fcinfo, bool for_connector, std::string_view
     std::size_t n = std::min(context.size(), sizeof(event.label) - 1);
     std::memcpy(event.label, context.data(), n);
   }
+  // Durable: no worker, no record, no plaintext; say so now rather than after the timeout.
+  const bool durable = settings.audit_decrypt_durable;
+  if (durable && !worker_running()) {
+    throw Error("55000", "credentials were not decrypted: the pg_gateway worker is not running",
+                "gateway.audit_decrypt_durable is on, so a decryption returns only after the "
+                "worker has committed its audit record.",
+                "Start the server with pg_gateway in shared_preload_libraries and check the "
+                "server log for the worker (backend_type 'pg_gateway worker'), or turn "
+                "gateway.audit_decrypt_durable off.");
+  }
+  AuditTicket ticket;
+  AuditTicket* wanted = durable ? &ticket : nullptr;
   // A full queue is back-pressure: wait (interruptibly) for the worker to write it, up to 5 s.
-  bool queued = queue_audit(event, /*required=*/true);
+  bool queued = queue_audit(event, /*required=*/true, wanted);
   for (int attempt = 0; !queued && attempt < 500; ++attempt) {
     pg_call([] {
       (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10L,
@@ -118,7 +131,7 @@ void audit_decrypt(FunctionCallInfo fcinfo, bool for_connector, std::string_view
       ResetLatch(MyLatch);
       CHECK_FOR_INTERRUPTS();
     });
-    queued = queue_audit(event, /*required=*/true);
+    queued = queue_audit(event, /*required=*/true, wanted);
   }
   if (!queued) {
     throw Error("53000", "the audit queue is full; credentials were not decrypted",
@@ -126,6 +139,27 @@ void audit_decrypt(FunctionCallInfo fcinfo, bool for_connector, std::string_view
                 "stayed full for 5 seconds.",
                 "Check that the pg_gateway worker is running (pg_stat_activity, backend_type "
                 "'pg_gateway worker') and connected to gateway.database.");
+  }
+  if (!durable) return;
+  AuditWait outcome = AuditWait::kCommitted;
+  const int timeout_ms = settings.audit_decrypt_timeout_ms;
+  pg_call([&] { outcome = wait_audit_committed(ticket, timeout_ms); });
+  if (outcome == AuditWait::kTimedOut) {
+    throw Error("55000",
+                "credentials were not decrypted: the pg_gateway worker did not confirm the audit "
+                "record within gateway.audit_decrypt_timeout (" + std::to_string(timeout_ms) +
+                    " ms)",
+                "gateway.audit_decrypt_durable is on, so a decryption returns only after the "
+                "worker has committed its audit record. The record stays queued.",
+                "Check that the pg_gateway worker is running and not blocked (pg_stat_activity, "
+                "backend_type 'pg_gateway worker'), then retry.");
+  }
+  if (outcome == AuditWait::kLost) {
+    throw Error("55000", "credentials were not decrypted: the audit record could not be written",
+                "The pg_gateway worker gave up on a batch of audit records that may hold this "
+                "one (the server log says why).",
+                "Check that pg_gateway is created in the database named by gateway.database and "
+                "that gateway.audit_log accepts inserts, then retry.");
   }
 }
 
@@ -191,7 +225,14 @@ Datum decrypt_to_jsonb(FunctionCallInfo fcinfo, bool for_connector) {
     sodium_memzero(plain, len);
     pfree(plain);
     if (!failure.empty()) throw Error(crypto::kDecryptFailed, failure);
-    audit_decrypt(fcinfo, for_connector, context, envelope.key_id);
+    try {
+      audit_decrypt(fcinfo, for_connector, context, envelope.key_id);
+    } catch (...) {
+      // Not audited (in durable mode: not confirmed), so not returned: wipe it before it is freed.
+      auto* value = reinterpret_cast<struct varlena*>(DatumGetPointer(out));
+      sodium_memzero(value, VARSIZE(value));
+      throw;
+    }
     return out;
   });
 }

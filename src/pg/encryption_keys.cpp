@@ -1,5 +1,6 @@
 #include "encryption_keys.hpp"
 
+#include <cstring>
 #include <map>
 #include <vector>
 
@@ -75,6 +76,13 @@ void as_key_table_owner(Body&& body) {
   PG_END_TRY();
 }
 
+// A copy of `value` in the memory context that was current at SPI_connect (empty for NULL).
+char* copy_to_caller(const char* value) {
+  if (value == nullptr) value = "";
+  std::size_t size = strlen(value) + 1;
+  return static_cast<char*>(memcpy(SPI_palloc(size), value, size));
+}
+
 struct Row {
   int32 id;
   char* state;
@@ -93,14 +101,16 @@ void load(bool see_own_writes) {
         elog(ERROR, "could not read gateway.encryption_keys");
       }
       count = static_cast<int>(SPI_processed);
+      // Rows and strings go to the caller's context (SPI_palloc): SPI_getvalue's copies live in
+      // SPI's own context, which SPI_finish frees before we read them.
       rows = static_cast<Row*>(SPI_palloc(sizeof(Row) * (count + 1)));
       for (int i = 0; i < count; ++i) {
         HeapTuple tuple = SPI_tuptable->vals[i];
         TupleDesc desc = SPI_tuptable->tupdesc;
         bool isnull;
         rows[i].id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
-        rows[i].state = SPI_getvalue(tuple, desc, 2);
-        rows[i].fingerprint = SPI_getvalue(tuple, desc, 3);
+        rows[i].state = copy_to_caller(SPI_getvalue(tuple, desc, 2));
+        rows[i].fingerprint = copy_to_caller(SPI_getvalue(tuple, desc, 3));
       }
       SPI_finish();
     });

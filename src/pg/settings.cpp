@@ -59,6 +59,21 @@ void define_settings() {
       "is counted instead of recorded.",
       &settings.audit_verify_failures, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 
+  DefineCustomBoolVariable(
+      "gateway.audit_decrypt_durable",
+      "Decryptions return only after the worker has committed their audit record.",
+      "Off: the record waits in shared memory up to gateway.usage_flush_interval, and a crash "
+      "in that time loses it. On: each decryption costs a round trip to the worker and a WAL "
+      "flush (shared by concurrent decryptions), and fails when the worker does not confirm.",
+      &settings.audit_decrypt_durable, false, PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr,
+      nullptr);
+  DefineCustomIntVariable(
+      "gateway.audit_decrypt_timeout",
+      "With gateway.audit_decrypt_durable: how long a decryption waits for its audit record.",
+      "When it passes, the decryption fails and returns no plaintext.",
+      &settings.audit_decrypt_timeout_ms, 5000, 10, 600000, PGC_SIGHUP,
+      GUC_UNIT_MS | GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+
   DefineCustomStringVariable(
       "gateway.kong_admin_url", "Base URL of the Kong Admin API the worker keeps in sync.",
       "May include a path prefix (https://gw.example.com/kong-admin). Empty pauses Kong sync: "

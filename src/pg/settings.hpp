@@ -12,6 +12,8 @@ struct Settings {
   int usage_flush_interval_ms = 10000;  // gateway.usage_flush_interval
   int last_used_resolution_s = 900;     // gateway.last_used_resolution
   bool audit_verify_failures = true;    // gateway.audit_verify_failures
+  bool audit_decrypt_durable = false;   // gateway.audit_decrypt_durable
+  int audit_decrypt_timeout_ms = 5000;  // gateway.audit_decrypt_timeout
 
   // Kong sync (read by the worker; reloaded on SIGHUP).
   char* kong_admin_url = nullptr;       // gateway.kong_admin_url; empty: sync paused

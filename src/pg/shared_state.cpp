@@ -2,6 +2,11 @@
 
 #include "settings.hpp"
 
+extern "C" {
+#include "pgstat.h"
+#include "storage/condition_variable.h"
+}
+
 namespace gateway::pg {
 namespace {
 
@@ -22,6 +27,13 @@ struct SharedHeader {
   pg_atomic_uint32 sync_wanted;
   pg_atomic_uint64 keys_generation;
   pg_atomic_uint64 failures_dropped;
+  // Durable decrypt audits: every queued event gets the next sequence number (under the ring
+  // lock); the worker publishes the highest one it has committed, and counts events it gave up
+  // on, so a waiter whose event was lost fails instead of waiting for its timeout.
+  std::uint64_t audit_next_seq;
+  pg_atomic_uint64 audit_committed_seq;
+  pg_atomic_uint64 audit_lost;
+  ConditionVariable audit_committed;
   Latch* worker_latch;
   std::size_t usage_sets;
 };
@@ -64,6 +76,10 @@ void shmem_startup() {
     pg_atomic_init_u32(&header->sync_wanted, 0);
     pg_atomic_init_u64(&header->keys_generation, 1);
     pg_atomic_init_u64(&header->failures_dropped, 0);
+    header->audit_next_seq = 0;
+    pg_atomic_init_u64(&header->audit_committed_seq, 0);
+    pg_atomic_init_u64(&header->audit_lost, 0);
+    ConditionVariableInit(&header->audit_committed);
     header->worker_latch = nullptr;
     header->usage_sets = UsageTable::sets_for(static_cast<std::size_t>(settings.usage_slots));
     UsageTable(usage_memory, header->usage_sets, true);
@@ -129,7 +145,7 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
   return decision;
 }
 
-bool queue_audit(const AuditEvent& event, bool required) {
+bool queue_audit(const AuditEvent& event, bool required, AuditTicket* ticket) {
   if (!required && pg_atomic_read_u32(&header->failures_full) != 0) {
     pg_atomic_fetch_add_u64(&header->failures_dropped, 1);
     return false;
@@ -139,10 +155,19 @@ bool queue_audit(const AuditEvent& event, bool required) {
   {
     LockGuard guard(ring_lock());
     EventRing<AuditEvent> ring = failure_ring();
-    queued = ring.push(event, /*count_drop=*/!required);
+    AuditEvent queued_event = event;
+    if (queued_event.seq == 0) queued_event.seq = header->audit_next_seq + 1;
+    if (ticket != nullptr) queued_event.durable = true;
+    queued = ring.push(queued_event, /*count_drop=*/!required);
+    if (queued && event.seq == 0) header->audit_next_seq = queued_event.seq;
+    if (queued && ticket != nullptr) {
+      ticket->seq = queued_event.seq;
+      ticket->lost = pg_atomic_read_u64(&header->audit_lost);
+    }
     if (ring.size() == ring.capacity()) pg_atomic_write_u32(&header->failures_full, 1);
     // Only events that must not be lost hurry the worker; verify failures are sampled instead.
-    urgent = required && ring.size() >= ring.capacity() / 2;
+    // A durable one is waited for: it is written at once.
+    urgent = (required && ring.size() >= ring.capacity() / 2) || (queued && ticket != nullptr);
   }
   notify_worker();
   if (urgent && pg_atomic_exchange_u32(&header->flush_now, 1) == 0) {
@@ -150,6 +175,31 @@ bool queue_audit(const AuditEvent& event, bool required) {
     if (latch != nullptr) SetLatch(latch);
   }
   return queued;
+}
+
+bool worker_running() { return header != nullptr && header->worker_latch != nullptr; }
+
+AuditWait wait_audit_committed(const AuditTicket& ticket, int timeout_ms) {
+  TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+  AuditWait result = AuditWait::kCommitted;
+  ConditionVariablePrepareToSleep(&header->audit_committed);
+  for (;;) {
+    if (pg_atomic_read_u64(&header->audit_committed_seq) >= ticket.seq) break;
+    if (pg_atomic_read_u64(&header->audit_lost) != ticket.lost) {
+      // Something was given up since we queued; it may have been ours. Committed after all?
+      result = pg_atomic_read_u64(&header->audit_committed_seq) >= ticket.seq ? AuditWait::kCommitted
+                                                                              : AuditWait::kLost;
+      break;
+    }
+    long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+    if (left <= 0 || ConditionVariableTimedSleep(&header->audit_committed, left, PG_WAIT_EXTENSION)) {
+      result = pg_atomic_read_u64(&header->audit_committed_seq) >= ticket.seq ? AuditWait::kCommitted
+                                                                              : AuditWait::kTimedOut;
+      break;
+    }
+  }
+  ConditionVariableCancelSleep();
+  return result;
 }
 
 void register_worker_latch(Latch* latch) { header->worker_latch = latch; }
@@ -190,6 +240,19 @@ void restore_usage(const std::vector<UsageRecord>& records) {
     LockGuard guard(usage_lock(UsageTable::partition_of(table.set_of(record.key), kUsagePartitions)));
     table.restore(record, now);
   }
+}
+
+void confirm_audit_committed(std::uint64_t seq) {
+  std::uint64_t seen = pg_atomic_read_u64(&header->audit_committed_seq);
+  // Monotonic: a batch of requeued (older) events must not move it back.
+  while (seen < seq && !pg_atomic_compare_exchange_u64(&header->audit_committed_seq, &seen, seq)) {
+  }
+  ConditionVariableBroadcast(&header->audit_committed);
+}
+
+void report_audit_lost() {
+  pg_atomic_fetch_add_u64(&header->audit_lost, 1);
+  ConditionVariableBroadcast(&header->audit_committed);
 }
 
 std::uint64_t drain_audit_events(std::vector<AuditEvent>& out) {

@@ -34,7 +34,17 @@ struct AuditEvent {
   KeyId actor_id;          // gateway.current_user_id() when known
   std::int32_t key_number;
   char label[64];          // NUL-terminated, may be empty
+  std::uint64_t seq;       // set when first queued; kept when the worker queues it again
+  bool durable;            // a backend waits for its commit (gateway.audit_decrypt_durable)
 };
+
+// What a backend needs to wait for the commit of an event it queued.
+struct AuditTicket {
+  std::uint64_t seq = 0;
+  std::uint64_t lost = 0;  // the lost-event counter when it was queued
+};
+
+enum class AuditWait { kCommitted, kTimedOut, kLost };
 
 void request_shared_memory();  // from _PG_init
 void install_shmem_hooks();
@@ -49,7 +59,17 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
 // Queues an audit event. A `required` event (a decryption) is never dropped: if the queue is
 // full the call returns false and the caller must refuse the operation. Others (verify
 // failures) are counted instead of recorded when the queue is full.
-bool queue_audit(const AuditEvent& event, bool required);
+// With `ticket`, the event is durable: the worker is hurried to write it at once, and the caller
+// may wait_audit_committed().
+bool queue_audit(const AuditEvent& event, bool required, AuditTicket* ticket = nullptr);
+
+// True while the worker runs (it has registered its latch).
+bool worker_running();
+
+// Sleeps on the latch until the worker has committed the event of `ticket`, the event was lost
+// (the worker gave up on a batch), or `timeout_ms` passes. PostgreSQL code that may raise
+// (interrupts): call inside pg_call.
+AuditWait wait_audit_committed(const AuditTicket& ticket, int timeout_ms);
 
 // Tells the worker that sync jobs were committed (called at commit, never before).
 void notify_sync();
@@ -70,5 +90,10 @@ void clear_pending_work();  // called by the worker right before it drains
 void drain_usage(std::vector<UsageRecord>& out, std::int64_t resolution_us);
 void restore_usage(const std::vector<UsageRecord>& records);
 std::uint64_t drain_audit_events(std::vector<AuditEvent>& out);
+// After the commit that recorded events up to `seq`: wakes the backends waiting for them.
+void confirm_audit_committed(std::uint64_t seq);
+// After events were given up (logged instead of recorded, or not this database's): their waiters
+// fail rather than wait for a commit that will not come.
+void report_audit_lost();
 
 }  // namespace gateway::pg

@@ -214,10 +214,18 @@ int failed_audit_flushes = 0;
 
 // Puts events back after a failed write; after three failures in a row they go to the server
 // log instead (they hold no secret), so one bad record cannot stop auditing.
+std::size_t count_durable(const std::vector<AuditEvent>& events) {
+  return static_cast<std::size_t>(
+      std::count_if(events.begin(), events.end(), [](const AuditEvent& e) { return e.durable; }));
+}
+
 void requeue_or_log(const std::vector<AuditEvent>& events) {
   if (++failed_audit_flushes < 3) {
     for (const AuditEvent& e : events) {
-      if (!queue_audit(e, /*required=*/true)) break;
+      if (!queue_audit(e, /*required=*/true)) {
+        report_audit_lost();
+        break;
+      }
     }
     return;
   }
@@ -225,6 +233,7 @@ void requeue_or_log(const std::vector<AuditEvent>& events) {
     ereport(LOG, (errmsg("pg_gateway audit event not recorded: %s object_type=%s label=%s",
                          shape_of(e.kind).action, shape_of(e.kind).object_type, e.label)));
   }
+  if (count_durable(events) > 0) report_audit_lost();
   failed_audit_flushes = 0;
 }
 
@@ -236,8 +245,15 @@ void flush_usage() {
   drain_usage(usage, static_cast<std::int64_t>(settings.last_used_resolution_s) * USECS_PER_SEC);
   uint64 dropped = drain_audit_events(events);
 
+  // Durable waiters elsewhere learn at once that nobody will record their event.
+  const std::size_t durable_before = count_durable(events);
   std::size_t foreign = keep_own(usage, [](const UsageRecord& r) { return r.database; }) +
                         keep_own(events, [](const AuditEvent& e) { return e.database; });
+  if (count_durable(events) != durable_before) report_audit_lost();
+  std::uint64_t highest = 0;
+  for (const AuditEvent& e : events) highest = std::max(highest, e.seq);
+  volatile std::uint64_t last_seq = highest;  // volatile: read after a longjmp
+  const volatile bool durable = count_durable(events) > 0;
   if (foreign > 0 && !warned_other_database) {
     warned_other_database = true;
     ereport(WARNING,
@@ -251,6 +267,7 @@ void flush_usage() {
   std::vector<GroupedEvent> grouped = group_events(events);
   MemoryContext caller_context = CurrentMemoryContext;
   volatile bool failed = false;  // assigned after longjmp
+  volatile bool recorded = false;
   PG_TRY();
   {
     SetCurrentStatementStartTimestamp();
@@ -263,6 +280,10 @@ void flush_usage() {
       write_last_used(usage.data(), static_cast<int>(usage.size()));
       write_audit_events(grouped.data(), static_cast<int>(grouped.size()), dropped);
       SPI_finish();
+      // A waiting decrypt returns once we confirm: the commit must reach the WAL on disk even
+      // under synchronous_commit = off.
+      if (durable) ForceSyncCommit();
+      recorded = true;
     }
     PopActiveSnapshot();
     CommitTransactionCommand();
@@ -285,6 +306,10 @@ void flush_usage() {
   if (failed) {
     restore_usage(usage);
     requeue_or_log(events);
+  } else if (recorded) {
+    if (last_seq > 0) confirm_audit_committed(last_seq);
+  } else if (durable) {
+    report_audit_lost();  // no extension here: the batch was discarded
   }
 }
 

@@ -18,8 +18,11 @@ void begin_worker_transaction(const char* what) {
 }
 
 void commit_worker_transaction() {
+  // Two calls: an error at commit (a deferred constraint) must not be copied into SPI's
+  // context, which SPI_finish has already freed; the second call copies it into the
+  // transaction's context, which lives until the caller has logged it and rolled back.
+  pg_call([] { SPI_finish(); });
   pg_call([] {
-    SPI_finish();
     PopActiveSnapshot();
     CommitTransactionCommand();
     pgstat_report_activity(STATE_IDLE, nullptr);
