@@ -20,11 +20,36 @@
 
 extern "C" {
 #include "pgstat.h"
+#include "commands/dbcommands.h"
 #include "utils/jsonb.h"
 }
 
 namespace gateway::pg {
 namespace {
+
+// Decryptions are audited by the worker, which writes only in gateway.database: in any other
+// database (one renamed from it, or a changed setting) a decryption would go unaudited, so it is
+// refused before anything is queued, and no foreign event can clog the queue the worker's own
+// database needs. The answer is cached: a connected database cannot be renamed.
+void require_worker_database() {
+  static int serves = -1;  // -1: not known yet
+  std::string here;
+  if (serves < 0) {
+    pg_call([&] {
+      const char* name = get_database_name(MyDatabaseId);
+      here = name != nullptr ? name : "";
+    });
+    serves = settings.database != nullptr && here == settings.database ? 1 : 0;
+  }
+  if (serves == 0) {
+    throw Error("55000", "credentials were not decrypted: the pg_gateway worker does not serve this database",
+                "Decryptions are audited by the worker, which writes audit records only in "
+                "gateway.database (\"" + std::string(settings.database != nullptr ? settings.database : "") +
+                    "\").",
+                "Use the extension in that database, or set gateway.database to this one and "
+                "restart the server.");
+  }
+}
 
 crypto::EnvelopeView parse_or_throw(struct varlena* ciphertext) {
   auto view = crypto::parse_envelope(reinterpret_cast<const std::uint8_t*>(VARDATA_ANY(ciphertext)),
@@ -110,6 +135,7 @@ void audit_decrypt(FunctionCallInfo fcinfo, bool for_connector, std::string_view
     std::size_t n = std::min(context.size(), sizeof(event.label) - 1);
     std::memcpy(event.label, context.data(), n);
   }
+  require_worker_database();
   // Durable: no worker, no record, no plaintext; say so now rather than after the timeout.
   const bool durable = settings.audit_decrypt_durable;
   if (durable && !worker_running()) {
