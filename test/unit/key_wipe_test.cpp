@@ -56,6 +56,15 @@ void operator delete(void* p, std::size_t) noexcept {
   check_freed(p);
   std::free(p);
 }
+// Every other form too, so each allocation is paired with a matching free (a sanitizer runtime
+// otherwise supplies the rest, and its new with our delete is a mismatch).
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
+void* operator new[](std::size_t size) { return operator new(size); }
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { operator delete(p); }
+void operator delete[](void* p) noexcept { operator delete(p); }
+void operator delete[](void* p, std::size_t) noexcept { operator delete(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { operator delete(p); }
 
 namespace gateway::sync {
 namespace {
