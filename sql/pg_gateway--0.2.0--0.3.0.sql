@@ -216,21 +216,14 @@ CREATE FUNCTION gateway._project_members_revoke_keys() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  k record;
 BEGIN
   IF TG_OP = 'UPDATE' AND gateway._role_rank(NEW.role) >= gateway._role_rank('editor') THEN
     RETURN NULL;
   END IF;
-  FOR k IN UPDATE gateway.api_keys AS t
-              SET is_active = false, revoked_at = LEAST(COALESCE(t.revoked_at, 'infinity'), now())
-            WHERE t.project_id = OLD.project_id AND t.user_id = OLD.user_id AND t.is_active
-        RETURNING t.id, t.name LOOP
-    PERFORM gateway._audit('api_key.revoked', 'api_key', k.id, OLD.project_id, OLD.user_id,
-                           jsonb_build_object('name', k.name, 'reason',
-                             CASE TG_OP WHEN 'DELETE' THEN 'its user left the project'
-                                        ELSE 'its user is no longer an editor of the project' END));
-  END LOOP;
+  PERFORM gateway._revoke_keys(ARRAY(SELECT k.id FROM gateway.api_keys AS k
+                                      WHERE k.project_id = OLD.project_id AND k.user_id = OLD.user_id),
+                               CASE TG_OP WHEN 'DELETE' THEN 'its user left the project'
+                                          ELSE 'its user is no longer an editor of the project' END);
   RETURN NULL;
 END
 $$;
@@ -266,21 +259,33 @@ CREATE TRIGGER public_interfaces_authorize BEFORE INSERT OR UPDATE OF service_in
 -- A key can be bound only to a public interface of its own project: a composite foreign key, so
 -- no function, trigger or direct write can bind across tenants. Keys already bound elsewhere (only
 -- possible before this version) are revoked and unbound, with an audit record each.
+-- Revokes the active keys among `keys`, with one audit record each saying why: what leaving a
+-- project, losing an interface, or the 0.3.0 upgrade does to keys that may no longer work.
+CREATE FUNCTION gateway._revoke_keys(keys uuid[], reason text) RETURNS void
+LANGUAGE sql
+AS $$
+  WITH revoked AS (
+    UPDATE gateway.api_keys AS t
+       SET is_active = false, revoked_at = LEAST(COALESCE(t.revoked_at, 'infinity'), pg_catalog.now())
+     WHERE t.id OPERATOR(pg_catalog.=) ANY ($1) AND t.is_active
+    RETURNING t.id, t.project_id, t.user_id, t.name)
+  SELECT gateway._audit('api_key.revoked', 'api_key', r.id, r.project_id, r.user_id,
+                        pg_catalog.jsonb_build_object('name', r.name, 'reason', $2))
+    FROM revoked AS r
+$$;
+
 ALTER TABLE gateway.public_interfaces
   ADD CONSTRAINT public_interfaces_id_project_key UNIQUE (id, project_id);
-WITH crossed AS (
-  UPDATE gateway.api_keys AS k
-     SET is_active = false, revoked_at = LEAST(COALESCE(k.revoked_at, 'infinity'), now()),
-         public_interface_id = NULL
+SELECT gateway._revoke_keys(ARRAY(
+  SELECT k.id FROM gateway.api_keys AS k
    WHERE k.public_interface_id IS NOT NULL
      AND NOT EXISTS (SELECT FROM gateway.public_interfaces AS p
-                      WHERE p.id = k.public_interface_id AND p.project_id = k.project_id)
-  RETURNING k.id, k.project_id, k.user_id, k.name
-)
-INSERT INTO gateway.audit_log (action, object_type, object_id, project_id, subject_user_id, details)
-SELECT 'api_key.revoked', 'api_key', c.id, c.project_id, c.user_id,
-       jsonb_build_object('name', c.name, 'reason', 'bound to an interface of another project (upgrade to 0.3.0)')
-  FROM crossed AS c;
+                      WHERE p.id = k.public_interface_id AND p.project_id = k.project_id)),
+  'bound to an interface of another project (upgrade to 0.3.0)');
+UPDATE gateway.api_keys AS k SET public_interface_id = NULL
+ WHERE k.public_interface_id IS NOT NULL
+   AND NOT EXISTS (SELECT FROM gateway.public_interfaces AS p
+                    WHERE p.id = k.public_interface_id AND p.project_id = k.project_id);
 ALTER TABLE gateway.api_keys
   ADD CONSTRAINT api_keys_public_interface_fkey FOREIGN KEY (public_interface_id, project_id)
     REFERENCES gateway.public_interfaces (id, project_id) ON DELETE SET NULL (public_interface_id);
@@ -291,16 +296,9 @@ CREATE FUNCTION gateway._public_interfaces_revoke_keys() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  k record;
 BEGIN
-  FOR k IN UPDATE gateway.api_keys AS t
-              SET is_active = false, revoked_at = LEAST(COALESCE(t.revoked_at, 'infinity'), now())
-            WHERE t.public_interface_id = OLD.id AND t.is_active
-        RETURNING t.id, t.user_id, t.name LOOP
-    PERFORM gateway._audit('api_key.revoked', 'api_key', k.id, OLD.project_id, k.user_id,
-                           jsonb_build_object('name', k.name, 'reason', 'its public interface was deleted'));
-  END LOOP;
+  PERFORM gateway._revoke_keys(ARRAY(SELECT k.id FROM gateway.api_keys AS k WHERE k.public_interface_id = OLD.id),
+                               'its public interface was deleted');
   RETURN OLD;
 END
 $$;
