@@ -62,16 +62,16 @@ check-cassert:
 	@bash scripts/check-cassert.sh
 
 bench-verify: deps
-	@bash bench/verify.sh
+	@flock -o /tmp/pg_gateway-test.lock bash bench/verify.sh  # one install at a time (see scripts/test.sh)
 
 print-regress:
 	@echo $(REGRESS)
 
 bench-sync: deps
-	@bash bench/sync.sh
+	@flock -o /tmp/pg_gateway-test.lock bash bench/sync.sh  # one install at a time (see scripts/test.sh)
 
 bench-crypto: deps
-	@bash bench/crypto.sh
+	@flock -o /tmp/pg_gateway-test.lock bash bench/crypto.sh  # one install at a time (see scripts/test.sh)
 
 # Longer fuzzing than make test's short run: FUZZ_SECONDS per target (default 300).
 fuzz: deps

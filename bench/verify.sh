@@ -68,7 +68,7 @@ cluster_psql "$cluster" -d gateway -c "UPDATE gateway.api_keys SET last_used_at 
 cluster_psql "$cluster" -d gateway -c "VACUUM ANALYZE gateway.api_keys" >/dev/null
 
 declare -A samples
-names=(bare_lookup verify_valid verify_malformed verify_unknown)
+names=(bare_lookup verify_valid verify_interface verify_malformed verify_unknown)
 for r in $(seq "$rounds"); do
   step "round $r of $rounds (${seconds}s each, $clients clients, -M prepared)"
   for name in "${names[@]}"; do
@@ -92,7 +92,7 @@ samples[bcrypt]=$(run bcrypt bcrypt.pgbench 10)
 note "bcrypt ${samples[bcrypt]} tps"
 
 m() { median ${samples[$1]}; }
-bare=$(m bare_lookup); valid=$(m verify_valid); malformed=$(m verify_malformed)
+bare=$(m bare_lookup); valid=$(m verify_valid); on_interface=$(m verify_interface); malformed=$(m verify_malformed)
 unknown=$(m verify_unknown); limited=$(m verify_limited); bare2=$(m bare_lookup_2)
 # The ratios are medians of per-round ratios: each pair ran back to back, so load from others on
 # this shared machine (which drifts over minutes) cancels within a round instead of skewing
@@ -107,9 +107,11 @@ echo
 echo "== bench/verify: $keys keys, $clients clients, median of $rounds x ${seconds}s, tps =="
 printf '%-34s %10.0f\n' "bare indexed lookup (sha256)" "$bare" "api_key_verify, valid keys" "$valid" \
   "api_key_verify, first use of keys" "$first_use" \
+  "api_key_verify, on an interface" "$on_interface" \
   "api_key_verify, malformed keys" "$malformed" "api_key_verify, unknown keys" "$unknown" \
   "api_key_verify, rate limiting on" "$limited" "bcrypt cost 10 verification" "${samples[bcrypt]}"
 echo "ratio verify_valid / bare_lookup         = $(paired verify_valid bare_lookup)   (goal >= 0.90)"
+echo "ratio verify_interface / verify_valid   = $(paired verify_interface verify_valid)   (unbound key on an interface of its project: one more probe)"
 echo "ratio verify_rate_limited / bare_lookup  = $(paired verify_limited bare_lookup_2)   (goal >= 0.85; same-phase baseline)"
 echo "ratio verify_malformed / bare_lookup     = $(paired verify_malformed bare_lookup)   (goal > 1)"
 echo "ratio verify_unknown / bare_lookup       = $(paired verify_unknown bare_lookup)"

@@ -39,6 +39,14 @@ SELECT g, k.api_key FROM generate_series(1, 10000) AS g,
                                      'c0000000-0000-4000-8000-000000000001', 'gone-' || g) AS k;
 DELETE FROM gateway.api_keys WHERE name LIKE 'gone-%';
 
+-- A public interface of the keys' project: an unbound key verified for it also looks up the
+-- interface's project (0.3.0: an unbound key is valid only within its own project).
+INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, interface_type, callable_name)
+VALUES ('eb000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000001', gen_random_uuid(), 'bench', 'signal', 'bench');
+INSERT INTO gateway.public_interfaces (id, service_interface_id)
+VALUES ('db000000-0000-4000-8000-000000000001', 'eb000000-0000-4000-8000-000000000001');
+DELETE FROM gateway.sync_jobs;
+
 VACUUM ANALYZE gateway.api_keys;
 VACUUM ANALYZE bench.keys;
 VACUUM ANALYZE bench.unknown_keys;
