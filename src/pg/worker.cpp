@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include <csignal>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -26,6 +27,36 @@ namespace gateway::pg {
 namespace {
 
 void forget_latch(int, Datum) { register_worker_latch(nullptr); }
+
+// pg_cancel_backend() on the worker. The default handler of a background worker sets
+// QueryCancelPending, and the next CHECK_FOR_INTERRUPTS raises an ERROR that longjmps over C++
+// frames and restarts the worker. A worker has no query to cancel: note the request and go on.
+volatile sig_atomic_t cancel_requested = false;
+
+void handle_cancel(SIGNAL_ARGS) {
+  int save_errno = errno;
+  cancel_requested = true;
+  SetLatch(MyLatch);
+  errno = save_errno;
+}
+
+// PostgreSQL's own interrupts (barriers, memory-context logging, a FATAL on termination) are
+// processed where an ERROR cannot longjmp over a live C++ destructor: inside pg_call, which
+// turns it into a PgError for guarded() to log.
+void process_interrupts() {
+  if (cancel_requested) {
+    cancel_requested = false;
+    ereport(LOG, (errmsg("pg_gateway worker ignores a cancel request"),
+                  errdetail("The worker runs no query that could be cancelled; it goes on."),
+                  errhint("Use pg_terminate_backend() to restart the worker.")));
+  }
+  if (!INTERRUPTS_PENDING_CONDITION()) return;
+  try {
+    pg_call([] { CHECK_FOR_INTERRUPTS(); });
+  } catch (const PgError& e) {
+    ereport(LOG, (errmsg("pg_gateway worker: interrupt: %s", e.data->message != nullptr ? e.data->message : "")));
+  }
+}
 
 // Milliseconds from now until `due`, at least 0.
 long ms_until(TimestampTz due) {
@@ -133,6 +164,7 @@ using namespace gateway::pg;
 extern "C" void gateway_worker_main(Datum) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+  pqsignal(SIGINT, handle_cancel);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnection(settings.database, nullptr, 0);
   pgstat_report_appname("pg_gateway worker");
@@ -157,7 +189,7 @@ extern "C" void gateway_worker_main(Datum) {
                             stats_due > 0 ? stats_due : -1L);
     wait_for_events(sockets, timeout);
     ResetLatch(MyLatch);
-    CHECK_FOR_INTERRUPTS();
+    process_interrupts();
 
     if (ShutdownRequestPending) break;
     if (ConfigReloadPending) {
