@@ -497,9 +497,15 @@ void SyncEngine::record_finished() {
   claim_wanted_ = true;
 }
 
-void SyncEngine::wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout_ms) {
+void SyncEngine::socket_ready(int fd, bool readable, bool writable) {
+  if (client_) client_->socket_ready(fd, readable, writable);
+}
+
+void SyncEngine::wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout_ms,
+                           std::uint64_t& generation) {
   sockets.clear();
   timeout_ms = -1;
+  generation = client_ ? client_->sockets_generation() : 0;
   if (!schema_ready_ || !client_) {
     // Settings or the schema may appear later: SIGHUP or a commit wakes us.
     if (schema_ready_ && !recovered_) timeout_ms = 1000;

@@ -29,8 +29,12 @@ class SyncEngine {
   void reload();
   // No admin URL: commits need not wake us (the wake they leave behind is taken after a reload).
   bool paused() const { return warned_paused_; }
-  // What to wait on before the next step: client sockets and a timeout (-1: none).
-  void wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout_ms);
+  // What to wait on before the next step: client sockets and a timeout (-1: none), and the
+  // generation of that socket set (it changes whenever the sockets or their events do).
+  void wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout_ms,
+                 std::uint64_t& generation);
+  // A socket from wait_spec() is ready.
+  void socket_ready(int fd, bool readable, bool writable);
 
  private:
   struct Finished {
