@@ -19,7 +19,8 @@ Fault controls for reliability tests, under /__fake/ (never part of Kong's API):
          utf8_split  a JSON message of 2-byte characters behind one ASCII byte, ~2000 bytes
          invalid_utf8  bytes that are not UTF-8;  nul  a JSON message with a \u0000
          huge  20 MB of JSON;  not_json  an HTML page;  cut  half the body, then the socket closes
-       error_path: only requests whose path contains this get the error (default: all)
+       error_path: only requests whose path or JSON body contains this get the error (default:
+         all; a row's Kong objects have UUIDv5 ids in their paths and its name in their bodies)
   GET  /__fake/stats   request and write counts, contract violations, overlapping writes to
                        one path
   GET  /__fake/created when each entity was first created (ms since the epoch), by id
@@ -210,8 +211,9 @@ class Handler(BaseHTTPRequestHandler):
             server.stats.by_method[method] = server.stats.by_method.get(method, 0) + 1
         if faults.rate_limit:
             return self._send(429, {"message": "API rate limit exceeded"}, {"Retry-After": "1"})
-        if (faults.error_rate and (not faults.error_path or faults.error_path in path)
-                and random.random() < faults.error_rate):
+        if (faults.error_rate and random.random() < faults.error_rate
+                and (not faults.error_path or faults.error_path in path
+                     or faults.error_path in json.dumps(body))):
             if faults.error_body:
                 return self._send_hostile(faults.error_status, faults.error_body)
             return self._send(faults.error_status, {"message": "An unexpected error occurred"})
