@@ -2,9 +2,12 @@
 
 #include <curl/curl.h>
 #include <sodium.h>
-#include <sys/select.h>
+#include <poll.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <utility>
@@ -58,7 +61,33 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   return size * count;
 }
 
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// One counter for every client: a rebuilt client never reuses a generation of the old one.
+std::uint64_t last_generation = 0;
+
 }  // namespace
+
+int Client::on_socket(void*, int fd, int what, void* self, void*) {
+  auto* client = static_cast<Client*>(self);
+  if (what == CURL_POLL_REMOVE) {
+    client->sockets_.erase(fd);
+  } else {
+    client->sockets_[fd] = WaitSocket{fd, (what & CURL_POLL_IN) != 0, (what & CURL_POLL_OUT) != 0};
+  }
+  client->generation_ = ++last_generation;
+  return 0;
+}
+
+int Client::on_timer(void*, long timeout_ms, void* self) {
+  auto* client = static_cast<Client*>(self);
+  client->timer_due_ms_ = timeout_ms < 0 ? -1 : steady_ms() + timeout_ms;
+  return 0;
+}
 
 void global_init() {
   static bool done = false;
@@ -77,6 +106,14 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
         "CURLMOPT_MAX_HOST_CONNECTIONS");
   check(curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_in_flight)),
         "CURLMOPT_MAXCONNECTS");
+  // CURL and CURLM are void and curl_socket_t is int here: the callbacks' exact types.
+  curl_socket_callback on_socket_fn = &Client::on_socket;
+  curl_multi_timer_callback on_timer_fn = &Client::on_timer;
+  check(curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket_fn), "CURLMOPT_SOCKETFUNCTION");
+  check(curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this), "CURLMOPT_SOCKETDATA");
+  check(curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer_fn), "CURLMOPT_TIMERFUNCTION");
+  check(curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this), "CURLMOPT_TIMERDATA");
+  generation_ = ++last_generation;
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   headers = curl_slist_append(headers, "Accept: application/json");
   headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
@@ -170,58 +207,79 @@ void Client::finish(Transfer* raw, int curl_code) {
   transfer->done(std::move(transfer->response));
 }
 
+int Client::drain_finished() {
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  int finished = 0;
+  CURLMsg* msg;
+  int left = 0;
+  while ((msg = curl_multi_info_read(multi, &left)) != nullptr) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    Transfer* t = nullptr;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
+    int code = msg->data.result;
+    finish(t, code);  // may submit follow-up requests
+    ++finished;
+  }
+  return finished;
+}
+
 void Client::perform() {
   CURLM* multi = static_cast<CURLM*>(multi_);
-  for (;;) {
-    int still_running = 0;
-    check(curl_multi_perform(multi, &still_running), "curl_multi_perform");
-    int finished = 0;
-    CURLMsg* msg;
-    int left = 0;
-    while ((msg = curl_multi_info_read(multi, &left)) != nullptr) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      Transfer* t = nullptr;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
-      int code = msg->data.result;
-      finish(t, code);  // may submit follow-up requests
-      ++finished;
+  // Bounded: callbacks that keep finishing transfers at once (answers already buffered) get a few
+  // rounds, then the caller's loop takes over.
+  for (int round = 0; round < 64; ++round) {
+    if (timer_due_ms_ >= 0 && steady_ms() >= timer_due_ms_) {
+      timer_due_ms_ = -1;
+      int running = 0;
+      check(curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running), "curl_multi_socket_action");
     }
+    int finished = drain_finished();
     start_queued();
-    // Callbacks may have queued new requests: give them a first push before waiting.
-    if (finished == 0) break;
+    // New transfers ask for an immediate timeout (their first push) before anyone waits.
+    const bool due_now = timer_due_ms_ >= 0 && steady_ms() >= timer_due_ms_;
+    if (finished == 0 && !due_now) break;
   }
 }
 
-void Client::wait_spec(std::vector<WaitSocket>& sockets, long& timeout_ms) {
+void Client::socket_ready(int fd, bool readable, bool writable) {
+  // A socket libcurl stopped watching meanwhile (another one's callback closed it) is skipped.
+  if (sockets_.count(fd) == 0) return;
+  int mask = (readable ? CURL_CSELECT_IN : 0) | (writable ? CURL_CSELECT_OUT : 0);
+  int running = 0;
+  check(curl_multi_socket_action(static_cast<CURLM*>(multi_), fd, mask, &running),
+        "curl_multi_socket_action");
+  perform();
+}
+
+void Client::wait_spec(std::vector<WaitSocket>& sockets, long& timeout_ms) const {
   sockets.clear();
-  CURLM* multi = static_cast<CURLM*>(multi_);
   if (live_.empty()) {
     timeout_ms = queue_.empty() ? -1 : 0;
     return;
   }
-  fd_set read_set, write_set, error_set;
-  FD_ZERO(&read_set);
-  FD_ZERO(&write_set);
-  FD_ZERO(&error_set);
-  int max_fd = -1;
-  check(curl_multi_fdset(multi, &read_set, &write_set, &error_set, &max_fd), "curl_multi_fdset");
-  for (int fd = 0; fd <= max_fd; ++fd) {
-    bool r = FD_ISSET(fd, &read_set), w = FD_ISSET(fd, &write_set);
-    if (r || w) sockets.push_back(WaitSocket{fd, r, w});
+  for (const auto& [fd, socket] : sockets_) {
+    if (socket.read || socket.write) sockets.push_back(socket);
   }
-  long curl_timeout = -1;
-  check(curl_multi_timeout(multi, &curl_timeout), "curl_multi_timeout");
-  // No socket yet (name resolution, connection set-up): look again soon, as curl advises.
-  if (max_fd == -1 && (curl_timeout < 0 || curl_timeout > 10)) curl_timeout = 10;
-  timeout_ms = curl_timeout;
+  timeout_ms = timer_due_ms_ < 0 ? -1 : static_cast<long>(std::max<std::int64_t>(0, timer_due_ms_ - steady_ms()));
 }
 
 void Client::run_until_idle() {
-  CURLM* multi = static_cast<CURLM*>(multi_);
   perform();
+  std::vector<WaitSocket> sockets;
+  std::vector<pollfd> fds;
   while (active() > 0) {
-    int numfds = 0;
-    check(curl_multi_poll(multi, nullptr, 0, 100, &numfds), "curl_multi_poll");
+    long timeout_ms = -1;
+    wait_spec(sockets, timeout_ms);
+    fds.clear();
+    for (const WaitSocket& w : sockets) {
+      fds.push_back(pollfd{w.fd, static_cast<short>((w.read ? POLLIN : 0) | (w.write ? POLLOUT : 0)), 0});
+    }
+    int n = ::poll(fds.data(), fds.size(), static_cast<int>(timeout_ms < 0 ? 1000 : timeout_ms));
+    if (n < 0 && errno != EINTR) throw std::runtime_error("poll failed");
+    for (const pollfd& p : fds) {
+      if (p.revents == 0) continue;
+      socket_ready(p.fd, (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0, (p.revents & (POLLOUT | POLLERR)) != 0);
+    }
     perform();
   }
 }

@@ -1,11 +1,14 @@
 // An HTTP client over libcurl multi: many requests in flight on keep-alive connections, driven
 // by the caller's event loop (the worker waits on the client's sockets and its own latch in one
-// call). Only http and https are allowed; redirects are not followed.
+// call). libcurl says which sockets to watch and when to time out (the multi_socket API), so a
+// closed connection whose socket number comes back for a new one is never missed. Only http and
+// https are allowed; redirects are not followed.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -56,11 +59,20 @@ class Client {
   // from perform(), exactly once.
   void submit(Request request, Callback done);
 
-  // Advances every transfer without blocking and runs the callbacks of finished ones.
+  // Runs libcurl's timeout actions when due and the callbacks of finished transfers; starts
+  // queued requests. Never blocks.
   void perform();
 
-  // What to wait for before the next perform(): sockets, and a timeout in ms (-1: none).
-  void wait_spec(std::vector<WaitSocket>& sockets, long& timeout_ms);
+  // A socket from wait_spec() is ready: lets libcurl act on it, then perform()s.
+  void socket_ready(int fd, bool readable, bool writable);
+
+  // What to wait for before the next perform(): the sockets libcurl asked to watch, and a
+  // timeout in ms (-1: none).
+  void wait_spec(std::vector<WaitSocket>& sockets, long& timeout_ms) const;
+
+  // Changes whenever the set of sockets to watch (or what to watch them for) changes; unique
+  // across clients, so a caller keeps its wait set exactly as long as this stays the same.
+  std::uint64_t sockets_generation() const { return generation_; }
 
   // Blocks until every queued and running request has finished (for tests and reconcile).
   void run_until_idle();
@@ -72,12 +84,18 @@ class Client {
   struct Transfer;
   void start_queued();
   void finish(Transfer* transfer, int curl_code);
+  int drain_finished();
+  static int on_socket(void* easy, int fd, int what, void* self, void* socket_data);
+  static int on_timer(void* multi, long timeout_ms, void* self);
 
   ClientOptions options_;
   void* multi_ = nullptr;  // CURLM*
   void* shared_headers_ = nullptr;  // curl_slist* of the fixed headers
   std::deque<std::pair<Request, Callback>> queue_;
   std::unordered_set<Transfer*> live_;
+  std::map<int, WaitSocket> sockets_;   // what libcurl asked to watch, by socket
+  std::int64_t timer_due_ms_ = -1;      // steady clock; -1: no timeout wanted
+  std::uint64_t generation_ = 0;
 };
 
 // libcurl must be initialised once per process before threads start; the worker calls this.

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "safe_text.hpp"
 #include "cpp_only.hpp"  // last: proves no PostgreSQL header came in above
 
 namespace gateway::sync {
@@ -14,17 +15,18 @@ Verdict classify(const CallResult& r, bool missing_ok) {
 }
 
 std::string describe_failure(const CallResult& r) {
-  if (r.status == 0) return "no answer: " + r.transport_error;
+  if (r.status == 0) return "no answer: " + safe_text(r.transport_error, 500);
   std::string message;
   auto parsed = nlohmann::json::parse(r.body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_object() && parsed.contains("message") && parsed["message"].is_string()) {
     message = parsed["message"].get<std::string>();
   } else {
-    message = r.body.substr(0, 200);
+    message = safe_text(r.body, 200);
   }
   std::string text = "HTTP " + std::to_string(r.status);
-  if (!message.empty()) text += ": " + message;
-  return text.substr(0, 1000);
+  // Cut on a character boundary, invalid UTF-8 and NUL replaced: this text is stored as jsonb.
+  if (!message.empty()) text += ": " + safe_text(message, 1000 - text.size() - 2);
+  return text;
 }
 
 std::int64_t backoff_ms(int attempt, double unit, const BackoffSettings& s, long retry_after_s) {

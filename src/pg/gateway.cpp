@@ -2,6 +2,7 @@
 #include "postgres.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
+#include "sync_wake.hpp"
 #include "worker.hpp"
 
 extern "C" {
@@ -27,4 +28,5 @@ extern "C" void _PG_init(void) {
   gateway::pg::request_shared_memory();
   gateway::pg::install_shmem_hooks();
   gateway::pg::register_worker();
+  gateway::pg::install_sync_wake_hook();
 }

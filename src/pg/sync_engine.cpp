@@ -10,6 +10,7 @@
 
 #include "../core/error.hpp"
 #include "../core/kong_mapping.hpp"
+#include "../core/safe_text.hpp"
 #include "key_handoff.hpp"
 #include "settings.hpp"
 #include "worker_transaction.hpp"
@@ -110,6 +111,46 @@ std::int64_t SyncEngine::now_ms() const {
       .count();
 }
 
+template <typename Body>
+bool SyncEngine::db_transaction(const char* what, Body&& body) {
+  std::string error;
+  if (try_transaction(what, error, std::forward<Body>(body))) {
+    db_succeeded();
+    return true;
+  }
+  db_failed(what, error);
+  return false;
+}
+
+void SyncEngine::db_failed(const char* what, const std::string& error) {
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  sync::BackoffSettings backoff{settings.sync_retry_base_ms, settings.sync_retry_max_ms};
+  const std::string message = std::string(what) + ": " + error;
+  switch (db_streak_.fail(now_ms(), unit(random_), backoff, message)) {
+    case sync::FailureStreak::News::kStarted:
+      ereport(LOG, (errmsg("pg_gateway worker: %s failed: %s", what, error.c_str()),
+                    errhint("The worker tries again with backoff up to gateway.sync_retry_max and "
+                            "logs again when the error changes or ends.")));
+      break;
+    case sync::FailureStreak::News::kChanged:
+      ereport(LOG, (errmsg("pg_gateway worker: database work failed %d times since %s; now %s failed: %s",
+                           db_streak_.failures(),
+                           timestamptz_to_str(time_t_to_timestamptz(db_streak_.since_ms() / 1000)), what,
+                           error.c_str())));
+      break;
+    case sync::FailureStreak::News::kNone:
+      break;
+  }
+}
+
+void SyncEngine::db_succeeded() {
+  if (!db_streak_.failing()) return;
+  const std::int64_t since = db_streak_.since_ms();
+  const int failures = db_streak_.succeed();
+  ereport(LOG, (errmsg("pg_gateway worker: database work recovered after %d failures since %s", failures,
+                       timestamptz_to_str(time_t_to_timestamptz(since / 1000)))));
+}
+
 void SyncEngine::reload() {
   reload_pending_ = true;
   file_error_ = false;
@@ -119,9 +160,10 @@ void SyncEngine::reload() {
 }
 
 bool SyncEngine::ready() {
+  if (db_streak_.waiting(now_ms())) return client_ != nullptr && schema_ready_ && recovered_;
   if (!schema_checked_) {
     schema_ready_ = false;
-    in_transaction("pg_gateway: checking the sync schema", [&] {
+    db_transaction("checking the sync schema", [&] {
       auto rows = spi_query("SELECT to_regproc('gateway._sync_claim') IS NOT NULL");
       schema_ready_ = !rows.empty() && rows[0][0] == std::optional<std::string>("t");
     });
@@ -131,7 +173,7 @@ bool SyncEngine::ready() {
   if (!recovered_) {
     // Jobs a previous incarnation had claimed (it crashed, or this is a promoted standby) run
     // again: they are level-triggered, so running one twice is harmless.
-    recovered_ = in_transaction("pg_gateway: recovering sync jobs", [&] {
+    recovered_ = db_transaction("recovering sync jobs", [&] {
       auto rows = spi_query("SELECT gateway._sync_recover()");
       if (!rows.empty() && rows[0][0] && *rows[0][0] != "0") {
         ereport(LOG, (errmsg("pg_gateway worker: %s sync jobs claimed before a restart will run again",
@@ -218,6 +260,10 @@ void SyncEngine::step(bool commit_seen) {
   if (!ready()) return;
   client_->perform();
   if (record_due()) record_finished();
+  if (db_streak_.waiting(now_ms())) {
+    client_->perform();
+    return;  // the database failed: claim and schedule nothing until the backoff ends
+  }
   maybe_schedule_reconcile();
   std::int64_t now = now_ms();
   if (next_due_ms_ >= 0 && now >= next_due_ms_) claim_wanted_ = true;
@@ -244,9 +290,7 @@ void SyncEngine::maybe_schedule_reconcile() {
   }
   if (now < next_reconcile_ms_) return;
   next_reconcile_ms_ = now + static_cast<std::int64_t>(settings.sync_reconcile_interval_s) * 1000;
-  in_transaction("pg_gateway: scheduling a reconcile", [&] {
-    spi_query("SELECT gateway.sync_reconcile()");
-  });
+  db_transaction("scheduling a reconcile", [&] { spi_query("SELECT gateway.sync_reconcile()"); });
 }
 
 // Jobs claimed at once: 8 per request slot. The worker is single-threaded, so its claim and
@@ -259,7 +303,7 @@ int SyncEngine::capacity() const { return std::max(1, settings.sync_concurrency 
 bool SyncEngine::record_due() const {
   if (finished_.empty()) return false;
   const std::int64_t now = now_ms();
-  if (now < record_retry_at_ms_) return false;
+  if (db_streak_.waiting(now)) return false;
   return static_cast<int>(finished_.size()) >= std::max(1, capacity() / 4) ||
          static_cast<int>(finished_.size()) >= jobs_running_ || now >= first_finished_ms_ + 10;
 }
@@ -286,7 +330,7 @@ void SyncEngine::claim_and_start() {
   std::string busy = "{";
   for (const auto& [job, object] : running_objects_) busy += (busy.size() > 1 ? "," : "") + object;
   busy += "}";
-  bool ok = in_transaction("pg_gateway: claiming sync jobs", [&] {
+  bool ok = db_transaction("claiming sync jobs", [&] {
     auto rows = spi_query(
         "SELECT job_id, object_kind, object_id, attempts, state"
         "  FROM gateway._sync_claim('kong', $1::int, $2::uuid[])",
@@ -297,10 +341,7 @@ void SyncEngine::claim_and_start() {
     auto due = spi_query("SELECT extract(epoch FROM gateway._sync_next_due('kong'))");
     if (!due.empty() && due[0][0]) next_due_s = std::stod(*due[0][0]);
   });
-  if (!ok) {
-    next_due_ms_ = now_ms() + 1000;  // the database had a problem: look again shortly
-    return;
-  }
+  if (!ok) return;  // the wish to claim stays; wait_spec waits for the backoff
   next_due_ms_ = next_due_s ? static_cast<std::int64_t>(*next_due_s * 1000.0) : -1;
   claim_wanted_ = static_cast<int>(claimed.size()) == batch;  // a full batch: there may be more
   if (!claim_wanted_ && next_due_ms_ >= 0 && next_due_ms_ <= now_ms()) {
@@ -445,53 +486,105 @@ void SyncEngine::judge_target(const sync::CallResult& answer) {
   }
 }
 
+kong::Json SyncEngine::outcome_row(const Finished& f, std::int64_t now) {
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  sync::BackoffSettings backoff{settings.sync_retry_base_ms, settings.sync_retry_max_ms};
+  const bool done = f.outcome.verdict == sync::Verdict::kDone;
+  Json row = {{"job_id", f.job_id}, {"outcome", verdict_name(f.outcome.verdict)},
+              {"key_delivered", done && f.outcome.key_delivered}};
+  if (f.outcome.verdict == sync::Verdict::kRetry) {
+    std::int64_t delay = sync::backoff_ms(f.attempts, unit(random_), backoff, f.outcome.retry_after_s);
+    // Not before the circuit lets calls through again.
+    std::int64_t at = std::max(now + delay, breaker_.open() ? breaker_.reopens_at_ms() : 0);
+    row["run_after"] = static_cast<double>(at) / 1000.0;
+  }
+  if (f.next_change) row["next_change"] = *f.next_change;
+  // Remote text: valid UTF-8 without NUL, cut on a character boundary, or jsonb refuses it.
+  if (!f.outcome.error.empty()) row["error"] = safe_text(f.outcome.error, 1000);
+  if (!done) row["status"] = f.outcome.status;
+  if (done && f.outcome.synced.is_object()) row["synced"] = f.outcome.synced;
+  return row;
+}
+
+bool SyncEngine::record_one(const Json& row, std::string& error) {
+  const std::string rows = Json::array({row}).dump(-1, ' ', false, Json::error_handler_t::replace);
+  return try_transaction("pg_gateway: recording a sync outcome", error, [&] {
+    spi_query("SELECT gateway._sync_finish_batch($1::jsonb)", {rows});
+  });
+}
+
 void SyncEngine::record_finished() {
   std::vector<Finished> batch;
   batch.swap(finished_);
   const std::int64_t now = now_ms();
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  sync::BackoffSettings backoff{settings.sync_retry_base_ms, settings.sync_retry_max_ms};
   // One statement for the whole batch (planned once), one row per outcome.
   Json rows = Json::array();
-  for (const Finished& f : batch) {
-    const bool done = f.outcome.verdict == sync::Verdict::kDone;
-    Json row = {{"job_id", f.job_id}, {"outcome", verdict_name(f.outcome.verdict)},
-                {"key_delivered", done && f.outcome.key_delivered}};
-    if (f.outcome.verdict == sync::Verdict::kRetry) {
-      std::int64_t delay = sync::backoff_ms(f.attempts, unit(random_), backoff, f.outcome.retry_after_s);
-      // Not before the circuit lets calls through again.
-      std::int64_t at = std::max(now + delay, breaker_.open() ? breaker_.reopens_at_ms() : 0);
-      row["run_after"] = static_cast<double>(at) / 1000.0;
-    }
-    if (f.next_change) row["next_change"] = *f.next_change;
-    if (!f.outcome.error.empty()) row["error"] = f.outcome.error;
-    if (!done) row["status"] = f.outcome.status;
-    if (done && f.outcome.synced.is_object()) row["synced"] = f.outcome.synced;
-    rows.push_back(std::move(row));
-  }
-  bool ok = in_transaction("pg_gateway: recording sync outcomes", [&] {
-    spi_query("SELECT gateway._sync_finish_batch($1::jsonb)", {rows.dump()});
+  for (const Finished& f : batch) rows.push_back(outcome_row(f, now));
+  // replace: whatever slipped through becomes U+FFFD rather than an exception.
+  const std::string text = rows.dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::string error;
+  bool ok = try_transaction("pg_gateway: recording sync outcomes", error, [&] {
+    spi_query("SELECT gateway._sync_finish_batch($1::jsonb)", {text});
   });
+  std::vector<Finished> kept;  // outcomes the database could not take now
   if (!ok) {
-    // Nothing was recorded (the transaction rolled back): keep the outcomes and try again in a
-    // second. The jobs stay 'running' meanwhile, so nobody else runs them.
-    finished_.insert(finished_.begin(), std::make_move_iterator(batch.begin()),
-                     std::make_move_iterator(batch.end()));
-    next_due_ms_ = now + 1000;
-    record_retry_at_ms_ = now + 1000;
-    return;
+    // One outcome may be what the database refuses: record them one by one, so it does not hold
+    // the others back, and dead-letter it with the reason. If even a dead letter cannot be
+    // recorded, the database itself has a problem: keep the rest for after the backoff.
+    bool database_down = false;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      std::string why = error;
+      if (database_down || (batch.size() > 1 && record_one(rows[i], why))) {
+        if (database_down) kept.push_back(std::move(batch[i]));
+        continue;
+      }
+      Json dead = {{"job_id", batch[i].job_id}, {"outcome", "dead"}, {"key_delivered", false},
+                   {"status", batch[i].outcome.status},
+                   {"error", safe_text("the outcome of this job could not be recorded: " + why, 1000)}};
+      std::string dead_error;
+      if (record_one(dead, dead_error)) {
+        ereport(WARNING, (errmsg("pg_gateway worker: sync job %lld is dead: its outcome could not be recorded",
+                                 static_cast<long long>(batch[i].job_id)),
+                          errdetail("%s", safe_text(why, 1000).c_str()),
+                          errhint("Fix the cause, then gateway.sync_retry() the job.")));
+        continue;
+      }
+      database_down = true;
+      error = dead_error;
+      kept.push_back(std::move(batch[i]));
+    }
   }
-  jobs_running_ -= static_cast<int>(batch.size());
-  for (const Finished& f : batch) running_objects_.erase(f.job_id);
-  claim_wanted_ = true;
+  if (!kept.empty()) {
+    // The jobs stay 'running' meanwhile, so nobody else runs them; the backoff says when to try.
+    db_failed("recording sync outcomes", error);
+  } else {
+    db_succeeded();
+  }
+  std::unordered_map<std::int64_t, bool> unrecorded;
+  for (const Finished& f : kept) unrecorded[f.job_id] = true;
+  for (const Finished& f : batch) {
+    if (unrecorded.count(f.job_id) != 0) continue;
+    --jobs_running_;
+    running_objects_.erase(f.job_id);
+  }
+  if (kept.size() < batch.size()) claim_wanted_ = true;
+  finished_.insert(finished_.begin(), std::make_move_iterator(kept.begin()),
+                   std::make_move_iterator(kept.end()));
 }
 
-void SyncEngine::wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout_ms) {
+void SyncEngine::socket_ready(int fd, bool readable, bool writable) {
+  if (client_) client_->socket_ready(fd, readable, writable);
+}
+
+void SyncEngine::wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout_ms,
+                           std::uint64_t& generation) {
   sockets.clear();
   timeout_ms = -1;
+  generation = client_ ? client_->sockets_generation() : 0;
   if (!schema_ready_ || !client_) {
-    // Settings or the schema may appear later: SIGHUP or a commit wakes us.
-    if (schema_ready_ && !recovered_) timeout_ms = 1000;
+    // Settings or the schema may appear later: SIGHUP or a commit wakes us. A failed schema
+    // check or recovery is tried again when its backoff ends.
+    if (db_streak_.failing()) timeout_ms = static_cast<long>(std::max<std::int64_t>(0, db_streak_.retry_at_ms() - now_ms()));
     return;
   }
   client_->wait_spec(sockets, timeout_ms);
@@ -500,12 +593,13 @@ void SyncEngine::wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout
     long in = static_cast<long>(std::max<std::int64_t>(0, at_ms - now_ms()));
     if (timeout_ms < 0 || in < timeout_ms) timeout_ms = in;
   };
-  if (!finished_.empty()) consider(std::max(record_retry_at_ms_, first_finished_ms_ + 10));
+  if (!finished_.empty()) consider(std::max(db_streak_.retry_at_ms(), first_finished_ms_ + 10));
   // Claiming waits for whichever is later: the wish to claim (now, or the next due job) and the
   // circuit breaker letting calls through.
   const std::int64_t now = now_ms();
   const std::int64_t allowed = breaker_.next_allowed_ms(now);
-  const std::int64_t wanted = claim_wanted_ ? now : next_due_ms_;
+  std::int64_t wanted = claim_wanted_ ? now : next_due_ms_;
+  if (wanted >= 0) wanted = std::max(wanted, db_streak_.retry_at_ms());
   if (allowed >= 0 && wanted >= 0 && jobs_running_ <= capacity() / 2) consider(std::max(allowed, wanted));
   if (settings.sync_reconcile_interval_s > 0) consider(next_reconcile_ms_);
 }

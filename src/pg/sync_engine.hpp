@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../core/failure_streak.hpp"
 #include "../core/http_client.hpp"
 #include "../core/kong_sync.hpp"
 #include "../core/retry_policy.hpp"
@@ -29,8 +30,12 @@ class SyncEngine {
   void reload();
   // No admin URL: commits need not wake us (the wake they leave behind is taken after a reload).
   bool paused() const { return warned_paused_; }
-  // What to wait on before the next step: client sockets and a timeout (-1: none).
-  void wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout_ms);
+  // What to wait on before the next step: client sockets and a timeout (-1: none), and the
+  // generation of that socket set (it changes whenever the sockets or their events do).
+  void wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout_ms,
+                 std::uint64_t& generation);
+  // A socket from wait_spec() is ready.
+  void socket_ready(int fd, bool readable, bool writable);
 
  private:
   struct Finished {
@@ -50,7 +55,15 @@ class SyncEngine {
   void finish_reconcile(std::int64_t job_id, int attempts, sync::Inventory&& inventory,
                         const std::string& error);
   void record_finished();
+  bool record_one(const kong::Json& row, std::string& error);
+  kong::Json outcome_row(const Finished& f, std::int64_t now);
   bool record_due() const;
+  // The worker's own transactions: a failure backs off (gateway.sync_retry_base/max) and is
+  // logged once per run of failures, with the count when it ends.
+  template <typename Body>
+  bool db_transaction(const char* what, Body&& body);
+  void db_failed(const char* what, const std::string& error);
+  void db_succeeded();
   void finished(Finished&& f);
   int capacity() const;
   void judge_target(const sync::CallResult& answer);
@@ -70,7 +83,7 @@ class SyncEngine {
   bool claim_wanted_ = true;        // look for due jobs at the next step
   std::int64_t next_due_ms_ = -1;   // when the earliest waiting job is due (-1: none)
   std::int64_t next_reconcile_ms_ = 0;
-  std::int64_t record_retry_at_ms_ = 0;  // after a failed recording transaction
+  sync::FailureStreak db_streak_;   // failed claim, record, recover transactions in a row
   std::int64_t first_finished_ms_ = 0;   // when the oldest unrecorded outcome arrived
   bool schema_checked_ = false, schema_ready_ = false;
   bool dbless_ = false;

@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include <csignal>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -26,6 +27,36 @@ namespace gateway::pg {
 namespace {
 
 void forget_latch(int, Datum) { register_worker_latch(nullptr); }
+
+// pg_cancel_backend() on the worker. The default handler of a background worker sets
+// QueryCancelPending, and the next CHECK_FOR_INTERRUPTS raises an ERROR that longjmps over C++
+// frames and restarts the worker. A worker has no query to cancel: note the request and go on.
+volatile sig_atomic_t cancel_requested = false;
+
+void handle_cancel(SIGNAL_ARGS) {
+  int save_errno = errno;
+  cancel_requested = true;
+  SetLatch(MyLatch);
+  errno = save_errno;
+}
+
+// PostgreSQL's own interrupts (barriers, memory-context logging, a FATAL on termination) are
+// processed where an ERROR cannot longjmp over a live C++ destructor: inside pg_call, which
+// turns it into a PgError for guarded() to log.
+void process_interrupts() {
+  if (cancel_requested) {
+    cancel_requested = false;
+    ereport(LOG, (errmsg("pg_gateway worker ignores a cancel request"),
+                  errdetail("The worker runs no query that could be cancelled; it goes on."),
+                  errhint("Use pg_terminate_backend() to restart the worker.")));
+  }
+  if (!INTERRUPTS_PENDING_CONDITION()) return;
+  try {
+    pg_call([] { CHECK_FOR_INTERRUPTS(); });
+  } catch (const PgError& e) {
+    ereport(LOG, (errmsg("pg_gateway worker: interrupt: %s", e.data->message != nullptr ? e.data->message : "")));
+  }
+}
 
 // Milliseconds from now until `due`, at least 0.
 long ms_until(TimestampTz due) {
@@ -70,23 +101,18 @@ void guarded(const char* what, Body&& body) {
 }
 
 // Sleeps until the latch is set, a socket of the sync engine's HTTP client is ready, or the
-// timeout passes (-1: no timeout).
-// The set is kept while the sockets stay the same (keep-alive connections make that the usual
-// case), so a busy worker does not create an epoll set for every wait.
+// timeout passes (-1: no timeout); hands ready sockets to the engine.
+// The set is kept while libcurl's socket set stays the same (its generation, bumped by every
+// socket callback; keep-alive connections make that the usual case), so a busy worker does not
+// create an epoll set for every wait. Socket numbers are never compared: a connection libcurl
+// closed and a new one that took its number are different sockets to watch.
 WaitEventSet* wait_set = nullptr;
-std::vector<gateway::http::WaitSocket> wait_set_sockets;
+std::uint64_t wait_set_generation = 0;
+bool wait_set_built = false;
 
-bool same_sockets(const std::vector<gateway::http::WaitSocket>& a,
-                  const std::vector<gateway::http::WaitSocket>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].fd != b[i].fd || a[i].read != b[i].read || a[i].write != b[i].write) return false;
-  }
-  return true;
-}
-
-void wait_for_events(const std::vector<gateway::http::WaitSocket>& sockets, long timeout_ms) {
-  if (wait_set == nullptr || !same_sockets(sockets, wait_set_sockets)) {
+void wait_for_events(SyncEngine* sync, const std::vector<gateway::http::WaitSocket>& sockets,
+                     std::uint64_t generation, long timeout_ms) {
+  if (!wait_set_built || generation != wait_set_generation) {
     if (wait_set != nullptr) FreeWaitEventSet(wait_set);
     wait_set = CreateWaitEventSet(TopMemoryContext, static_cast<int>(sockets.size()) + 2);
     AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
@@ -95,10 +121,20 @@ void wait_for_events(const std::vector<gateway::http::WaitSocket>& sockets, long
       int events = (s.read ? WL_SOCKET_READABLE : 0) | (s.write ? WL_SOCKET_WRITEABLE : 0);
       AddWaitEventToSet(wait_set, events, s.fd, nullptr, nullptr);
     }
-    wait_set_sockets = sockets;
+    wait_set_generation = generation;
+    wait_set_built = true;
   }
-  WaitEvent occurred[1];
-  (void) WaitEventSetWait(wait_set, timeout_ms, occurred, 1, PG_WAIT_EXTENSION);
+  constexpr int kMaxEvents = 64;
+  WaitEvent occurred[kMaxEvents];
+  int n = WaitEventSetWait(wait_set, timeout_ms, occurred, kMaxEvents, PG_WAIT_EXTENSION);
+  ResetLatch(MyLatch);
+  for (int i = 0; i < n; ++i) {
+    const WaitEvent& e = occurred[i];
+    if ((e.events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE)) == 0) continue;
+    const bool readable = (e.events & WL_SOCKET_READABLE) != 0;
+    const bool writable = (e.events & WL_SOCKET_WRITEABLE) != 0;
+    guarded("reading Kong's answers", [&] { sync->socket_ready(e.fd, readable, writable); });
+  }
 }
 
 long earliest(long a, long b) {
@@ -133,6 +169,7 @@ using namespace gateway::pg;
 extern "C" void gateway_worker_main(Datum) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+  pqsignal(SIGINT, handle_cancel);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnection(settings.database, nullptr, 0);
   pgstat_report_appname("pg_gateway worker");
@@ -148,16 +185,16 @@ extern "C" void gateway_worker_main(Datum) {
   TimestampTz flush_due = 0;  // 0: no batch pending
   for (;;) {
     long sync_timeout = -1;
-    guarded("preparing to wait", [&] { sync->wait_spec(sockets, sync_timeout); });
+    std::uint64_t generation = 0;
+    guarded("preparing to wait", [&] { sync->wait_spec(sockets, sync_timeout, generation); });
     // A background worker reports its own statistics: without this its inserts, updates and
     // deletes of sync_jobs never reach pg_stat_user_tables, and autovacuum never sees the churn.
     // Unforced (at most once a second); it says when to try again if some are still pending.
     long stats_due = pgstat_report_stat(false);
     long timeout = earliest(earliest(flush_due != 0 ? ms_until(flush_due) : -1L, sync_timeout),
                             stats_due > 0 ? stats_due : -1L);
-    wait_for_events(sockets, timeout);
-    ResetLatch(MyLatch);
-    CHECK_FOR_INTERRUPTS();
+    wait_for_events(sync, sockets, generation, timeout);
+    process_interrupts();
 
     if (ShutdownRequestPending) break;
     if (ConfigReloadPending) {

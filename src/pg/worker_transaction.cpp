@@ -36,6 +36,11 @@ void abort_worker_transaction(const char* what, const char* message) {
   pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
+void rollback_worker_transaction() {
+  AbortCurrentTransaction();
+  pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
 std::vector<TextRow> spi_query(const char* sql, const std::vector<std::optional<std::string>>& args) {
   // Inside pg_call only PostgreSQL values (palloc'd, freed with the transaction); the C++ result
   // is built afterwards, so an error cannot longjmp over a live destructor.

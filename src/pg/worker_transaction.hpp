@@ -19,6 +19,11 @@ using TextRow = std::vector<std::optional<std::string>>;
 template <typename Body>
 bool in_transaction(const char* what, Body&& body);
 
+// As in_transaction, but logs nothing: on failure `error` says why, and the caller decides what
+// is worth a log line (the sync engine logs a run of failures once, not each of them).
+template <typename Body>
+bool try_transaction(const char* what, std::string& error, Body&& body);
+
 // Runs a statement with text parameters (NULL: nullopt); returns its rows as text.
 std::vector<TextRow> spi_query(const char* sql, const std::vector<std::optional<std::string>>& args = {});
 
@@ -26,6 +31,7 @@ std::vector<TextRow> spi_query(const char* sql, const std::vector<std::optional<
 void begin_worker_transaction(const char* what);
 void commit_worker_transaction();
 void abort_worker_transaction(const char* what, const char* message);
+void rollback_worker_transaction();
 
 template <typename Body>
 bool in_transaction(const char* what, Body&& body) {
@@ -39,6 +45,22 @@ bool in_transaction(const char* what, Body&& body) {
   } catch (const std::exception& e) {
     abort_worker_transaction(what, e.what());
   }
+  return false;
+}
+
+template <typename Body>
+bool try_transaction(const char* what, std::string& error, Body&& body) {
+  try {
+    begin_worker_transaction(what);
+    body();
+    commit_worker_transaction();
+    return true;
+  } catch (const PgError& e) {
+    error = e.data->message != nullptr ? e.data->message : "unknown error";
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  rollback_worker_transaction();
   return false;
 }
 

@@ -12,7 +12,15 @@ recorded as a contract violation, which the tests read from GET /__fake/stats.
 
 Fault controls for reliability tests, under /__fake/ (never part of Kong's API):
   POST /__fake/faults  {"error_rate": 0.3, "error_status": 503, "latency_ms": 50, "down": true,
-                        "rate_limit": true}
+                        "rate_limit": true, "close_connections": true,
+                        "error_body": "utf8_split", "error_path": "/services/gw-..."}
+       close_connections: every answer says Connection: close and the socket is closed after it
+       error_body: what a faulty answer carries instead of Kong's error (hostile answers):
+         utf8_split  a JSON message of 2-byte characters behind one ASCII byte, ~2000 bytes
+         invalid_utf8  bytes that are not UTF-8;  nul  a JSON message with a \u0000
+         huge  20 MB of JSON;  not_json  an HTML page;  cut  half the body, then the socket closes
+       error_path: only requests whose path or JSON body contains this get the error (default:
+         all; a row's Kong objects have UUIDv5 ids in their paths and its name in their bodies)
   GET  /__fake/stats   request and write counts, contract violations, overlapping writes to
                        one path
   GET  /__fake/created when each entity was first created (ms since the epoch), by id
@@ -48,6 +56,26 @@ class Faults:
         self.latency_ms = 0
         self.down = False
         self.rate_limit = False
+        self.close_connections = False
+        self.error_body = None
+        self.error_path = None
+
+
+def hostile_body(kind):
+    """(Content-Type, bytes) of a faulty answer's body."""
+    if kind == "utf8_split":
+        return "application/json", json.dumps({"message": "x" + "\u00e9" * 1000}, ensure_ascii=False).encode()
+    if kind == "invalid_utf8":
+        return "text/plain", b"\xff\xfe broken \xc3\x28 " * 40 + b"\xe2\x82"
+    if kind == "nul":
+        return "application/json", json.dumps({"message": "nul \u0000 inside"}).encode()
+    if kind == "huge":
+        return "application/json", b'{"message": "' + b"A" * (20 << 20) + b'"}'
+    if kind == "not_json":
+        return "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+    if kind == "cut":
+        return "application/json", json.dumps({"message": "y" * 4000}).encode()
+    raise ValueError(kind)
 
 
 class Stats:
@@ -87,6 +115,9 @@ class Handler(BaseHTTPRequestHandler):
     def _send(self, status, body=None, headers=None):
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
+        if self.server.faults.close_connections:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         if body is not None:
             self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -95,6 +126,23 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if data:
             self.wfile.write(data)
+
+    def _send_hostile(self, status, kind):
+        ctype, data = hostile_body(kind)
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        if kind == "cut" or self.server.faults.close_connections:
+            self.send_header("Connection", "close")
+        self.close_connection = True
+        self.end_headers()
+        try:
+            self.wfile.write(data[:len(data) // 2] if kind == "cut" else data)
+            self.wfile.flush()
+            if kind == "cut":
+                self.connection.shutdown(2)
+        except OSError:
+            pass  # the client gave up first
 
     def _body(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -163,7 +211,11 @@ class Handler(BaseHTTPRequestHandler):
             server.stats.by_method[method] = server.stats.by_method.get(method, 0) + 1
         if faults.rate_limit:
             return self._send(429, {"message": "API rate limit exceeded"}, {"Retry-After": "1"})
-        if faults.error_rate and random.random() < faults.error_rate:
+        if (faults.error_rate and random.random() < faults.error_rate
+                and (not faults.error_path or faults.error_path in path
+                     or faults.error_path in json.dumps(body))):
+            if faults.error_body:
+                return self._send_hostile(faults.error_status, faults.error_body)
             return self._send(faults.error_status, {"message": "An unexpected error occurred"})
         problems = server.contract.check(method, path, body)
         if problems:
