@@ -1,5 +1,9 @@
 #include "kong_sync.hpp"
 
+#include <sodium.h>
+
+#include <set>
+
 #include <algorithm>
 #include <cctype>
 #include <iterator>
@@ -158,7 +162,27 @@ struct Listing {
   std::string collection;
   std::vector<Json> objects;
   std::function<void(std::vector<Json>&&, std::string)> done;
+  std::set<std::string> pages_seen;  // a `next` that comes round again would page forever
 };
+
+// A string field of a remote object, or "" when it is missing, null or not a string (Kong sends
+// `"name": null` for unnamed objects; a hostile answer may send anything).
+std::string text_field(const Json& object, const char* key) {
+  if (!object.is_object()) return "";
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// Kong's `next` is a path on the same Admin API. Anything else (a host, `//host`, `.evil/x`
+// glued onto the base URL) would carry the admin headers and client certificate elsewhere.
+bool same_api_path(const std::string& next) {
+  return next.size() > 1 && next[0] == '/' && next[1] != '/' &&
+         next.find_first_of("\r\n\\ ") == std::string::npos;
+}
+
+// At most this many pages per collection (of up to 1,000 objects): a listing that goes on
+// beyond it is a broken or hostile Kong, retried later rather than held in memory.
+constexpr std::size_t kMaxPages = 2000;
 
 void next_page(const std::shared_ptr<Listing>& listing, const std::string& path) {
   listing->client->submit({"GET", path, ""}, [listing](http::Response&& response) {
@@ -167,13 +191,29 @@ void next_page(const std::shared_ptr<Listing>& listing, const std::string& path)
       return;
     }
     Json page = Json::parse(response.body, nullptr, false);
+    // key-auth pages hold every consumer's key: wipe them once parsed, and the keys in the parse
+    // tree before it is freed (only the fields reconcile compares are kept).
+    sodium_memzero(response.body.data(), response.body.size());
     if (!page.is_object() || !page.contains("data") || !page["data"].is_array()) {
       listing->done({}, "listing " + listing->collection + ": Kong's answer has no data array");
       return;
     }
-    for (Json& o : page["data"]) listing->objects.push_back(owned_fields(std::move(o)));
-    if (page.contains("next") && page["next"].is_string()) {
-      next_page(listing, page["next"].get<std::string>());
+    for (Json& o : page["data"]) {
+      if (o.is_object() && o.contains("key") && o["key"].is_string()) {
+        std::string& key = o["key"].get_ref<std::string&>();
+        sodium_memzero(key.data(), key.size());
+      }
+      listing->objects.push_back(owned_fields(std::move(o)));
+    }
+    std::string next = text_field(page, "next");
+    if (!next.empty()) {
+      if (!same_api_path(next)) {
+        listing->done({}, "listing " + listing->collection + ": Kong's next page is not a path of its Admin API");
+      } else if (!listing->pages_seen.insert(next).second || listing->pages_seen.size() > kMaxPages) {
+        listing->done({}, "listing " + listing->collection + ": Kong's pages do not end (a repeated or endless next)");
+      } else {
+        next_page(listing, next);
+      }
     } else {
       listing->done(std::move(listing->objects), "");
     }
@@ -205,11 +245,10 @@ int delete_rank(const std::string& collection) {
 }
 
 std::string path_of(const std::string& collection, const Json& remote) {
-  std::string id = remote.value("id", "");
+  // Remote ids go into paths escaped: a hostile id must not become `..` or another path.
+  std::string id = url_encode(text_field(remote, "id"));
   if (collection == "key-auths" || collection == "acls") {
-    std::string consumer = remote.contains("consumer") && remote["consumer"].is_object()
-                               ? remote["consumer"].value("id", "")
-                               : "";
+    std::string consumer = url_encode(text_field(remote.is_object() ? remote.value("consumer", Json()) : Json(), "id"));
     return "/consumers/" + consumer + (collection == "acls" ? "/acls/" : "/key-auth/") + id;
   }
   return "/" + collection + "/" + id;
@@ -313,9 +352,9 @@ ReconcilePlan plan_reconcile(const std::vector<DesiredRow>& rows, const Inventor
   };
   for (const auto& [collection, object] : unwanted) {
     if (collection == "services" || collection == "routes") {
-      claim_by_name("public_interface", object->value("name", ""), "gw-");
+      claim_by_name("public_interface", text_field(*object, "name"), "gw-");
     } else if (collection == "consumers") {
-      claim_by_name("api_key", object->value("username", ""), "gw-key-");
+      claim_by_name("api_key", text_field(*object, "username"), "gw-key-");
     }
   }
   for (const auto& [collection, object] : unwanted) {

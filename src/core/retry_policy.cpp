@@ -35,7 +35,12 @@ std::int64_t backoff_ms(int attempt, double unit, const BackoffSettings& s, long
   for (int i = 0; i < steps && delay < s.cap_ms; ++i) delay *= 2;
   delay = std::min(delay, s.cap_ms);
   std::int64_t jittered = delay / 2 + static_cast<std::int64_t>(unit * static_cast<double>(delay / 2));
-  if (retry_after_s > 0) jittered = std::max<std::int64_t>(jittered, retry_after_s * 1000);
+  // Honoured, but never beyond the cap: a hostile or broken Retry-After (ten years, LONG_MAX)
+  // must not park a job for good, nor overflow.
+  if (retry_after_s > 0) {
+    const std::int64_t asked = std::min<std::int64_t>(retry_after_s, s.cap_ms / 1000 + 1) * 1000;
+    jittered = std::max<std::int64_t>(jittered, std::min<std::int64_t>(asked, s.cap_ms));
+  }
   return jittered;
 }
 

@@ -311,6 +311,19 @@ bool SyncEngine::record_due() const {
 void SyncEngine::finished(Finished&& f) {
   if (finished_.empty()) first_finished_ms_ = now_ms();
   finished_.push_back(std::move(f));
+  // A probe job that made no call Kong could be judged by (nothing had changed, it failed before
+  // calling, a reconcile) must not hold the half-open breaker's one slot for good: nothing would
+  // ever be claimed again.
+  if (breaker_.open()) breaker_.release_probe();
+}
+
+// The outcome of a job whose own code threw (out of memory, a hostile answer that slipped
+// through): retried later like a remote error, never left `running` with its batch stranded.
+void SyncEngine::failed_inside(std::int64_t job_id, int attempts, const char* what) {
+  sync::JobOutcome outcome;
+  outcome.verdict = sync::Verdict::kRetry;
+  outcome.error = std::string("pg_gateway worker: ") + what;
+  finished(Finished{job_id, std::move(outcome), attempts, std::nullopt});
 }
 
 void SyncEngine::claim_and_start() {
@@ -353,7 +366,13 @@ void SyncEngine::claim_and_start() {
   for (const Claimed& c : claimed) {
     ++jobs_running_;
     running_objects_[c.id] = c.object_id;
-    start_job(c.id, c.kind, c.object_id, c.attempts, c.state);
+    try {
+      start_job(c.id, c.kind, c.object_id, c.attempts, c.state);
+    } catch (const std::exception& e) {
+      failed_inside(c.id, c.attempts, e.what());
+    } catch (...) {
+      failed_inside(c.id, c.attempts, "internal error while starting the job");
+    }
   }
 }
 
@@ -408,7 +427,13 @@ void SyncEngine::start_job(std::int64_t job_id, const std::string& kind,
 void SyncEngine::start_reconcile(std::int64_t job_id, int attempts) {
   sync::list_inventory(*client_, mapping_.owner_tag,
                        [this, job_id, attempts](sync::Inventory&& inventory, std::string error) {
-                         finish_reconcile(job_id, attempts, std::move(inventory), error);
+                         try {
+                           finish_reconcile(job_id, attempts, std::move(inventory), error);
+                         } catch (const std::exception& e) {
+                           failed_inside(job_id, attempts, e.what());
+                         } catch (...) {
+                           failed_inside(job_id, attempts, "internal error while reconciling");
+                         }
                        });
 }
 

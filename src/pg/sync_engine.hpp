@@ -65,6 +65,7 @@ class SyncEngine {
   void db_failed(const char* what, const std::string& error);
   void db_succeeded();
   void finished(Finished&& f);
+  void failed_inside(std::int64_t job_id, int attempts, const char* what);
   int capacity() const;
   void judge_target(const sync::CallResult& answer);
   void maybe_schedule_reconcile();

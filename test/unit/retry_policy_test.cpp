@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace gateway::sync {
 namespace {
 
@@ -49,6 +51,9 @@ TEST(RetryPolicy, BackoffGrowsIsJitteredAndCapped) {
   EXPECT_EQ(backoff_ms(1000, 0.5, s), backoff_ms(30, 0.5, s));
   EXPECT_EQ(backoff_ms(0, 0.0, s, 7), 7000);  // Retry-After asks for longer
   EXPECT_EQ(backoff_ms(5, 0.0, s, 1), 16000);  // but never shortens the step
+  // A hostile Retry-After is held to the cap: no job parked for years, no overflow.
+  EXPECT_EQ(backoff_ms(0, 0.0, s, 315360000), 60000);
+  EXPECT_EQ(backoff_ms(0, 0.0, s, std::numeric_limits<long>::max()), 60000);
 }
 
 TEST(CircuitBreaker, OpensAfterThresholdThenProbesOnceAndBacksOffLonger) {
