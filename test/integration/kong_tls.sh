@@ -49,7 +49,9 @@ as_pg chmod 644 "$tls/client.key"
 set_conf gateway.kong_client_cert "$tls/client.pem"
 set_conf gateway.kong_client_key "$tls/client.key"
 reload
-is "$(grep -c 'Kong client key file .* is accessible by group or others' "$KCLUSTER/server.log")" 1 \
+# The worker rebuilds its client once its requests in flight are done: wait for it.
+key_warnings() { grep -c 'Kong client key file .* is accessible by group or others' "$KCLUSTER/server.log"; }
+is "$(poll_with key_warnings unused 1 20)" 1 \
    "a client key others can read is refused, with a warning"
 as_pg chmod 600 "$tls/client.key"
 reload
