@@ -29,11 +29,8 @@ void commit_worker_transaction() {
   });
 }
 
-void abort_worker_transaction(const char* what, const char* message) {
-  // Never raises: an error here would take the worker down with the transaction still open.
-  ereport(LOG, (errmsg("pg_gateway worker: %s failed: %s", what, message != nullptr ? message : "")));
-  AbortCurrentTransaction();
-  pgstat_report_activity(STATE_IDLE, nullptr);
+void log_worker_transaction_failure(const char* what, const std::string& message) {
+  ereport(LOG, (errmsg("pg_gateway worker: %s failed: %s", what, message.c_str())));
 }
 
 void rollback_worker_transaction() {

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "error_bridge.hpp"
@@ -30,23 +31,8 @@ std::vector<TextRow> spi_query(const char* sql, const std::vector<std::optional<
 // Implementation details of in_transaction.
 void begin_worker_transaction(const char* what);
 void commit_worker_transaction();
-void abort_worker_transaction(const char* what, const char* message);
+void log_worker_transaction_failure(const char* what, const std::string& message);
 void rollback_worker_transaction();
-
-template <typename Body>
-bool in_transaction(const char* what, Body&& body) {
-  try {
-    begin_worker_transaction(what);
-    body();
-    commit_worker_transaction();
-    return true;
-  } catch (const PgError& e) {
-    abort_worker_transaction(what, e.data->message);
-  } catch (const std::exception& e) {
-    abort_worker_transaction(what, e.what());
-  }
-  return false;
-}
 
 template <typename Body>
 bool try_transaction(const char* what, std::string& error, Body&& body) {
@@ -61,6 +47,14 @@ bool try_transaction(const char* what, std::string& error, Body&& body) {
     error = e.what();
   }
   rollback_worker_transaction();
+  return false;
+}
+
+template <typename Body>
+bool in_transaction(const char* what, Body&& body) {
+  std::string error;
+  if (try_transaction(what, error, std::forward<Body>(body))) return true;
+  log_worker_transaction_failure(what, error);
   return false;
 }
 

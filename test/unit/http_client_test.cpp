@@ -1,3 +1,4 @@
+#include "closing_server.hpp"
 #include "core/http_client.hpp"
 
 #include <arpa/inet.h>
@@ -17,55 +18,7 @@
 namespace gateway::http {
 namespace {
 
-// A server that answers every request with Connection: close and closes the socket, as a Kong
-// behind some proxies does: each request of the client opens a new socket, and the number of the
-// one just closed is often free again.
-class ClosingServer {
- public:
-  ClosingServer() {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(listener_, 16);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~ClosingServer() {
-    stop_ = true;
-    ::shutdown(listener_, SHUT_RDWR);
-    ::close(listener_);
-    thread_.join();
-  }
-  int port() const { return port_; }
-
- private:
-  void serve() {
-    while (!stop_) {
-      int c = ::accept(listener_, nullptr, nullptr);
-      if (c < 0) return;
-      std::string request;
-      char buffer[4096];
-      while (request.find("\r\n\r\n") == std::string::npos) {
-        ssize_t n = ::read(c, buffer, sizeof buffer);
-        if (n <= 0) break;
-        request.append(buffer, static_cast<std::size_t>(n));
-      }
-      static const char kAnswer[] =
-          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
-          "Connection: close\r\n\r\n{}";
-      (void) !::write(c, kAnswer, sizeof kAnswer - 1);
-      ::close(c);
-    }
-  }
-  int listener_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
+using gateway::testing::ClosingServer;
 
 // Drives the client as the worker does: one epoll set, rebuilt only when the client's socket
 // generation changes, never by comparing socket numbers.
