@@ -30,18 +30,9 @@ namespace {
 // Decryptions are audited by the worker, which writes only in gateway.database: in any other
 // database (one renamed from it, or a changed setting) a decryption would go unaudited, so it is
 // refused before anything is queued, and no foreign event can clog the queue the worker's own
-// database needs. The answer is cached: a connected database cannot be renamed.
+// database needs.
 void require_worker_database() {
-  static int serves = -1;  // -1: not known yet
-  std::string here;
-  if (serves < 0) {
-    pg_call([&] {
-      const char* name = get_database_name(MyDatabaseId);
-      here = name != nullptr ? name : "";
-    });
-    serves = settings.database != nullptr && here == settings.database ? 1 : 0;
-  }
-  if (serves == 0) {
+  if (!worker_serves_this_database()) {
     throw Error("55000", "credentials were not decrypted: the pg_gateway worker does not serve this database",
                 "Decryptions are audited by the worker, which writes audit records only in "
                 "gateway.database (\"" + std::string(settings.database != nullptr ? settings.database : "") +

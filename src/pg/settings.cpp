@@ -112,10 +112,48 @@ void define_settings() {
       &settings.kong_upstream_url, "http://127.0.0.1:3000/api/interfaces", PGC_SIGHUP, 0, nullptr,
       nullptr, nullptr);
   DefineCustomStringVariable(
-      "gateway.kong_owner_tag", "Tag on every Kong object this database owns.",
+      "gateway.kong_owner_tag", "Tag on every Kong object and Nexus endpoint this database owns.",
       "Reconciliation only ever changes or deletes objects with this tag. Empty: "
       "pg-gateway-<system identifier>-<database oid>, which a physical standby shares.",
       &settings.kong_owner_tag, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "gateway.temporal_url",
+      "Base URL of the Temporal frontend's HTTP API, where the worker manages Nexus endpoints.",
+      "May include a path prefix (https://temporal.example.com:7243/prefix). Empty pauses Temporal "
+      "sync: connector jobs wait and gateway.sync_status says why.",
+      &settings.temporal_url, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "gateway.temporal_headers_file",
+      "File of extra headers sent with every Temporal request (e.g. Authorization: Bearer ...).",
+      "One \"Name: value\" per line; owned by the server user, mode 600. A file rather than a "
+      "setting, because the server log records the new value of every setting a reload changes.",
+      &settings.temporal_headers_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr,
+      nullptr);
+  DefineCustomStringVariable(
+      "gateway.temporal_ca_file", "CA bundle that verifies the Temporal frontend's certificate.",
+      nullptr, &settings.temporal_ca_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr,
+      nullptr);
+  DefineCustomStringVariable(
+      "gateway.temporal_client_cert", "Client certificate (PEM) for mutual TLS with Temporal.",
+      nullptr, &settings.temporal_client_cert, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr,
+      nullptr, nullptr);
+  DefineCustomStringVariable(
+      "gateway.temporal_client_key", "Private key file (PEM) of gateway.temporal_client_cert.",
+      "Owned by the server user, mode 600, like the master key file.",
+      &settings.temporal_client_key, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr,
+      nullptr);
+  DefineCustomIntVariable(
+      "gateway.temporal_connect_timeout", "Connect timeout for Temporal requests.", nullptr,
+      &settings.temporal_connect_timeout_ms, 5000, 100, 600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+      nullptr, nullptr);
+  DefineCustomIntVariable(
+      "gateway.temporal_request_timeout", "Total timeout of one Temporal request.", nullptr,
+      &settings.temporal_request_timeout_ms, 30000, 100, 600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+      nullptr, nullptr);
+  DefineCustomIntVariable(
+      "gateway.temporal_concurrency", "Temporal requests the worker keeps in flight at once.",
+      "Temporal has its own share: Kong's requests (gateway.sync_concurrency) never wait for it.",
+      &settings.temporal_concurrency, 8, 1, 256, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
       "gateway.sync_concurrency", "Kong Admin API requests the worker keeps in flight at once.",
       nullptr, &settings.sync_concurrency, 16, 1, 256, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);

@@ -25,6 +25,16 @@ struct Settings {
   int kong_request_timeout_ms = 30000;  // gateway.kong_request_timeout
   char* kong_upstream_url = nullptr;    // gateway.kong_upstream_url
   char* kong_owner_tag = nullptr;       // gateway.kong_owner_tag; empty: derived
+  // Temporal sync: Nexus endpoints through the operator HTTP API (read by the worker; SIGHUP).
+  char* temporal_url = nullptr;           // gateway.temporal_url; empty: Temporal sync paused
+  char* temporal_headers_file = nullptr;  // gateway.temporal_headers_file
+  char* temporal_ca_file = nullptr;       // gateway.temporal_ca_file
+  char* temporal_client_cert = nullptr;   // gateway.temporal_client_cert
+  char* temporal_client_key = nullptr;    // gateway.temporal_client_key
+  int temporal_connect_timeout_ms = 5000;   // gateway.temporal_connect_timeout
+  int temporal_request_timeout_ms = 30000;  // gateway.temporal_request_timeout
+  int temporal_concurrency = 8;             // gateway.temporal_concurrency
+
   int sync_concurrency = 16;            // gateway.sync_concurrency
   int sync_reconcile_interval_s = 600;  // gateway.sync_reconcile_interval; 0: only on demand
   int sync_retry_base_ms = 1000;        // gateway.sync_retry_base

@@ -1,9 +1,14 @@
 #include "shared_state.hpp"
 
+#include <string>
+
+#include "error_bridge.hpp"
 #include "settings.hpp"
 
 extern "C" {
 #include "pgstat.h"
+#include "commands/dbcommands.h"
+#include "storage/spin.h"
 #include "storage/condition_variable.h"
 }
 
@@ -14,6 +19,7 @@ namespace {
 constexpr int kUsagePartitions = 16;
 constexpr int kAuditRingCapacity = 16384;
 constexpr const char* kTrancheName = "pg_gateway";
+constexpr int kTestRequestSlots = 64;
 
 struct SharedHeader {
   pg_atomic_uint32 work_pending;
@@ -36,6 +42,11 @@ struct SharedHeader {
   ConditionVariable audit_committed;
   Latch* worker_latch;
   std::size_t usage_sets;
+  // Connector tests a backend waits for (gateway.connector_test with a timeout): the worker
+  // queues their jobs in its own transaction, since the caller's is not committed while it waits.
+  slock_t test_lock;
+  int test_count;
+  KeyId test_connectors[kTestRequestSlots];
 };
 
 SharedHeader* header = nullptr;
@@ -81,6 +92,8 @@ void shmem_startup() {
     pg_atomic_init_u64(&header->audit_lost, 0);
     ConditionVariableInit(&header->audit_committed);
     header->worker_latch = nullptr;
+    SpinLockInit(&header->test_lock);
+    header->test_count = 0;
     header->usage_sets = UsageTable::sets_for(static_cast<std::size_t>(settings.usage_slots));
     UsageTable(usage_memory, header->usage_sets, true);
     EventRing<AuditEvent>(ring_memory, kAuditRingCapacity, true);
@@ -215,6 +228,48 @@ void notify_sync() {
   if (pg_atomic_exchange_u32(&header->sync_wanted, 1) != 0) return;
   Latch* latch = header->worker_latch;
   if (latch != nullptr) SetLatch(latch);
+}
+
+bool worker_serves_this_database() {
+  static int serves = -1;  // -1: not known yet; a connected database cannot be renamed
+  if (serves < 0) {
+    std::string here;
+    pg_call([&] {
+      const char* name = get_database_name(MyDatabaseId);
+      here = name != nullptr ? name : "";
+    });
+    serves = settings.database != nullptr && here == settings.database ? 1 : 0;
+  }
+  return serves == 1;
+}
+
+bool request_connector_test(const KeyId& connector) {
+  if (header == nullptr || header->worker_latch == nullptr) return false;
+  bool queued = false;
+  SpinLockAcquire(&header->test_lock);
+  for (int i = 0; i < header->test_count; ++i) {
+    if (header->test_connectors[i] == connector) queued = true;  // one test covers both callers
+  }
+  if (!queued && header->test_count < kTestRequestSlots) {
+    header->test_connectors[header->test_count++] = connector;
+    queued = true;
+  }
+  SpinLockRelease(&header->test_lock);
+  if (queued) {
+    pg_atomic_write_u32(&header->sync_wanted, 1);
+    Latch* latch = header->worker_latch;
+    if (latch != nullptr) SetLatch(latch);
+  }
+  return queued;
+}
+
+void take_connector_tests(std::vector<KeyId>& out) {
+  out.clear();
+  if (header == nullptr) return;
+  SpinLockAcquire(&header->test_lock);
+  out.assign(header->test_connectors, header->test_connectors + header->test_count);
+  header->test_count = 0;
+  SpinLockRelease(&header->test_lock);
 }
 
 bool take_sync_wanted() { return pg_atomic_exchange_u32(&header->sync_wanted, 0) != 0; }

@@ -74,8 +74,17 @@ AuditWait wait_audit_committed(const AuditTicket& ticket, int timeout_ms);
 // Tells the worker that sync jobs were committed (called at commit, never before).
 void notify_sync();
 
+// The worker works only in gateway.database: what it does for backends (audit, tests) is for
+// backends of that database. May raise (catalog lookup): call from C++ code under pg_call rules.
+bool worker_serves_this_database();
+
+// Asks the worker to test a connector now (gateway.connector_test waiting for its result). False
+// when no worker runs or 64 requests already wait.
+bool request_connector_test(const KeyId& connector);
+
 // For the worker.
 void register_worker_latch(Latch* latch);
+void take_connector_tests(std::vector<KeyId>& out);  // the requests since the last call
 bool take_sync_wanted();  // true once after each notify_sync()
 bool take_flush_now();  // true when the audit queue asked to be written at once
 

@@ -1,7 +1,6 @@
 #include "sync_engine.hpp"
 
 #include <malloc.h>
-#include <sodium.h>
 
 #include <algorithm>
 #include <chrono>
@@ -9,87 +8,14 @@
 #include <cstring>
 
 #include "../core/error.hpp"
-#include "../core/kong_mapping.hpp"
 #include "../core/safe_text.hpp"
-#include "key_handoff.hpp"
 #include "settings.hpp"
 #include "worker_transaction.hpp"
-
-extern "C" {
-#include "access/xlog.h"
-}
 
 namespace gateway::pg {
 namespace {
 
-using kong::Json;
-
-std::optional<double> number_or_null(const Json& j, const char* key) {
-  if (!j.contains(key) || j[key].is_null()) return std::nullopt;
-  if (j[key].is_number()) return j[key].get<double>();
-  if (j[key].is_string()) return std::stod(j[key].get<std::string>());  // numeric as text
-  return std::nullopt;
-}
-
-kong::InterfaceRow interface_row(const std::string& id, const Json& state) {
-  kong::InterfaceRow row;
-  row.id = id;
-  if (!state.is_object()) return row;  // gone
-  row.exists = true;
-  row.is_public = state.value("is_public", false);
-  row.http_method = state.value("http_method", "POST");
-  row.http_path = state.value("http_path", "");
-  row.auth_type = state.value("auth_type", "api_key");
-  if (auto limit = number_or_null(state, "rate_limit_per_minute")) {
-    row.rate_limit_per_minute = static_cast<std::int64_t>(*limit);
-  }
-  return row;
-}
-
-std::vector<std::uint8_t> from_base64(const std::string& text) {
-  std::vector<std::uint8_t> out(text.size());
-  std::size_t len = 0;
-  if (sodium_base642bin(out.data(), out.size(), text.data(), text.size(), "\n\r ", &len, nullptr,
-                        sodium_base64_VARIANT_ORIGINAL) != 0) {
-    return {};
-  }
-  out.resize(len);
-  return out;
-}
-
-// The key row; opens the sealed key when there is one. Throws std::runtime_error when the sealed
-// key does not open (that job is dead: the message says why).
-kong::KeyRow key_row(const std::string& id, const Json& state) {
-  kong::KeyRow row;
-  row.id = id;
-  if (!state.is_object()) return row;
-  row.exists = true;
-  row.is_active = state.value("is_active", false);
-  if (state.contains("public_interface_id") && state["public_interface_id"].is_string()) {
-    row.interface_id = state["public_interface_id"].get<std::string>();
-  }
-  row.revoked_at = number_or_null(state, "revoked_at");
-  row.expires_at = number_or_null(state, "expires_at");
-  if (state.contains("sealed_key") && state["sealed_key"].is_string()) {
-    row.has_sealed_key = true;
-    std::optional<SecureBuffer> plain =
-        open_key_handoff(from_base64(state["sealed_key"].get<std::string>()), id);
-    if (!plain) {
-      throw std::runtime_error(
-          "the key sealed for Kong does not open with this server's master key; rotate the key "
-          "(gateway.api_key_rotate)");
-    }
-    row.plaintext = std::make_shared<const SecureBuffer>(std::move(*plain));
-  }
-  return row;
-}
-
-std::string owner_tag() {
-  if (settings.kong_owner_tag != nullptr && settings.kong_owner_tag[0] != '\0') {
-    return settings.kong_owner_tag;
-  }
-  return "pg-gateway-" + std::to_string(GetSystemIdentifier()) + "-" + std::to_string(MyDatabaseId);
-}
+using Json = nlohmann::json;
 
 const char* verdict_name(sync::Verdict v) {
   switch (v) {
@@ -102,7 +28,8 @@ const char* verdict_name(sync::Verdict v) {
 
 }  // namespace
 
-SyncEngine::SyncEngine() : random_(std::random_device{}()) {}
+SyncEngine::SyncEngine(std::unique_ptr<SyncTarget> target)
+    : target_(std::move(target)), random_(std::random_device{}()) {}
 SyncEngine::~SyncEngine() = default;
 
 std::int64_t SyncEngine::now_ms() const {
@@ -126,15 +53,16 @@ void SyncEngine::db_failed(const char* what, const std::string& error) {
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   sync::BackoffSettings backoff{settings.sync_retry_base_ms, settings.sync_retry_max_ms};
   const std::string message = std::string(what) + ": " + error;
+  const char* target = target_->title();
   switch (db_streak_.fail(now_ms(), unit(random_), backoff, message)) {
     case sync::FailureStreak::News::kStarted:
-      ereport(LOG, (errmsg("pg_gateway worker: %s failed: %s", what, error.c_str()),
+      ereport(LOG, (errmsg("pg_gateway worker (%s sync): %s failed: %s", target, what, error.c_str()),
                     errhint("The worker tries again with backoff up to gateway.sync_retry_max and "
                             "logs again when the error changes or ends.")));
       break;
     case sync::FailureStreak::News::kChanged:
-      ereport(LOG, (errmsg("pg_gateway worker: database work failed %d times since %s; now %s failed: %s",
-                           db_streak_.failures(),
+      ereport(LOG, (errmsg("pg_gateway worker (%s sync): database work failed %d times since %s; now %s failed: %s",
+                           target, db_streak_.failures(),
                            timestamptz_to_str(time_t_to_timestamptz(db_streak_.since_ms() / 1000)), what,
                            error.c_str())));
       break;
@@ -147,7 +75,8 @@ void SyncEngine::db_succeeded() {
   if (!db_streak_.failing()) return;
   const std::int64_t since = db_streak_.since_ms();
   const int failures = db_streak_.succeed();
-  ereport(LOG, (errmsg("pg_gateway worker: database work recovered after %d failures since %s", failures,
+  ereport(LOG, (errmsg("pg_gateway worker (%s sync): database work recovered after %d failures since %s",
+                       target_->title(), failures,
                        timestamptz_to_str(time_t_to_timestamptz(since / 1000)))));
 }
 
@@ -164,28 +93,36 @@ bool SyncEngine::ready() {
   if (!schema_checked_) {
     schema_ready_ = false;
     db_transaction("checking the sync schema", [&] {
-      auto rows = spi_query("SELECT to_regproc('gateway._sync_claim') IS NOT NULL");
+      auto rows = spi_query(
+          "SELECT to_regclass($1) IS NOT NULL OR to_regproc($1) IS NOT NULL,"
+          "       to_regprocedure('gateway._sync_recover(text)') IS NOT NULL",
+          {std::string(target_->schema_probe())});
       schema_ready_ = !rows.empty() && rows[0][0] == std::optional<std::string>("t");
+      per_target_schema_ = !rows.empty() && rows[0][1] == std::optional<std::string>("t");
     });
     schema_checked_ = true;
   }
   if (!schema_ready_) return false;
   if (!recovered_) {
     // Jobs a previous incarnation had claimed (it crashed, or this is a promoted standby) run
-    // again: they are level-triggered, so running one twice is harmless.
+    // again: they are level-triggered, so running one twice is harmless. Each target recovers
+    // only its own: the other engine may have claimed jobs already.
     recovered_ = db_transaction("recovering sync jobs", [&] {
-      auto rows = spi_query("SELECT gateway._sync_recover()");
+      auto rows = per_target_schema_
+                      ? spi_query("SELECT gateway._sync_recover($1)", {std::string(target_->name())})
+                      : spi_query("SELECT gateway._sync_recover()");
       if (!rows.empty() && rows[0][0] && *rows[0][0] != "0") {
-        ereport(LOG, (errmsg("pg_gateway worker: %s sync jobs claimed before a restart will run again",
-                             rows[0][0]->c_str())));
+        ereport(LOG, (errmsg("pg_gateway worker: %s %s sync jobs claimed before a restart will run again",
+                             rows[0][0]->c_str(), target_->title())));
       }
     });
     if (!recovered_) return false;
   }
-  if (settings.kong_admin_url == nullptr || settings.kong_admin_url[0] == '\0') {
+  const RemoteSettings remote = target_->remote();
+  if (remote.url == nullptr || remote.url[0] == '\0') {
     if (!warned_paused_) {
-      ereport(LOG, (errmsg("pg_gateway worker: Kong sync is paused"),
-                    errhint("Set gateway.kong_admin_url and reload the configuration.")));
+      ereport(LOG, (errmsg("pg_gateway worker: %s sync is paused", target_->title()),
+                    errhint("Set %s and reload the configuration.", target_->url_setting())));
       warned_paused_ = true;
     }
     return false;
@@ -200,55 +137,22 @@ bool SyncEngine::ready() {
 
 void SyncEngine::build_client() {
   http::ClientOptions options;
-  options.base_url = settings.kong_admin_url;
-  while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
   try {
-    if (settings.kong_admin_headers_file != nullptr && settings.kong_admin_headers_file[0] != '\0') {
-      options.headers = http::load_header_file(settings.kong_admin_headers_file);
-    }
-    if (settings.kong_client_key != nullptr && settings.kong_client_key[0] != '\0') {
-      options.client_key = http::load_client_key(settings.kong_client_key);
-    }
+    options = client_options(target_->remote());
   } catch (const Error& e) {
-    // Without its headers or key Kong would refuse every request: wait for a fixed file and a
-    // reload.
+    // Without its headers or key the target would refuse every request: wait for a fixed file
+    // and a reload.
     ereport(WARNING, (errmsg("pg_gateway: %s", e.what()), errdetail("%s", e.detail().c_str()),
                       errhint("%s", e.hint().c_str())));
     file_error_ = true;
     return;
   }
   file_error_ = false;
-  options.ca_file = settings.kong_ca_file != nullptr ? settings.kong_ca_file : "";
-  options.client_cert = settings.kong_client_cert != nullptr ? settings.kong_client_cert : "";
-  options.connect_timeout_ms = settings.kong_connect_timeout_ms;
-  options.timeout_ms = settings.kong_request_timeout_ms;
-  options.max_in_flight = settings.sync_concurrency;
   client_ = std::make_unique<http::Client>(std::move(options));
-  // A Kong that is down is probed again after 1 s, then less often, never less often than a
+  // A target that is down is probed again after 1 s, then less often, never less often than a
   // failed job would retry anyway.
   breaker_ = sync::CircuitBreaker(5, std::min(1000, settings.sync_retry_max_ms), settings.sync_retry_max_ms);
-  mapping_.owner_tag = owner_tag();
-  mapping_.upstream_url = settings.kong_upstream_url != nullptr ? settings.kong_upstream_url : "";
-  check_kong_mode();
-}
-
-// Kong in DB-less mode cannot be configured through the Admin API: every job would fail with
-// 405. Detected up front (GET /) and reported as a permanent error on each job.
-void SyncEngine::check_kong_mode() {
-  client_->submit({"GET", "/", ""}, [this](http::Response&& r) {
-    if (r.status != 200) return;  // down or odd: jobs will tell
-    Json root = Json::parse(r.body, nullptr, false);
-    bool dbless = root.is_object() && root.contains("configuration") &&
-                  root["configuration"].is_object() &&
-                  root["configuration"].value("database", "") == "off";
-    if (dbless && !dbless_) {
-      ereport(WARNING, (errmsg("pg_gateway: Kong at %s runs in DB-less mode", client_->options().base_url.c_str()),
-                        errdetail("Its Admin API cannot change configuration (database = off)."),
-                        errhint("Point gateway.kong_admin_url at a Kong node with a database.")));
-    }
-    dbless_ = dbless;
-    claim_wanted_ = true;
-  });
+  target_->client_built(*client_, [this] { claim_wanted_ = true; });
 }
 
 void SyncEngine::step(bool commit_seen) {
@@ -290,13 +194,19 @@ void SyncEngine::maybe_schedule_reconcile() {
   }
   if (now < next_reconcile_ms_) return;
   next_reconcile_ms_ = now + static_cast<std::int64_t>(settings.sync_reconcile_interval_s) * 1000;
-  db_transaction("scheduling a reconcile", [&] { spi_query("SELECT gateway.sync_reconcile()"); });
+  db_transaction("scheduling a reconcile", [&] {
+    if (per_target_schema_) {
+      spi_query("SELECT gateway.sync_reconcile($1)", {std::string(target_->name())});
+    } else {
+      spi_query("SELECT gateway.sync_reconcile()");
+    }
+  });
 }
 
 // Jobs claimed at once: 8 per request slot. The worker is single-threaded, so its claim and
 // record transactions pause every transfer; claiming and recording many jobs per transaction
 // keeps those pauses rare (bench/sync: 0.52 of the fake's ceiling at 2 per slot, 0.74 at 8).
-int SyncEngine::capacity() const { return std::max(1, settings.sync_concurrency * 8); }
+int SyncEngine::capacity() const { return std::max(1, target_->remote().concurrency * 8); }
 
 // Outcomes are recorded in batches: a quarter of the jobs in flight, or everything once nothing
 // else is in flight (a single change is recorded at once), or after 10 ms at the latest.
@@ -311,7 +221,7 @@ bool SyncEngine::record_due() const {
 void SyncEngine::finished(Finished&& f) {
   if (finished_.empty()) first_finished_ms_ = now_ms();
   finished_.push_back(std::move(f));
-  // A probe job that made no call Kong could be judged by (nothing had changed, it failed before
+  // A probe job that made no call the target could be judged by (nothing had changed, it failed before
   // calling, a reconcile) must not hold the half-open breaker's one slot for good: nothing would
   // ever be claimed again.
   if (breaker_.open()) breaker_.release_probe();
@@ -329,7 +239,7 @@ void SyncEngine::failed_inside(std::int64_t job_id, int attempts, const char* wh
 void SyncEngine::claim_and_start() {
   const int capacity = this->capacity();
   if (jobs_running_ >= capacity) return;
-  // Kong looks down: wait for the breaker (wait_spec knows when); the wish to claim stays.
+  // The target looks down: wait for the breaker (wait_spec knows when); the wish to claim stays.
   if (!breaker_.allow(now_ms())) return;
   // While the breaker is half-open, one job is the probe.
   int batch = breaker_.open() ? 1 : capacity - jobs_running_;
@@ -346,12 +256,13 @@ void SyncEngine::claim_and_start() {
   bool ok = db_transaction("claiming sync jobs", [&] {
     auto rows = spi_query(
         "SELECT job_id, object_kind, object_id, attempts, state"
-        "  FROM gateway._sync_claim('kong', $1::int, $2::uuid[])",
-        {std::to_string(batch), busy});
+        "  FROM gateway._sync_claim($1, $2::int, $3::uuid[])",
+        {std::string(target_->name()), std::to_string(batch), busy});
     for (auto& r : rows) {
       claimed.push_back(Claimed{std::stoll(*r[0]), *r[1], *r[2], r[4].value_or("null"), std::stoi(*r[3])});
     }
-    auto due = spi_query("SELECT extract(epoch FROM gateway._sync_next_due('kong'))");
+    auto due = spi_query("SELECT extract(epoch FROM gateway._sync_next_due($1))",
+                         {std::string(target_->name())});
     if (!due.empty() && due[0][0]) next_due_s = std::stod(*due[0][0]);
   });
   if (!ok) return;  // the wish to claim stays; wait_spec waits for the backoff
@@ -379,126 +290,25 @@ void SyncEngine::claim_and_start() {
 void SyncEngine::start_job(std::int64_t job_id, const std::string& kind,
                            const std::string& object_id, int attempts,
                            const std::string& state_json) {
-  if (kind == "reconcile") {
-    start_reconcile(job_id, attempts);
-    return;
-  }
-  auto fail = [&](const std::string& message) {
-    sync::JobOutcome outcome;
-    outcome.verdict = sync::Verdict::kDead;
-    outcome.error = message;
-    finished(Finished{job_id, std::move(outcome), attempts, std::nullopt});
+  JobDone done = [this, job_id, attempts](sync::JobOutcome&& outcome, std::optional<double> next_change) {
+    finished(Finished{job_id, std::move(outcome), attempts, next_change});
   };
-  if (dbless_) {
-    fail("Kong runs in DB-less mode (GET / says database = off): its Admin API cannot change "
-         "configuration. Point gateway.kong_admin_url at a Kong node with a database, then "
-         "gateway.sync_retry() this job.");
+  sync::CallObserver judge = [this](const sync::CallResult& answer) { judge_target(answer); };
+  if (kind == "reconcile") {
+    // A reconcile queues repair jobs in its own transaction: look for them when it is done.
+    target_->start_reconcile(
+        *client_,
+        [this, done](sync::JobOutcome&& outcome, std::optional<double> next_change) {
+          claim_wanted_ = true;
+          done(std::move(outcome), next_change);
+        },
+        judge);
     return;
   }
-  kong::Desired desired;
-  Json synced;
-  try {
-    Json state = Json::parse(state_json, nullptr, false);
-    if (state.is_object() && state.contains("synced")) synced = state["synced"];
-    double now = static_cast<double>(now_ms()) / 1000.0;
-    if (kind == "public_interface") {
-      desired = kong::desired_for_interface(interface_row(object_id, state), mapping_);
-    } else if (kind == "api_key") {
-      desired = kong::desired_for_key(key_row(object_id, state), mapping_, now);
-    } else {
-      fail("unknown sync job kind " + kind);
-      return;
-    }
-  } catch (const std::exception& e) {
-    fail(e.what());
-    return;
-  }
-  std::optional<double> next_change = desired.next_change;
-  sync::run_job(
-      *client_, desired, synced,
-      [this, job_id, attempts, next_change](sync::JobOutcome&& outcome) {
-        finished(Finished{job_id, std::move(outcome), attempts, next_change});
-      },
-      [this](const sync::CallResult& answer) { judge_target(answer); });
-  // A key to deliver, if any, is now held only by the job's step (guarded memory, wiped when the
-  // step has its answer) and then by the client's request body (wiped when sent).
-}
-
-void SyncEngine::start_reconcile(std::int64_t job_id, int attempts) {
-  sync::list_inventory(*client_, mapping_.owner_tag,
-                       [this, job_id, attempts](sync::Inventory&& inventory, std::string error) {
-                         try {
-                           finish_reconcile(job_id, attempts, std::move(inventory), error);
-                         } catch (const std::exception& e) {
-                           failed_inside(job_id, attempts, e.what());
-                         } catch (...) {
-                           failed_inside(job_id, attempts, "internal error while reconciling");
-                         }
-                       });
-}
-
-void SyncEngine::finish_reconcile(std::int64_t job_id, int attempts, sync::Inventory&& inventory,
-                                  const std::string& error) {
-  sync::JobOutcome outcome;
-  if (!error.empty()) {
-    outcome.verdict = sync::Verdict::kRetry;
-    outcome.error = error;
-    finished(Finished{job_id, std::move(outcome), attempts, std::nullopt});
-    return;
-  }
-  // Kong was listed first, the tables are read now: an object a job created after our listing
-  // is not in the listing, so it cannot be mistaken for an orphan. Unwanted objects of a row are
-  // left to the row's job (queued below with the repairs); only objects of no row are deleted
-  // here, and no job can create those again.
-  std::vector<sync::DesiredRow> rows;
-  double now = static_cast<double>(now_ms()) / 1000.0;
-  bool ok = in_transaction("pg_gateway: reading desired Kong state", [&] {
-    for (auto& r : spi_query("SELECT s FROM gateway._sync_desired_interfaces() AS s")) {
-      Json state = Json::parse(r[0].value_or("null"), nullptr, false);
-      std::string id = state.value("id", "");
-      rows.push_back({{"public_interface", id}, kong::desired_for_interface(interface_row(id, state), mapping_)});
-    }
-    for (auto& r : spi_query("SELECT s FROM gateway._sync_desired_keys() AS s")) {
-      Json state = Json::parse(r[0].value_or("null"), nullptr, false);
-      std::string id = state.value("id", "");
-      // Reconcile compares; it sends keys only through the key's job, so it never opens one.
-      state.erase("sealed_key");
-      kong::KeyRow key = key_row(id, state);
-      rows.push_back({{"api_key", id}, kong::desired_for_key(key, mapping_, now)});
-    }
-  });
-  if (!ok) {
-    outcome.verdict = sync::Verdict::kRetry;
-    outcome.error = "could not read the desired state";
-    finished(Finished{job_id, std::move(outcome), attempts, std::nullopt});
-    return;
-  }
-  sync::ReconcilePlan plan = sync::plan_reconcile(rows, inventory);
-  std::size_t total = 0;
-  for (const auto& [collection, objects] : inventory) total += objects.size();
-  inventory.clear();
-  rows.clear();
-  rows.shrink_to_fit();
-  // A large listing leaves freed heap behind; hand it back so the worker stays small between
-  // reconciles.
-  malloc_trim(0);
-  if (!plan.repair.empty()) {
-    in_transaction("pg_gateway: queueing reconcile repairs", [&] {
-      for (const sync::RowRef& ref : plan.repair) {
-        spi_query("SELECT gateway._sync_repair($1, $2::uuid)", {ref.kind, ref.id});
-      }
-    });
-  }
-  ereport(LOG, (errmsg("pg_gateway worker: reconciled %zu Kong objects: %zu rows to repair, %zu orphans of no row to delete",
-                       total, plan.repair.size(), plan.orphans.size())));
-  // Orphans go children first; each waits for the one before, like a job's deletes.
-  kong::Desired removal;
-  removal.absent = std::move(plan.orphans);
-  // The reconcile job's own outcome touches no row: _sync_finish ignores key and fingerprint.
-  sync::run_job(*client_, removal, Json(), [this, job_id, attempts](sync::JobOutcome&& deleted) {
-    finished(Finished{job_id, std::move(deleted), attempts, std::nullopt});
-  });
-  claim_wanted_ = true;
+  // Malformed state is the target's to judge (it parses defensively); bad JSON is not a state.
+  Json state = Json::parse(state_json, nullptr, false);
+  if (state.is_discarded()) state = Json();
+  target_->start_job(*client_, kind, object_id, state, std::move(done), std::move(judge));
 }
 
 void SyncEngine::judge_target(const sync::CallResult& answer) {
@@ -507,11 +317,11 @@ void SyncEngine::judge_target(const sync::CallResult& answer) {
   } else if (answer.status >= 200 && answer.status < 300) {
     breaker_.record_success();
   } else {
-    breaker_.record_neutral();  // Kong answered: it is up, whatever it thought of the request
+    breaker_.record_neutral();  // it answered: it is up, whatever it thought of the request
   }
 }
 
-kong::Json SyncEngine::outcome_row(const Finished& f, std::int64_t now) {
+Json SyncEngine::outcome_row(const Finished& f, std::int64_t now) {
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   sync::BackoffSettings backoff{settings.sync_retry_base_ms, settings.sync_retry_max_ms};
   const bool done = f.outcome.verdict == sync::Verdict::kDone;

@@ -1,6 +1,8 @@
-// The worker's Kong sync: claims due jobs from gateway.sync_jobs in a short transaction, makes
-// Kong match the rows over libcurl multi outside any transaction, records outcomes in another,
-// retries with backoff, stops calling a Kong that is down (circuit breaker), and reconciles drift.
+// The worker's sync of one target (Kong, Temporal): claims the target's due jobs from
+// gateway.sync_jobs in a short transaction, makes the target match the rows over libcurl multi
+// outside any transaction, records outcomes in another, retries with backoff, stops calling a
+// target that is down (its own circuit breaker), and reconciles drift. The worker runs one engine
+// per target, each with its own client, so one target being down never slows the other.
 // Driven by the worker's loop: it never blocks and never polls.
 #pragma once
 
@@ -14,21 +16,21 @@
 
 #include "../core/failure_streak.hpp"
 #include "../core/http_client.hpp"
-#include "../core/kong_sync.hpp"
 #include "../core/retry_policy.hpp"
+#include "sync_target.hpp"
 
 namespace gateway::pg {
 
 class SyncEngine {
  public:
-  SyncEngine();
+  explicit SyncEngine(std::unique_ptr<SyncTarget> target);
   ~SyncEngine();
 
   // Called after every wake-up. `commit_seen`: a transaction that queued jobs committed.
   void step(bool commit_seen);
   // Settings changed (SIGHUP): the client is rebuilt once nothing is in flight.
   void reload();
-  // No admin URL: commits need not wake us (the wake they leave behind is taken after a reload).
+  // No URL set: commits need not wake us (the wake they leave behind is taken after a reload).
   bool paused() const { return warned_paused_; }
   // What to wait on before the next step: client sockets and a timeout (-1: none), and the
   // generation of that socket set (it changes whenever the sockets or their events do).
@@ -47,16 +49,12 @@ class SyncEngine {
 
   bool ready();                 // extension installed at 0.2.0+, URL set, client built
   void build_client();
-  void check_kong_mode();
   void claim_and_start();
   void start_job(std::int64_t job_id, const std::string& kind, const std::string& object_id,
                  int attempts, const std::string& state_json);
-  void start_reconcile(std::int64_t job_id, int attempts);
-  void finish_reconcile(std::int64_t job_id, int attempts, sync::Inventory&& inventory,
-                        const std::string& error);
   void record_finished();
-  bool record_one(const kong::Json& row, std::string& error);
-  kong::Json outcome_row(const Finished& f, std::int64_t now);
+  bool record_one(const nlohmann::json& row, std::string& error);
+  nlohmann::json outcome_row(const Finished& f, std::int64_t now);
   bool record_due() const;
   // The worker's own transactions: a failure backs off (gateway.sync_retry_base/max) and is
   // logged once per run of failures, with the count when it ends.
@@ -72,7 +70,7 @@ class SyncEngine {
   std::int64_t now_ms() const;
 
   std::unique_ptr<http::Client> client_;
-  kong::MappingSettings mapping_;
+  std::unique_ptr<SyncTarget> target_;
   sync::CircuitBreaker breaker_;
   std::mt19937_64 random_;
   std::vector<Finished> finished_;
@@ -87,7 +85,7 @@ class SyncEngine {
   sync::FailureStreak db_streak_;   // failed claim, record, recover transactions in a row
   std::int64_t first_finished_ms_ = 0;   // when the oldest unrecorded outcome arrived
   bool schema_checked_ = false, schema_ready_ = false;
-  bool dbless_ = false;
+  bool per_target_schema_ = false;  // 0.4.0+: _sync_recover(target), sync_reconcile(target)
   bool recovered_ = false;
   bool warned_paused_ = false;
   bool file_error_ = false;         // the client waits for a fixed header or key file and a reload

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstring>
+#include <string>
 #include <string_view>
 
 #include "../core/usage_table.hpp"
@@ -13,6 +14,18 @@ namespace gateway::pg {
 inline KeyId uuid_to_id(Datum value) {
   KeyId out;
   std::memcpy(out.data(), DatumGetUUIDP(value)->data, out.size());
+  return out;
+}
+
+// The canonical text form (8-4-4-4-12 lowercase hex).
+inline std::string id_to_text(const KeyId& id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kHex[id[i] >> 4];
+    out += kHex[id[i] & 0xf];
+  }
   return out;
 }
 

@@ -7,11 +7,15 @@
 #include <vector>
 
 // Core (nlohmann/json) headers before any PostgreSQL header: PostgreSQL redefines snprintf.
+#include "kong_target.hpp"
 #include "sync_engine.hpp"
+#include "temporal_target.hpp"
 #include "error_bridge.hpp"
 #include "postgres.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
+#include "uuid.hpp"
+#include "worker_transaction.hpp"
 #include "usage_flush.hpp"
 
 extern "C" {
@@ -100,29 +104,41 @@ void guarded(const char* what, Body&& body) {
   if (failure != nullptr) ereport(LOG, (errmsg("pg_gateway worker: %s: %s", what, failure)));
 }
 
-// Sleeps until the latch is set, a socket of the sync engine's HTTP client is ready, or the
-// timeout passes (-1: no timeout); hands ready sockets to the engine.
-// The set is kept while libcurl's socket set stays the same (its generation, bumped by every
+// Sleeps until the latch is set, a socket of an engine's HTTP client is ready, or the timeout
+// passes (-1: no timeout); hands ready sockets to the engine they belong to.
+// The set is kept while libcurl's socket sets stay the same (their generations, bumped by every
 // socket callback; keep-alive connections make that the usual case), so a busy worker does not
 // create an epoll set for every wait. Socket numbers are never compared: a connection libcurl
 // closed and a new one that took its number are different sockets to watch.
-WaitEventSet* wait_set = nullptr;
-std::uint64_t wait_set_generation = 0;
-bool wait_set_built = false;
+struct EngineWait {
+  SyncEngine* engine = nullptr;
+  std::vector<gateway::http::WaitSocket> sockets;
+  std::uint64_t generation = 0;
+  long timeout_ms = -1;
+};
 
-void wait_for_events(SyncEngine* sync, const std::vector<gateway::http::WaitSocket>& sockets,
-                     std::uint64_t generation, long timeout_ms) {
-  if (!wait_set_built || generation != wait_set_generation) {
+WaitEventSet* wait_set = nullptr;
+std::vector<std::uint64_t> wait_set_generations;
+
+void wait_for_events(std::vector<EngineWait>& engines, long timeout_ms) {
+  std::vector<std::uint64_t> generations;
+  std::size_t total = 0;
+  for (const EngineWait& w : engines) {
+    generations.push_back(w.generation);
+    total += w.sockets.size();
+  }
+  if (wait_set == nullptr || generations != wait_set_generations) {
     if (wait_set != nullptr) FreeWaitEventSet(wait_set);
-    wait_set = CreateWaitEventSet(TopMemoryContext, static_cast<int>(sockets.size()) + 2);
+    wait_set = CreateWaitEventSet(TopMemoryContext, static_cast<int>(total) + 2);
     AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
     AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-    for (const auto& s : sockets) {
-      int events = (s.read ? WL_SOCKET_READABLE : 0) | (s.write ? WL_SOCKET_WRITEABLE : 0);
-      AddWaitEventToSet(wait_set, events, s.fd, nullptr, nullptr);
+    for (EngineWait& w : engines) {
+      for (const auto& s : w.sockets) {
+        int events = (s.read ? WL_SOCKET_READABLE : 0) | (s.write ? WL_SOCKET_WRITEABLE : 0);
+        AddWaitEventToSet(wait_set, events, s.fd, nullptr, w.engine);
+      }
     }
-    wait_set_generation = generation;
-    wait_set_built = true;
+    wait_set_generations = std::move(generations);
   }
   constexpr int kMaxEvents = 64;
   WaitEvent occurred[kMaxEvents];
@@ -133,8 +149,25 @@ void wait_for_events(SyncEngine* sync, const std::vector<gateway::http::WaitSock
     if ((e.events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE)) == 0) continue;
     const bool readable = (e.events & WL_SOCKET_READABLE) != 0;
     const bool writable = (e.events & WL_SOCKET_WRITEABLE) != 0;
-    guarded("reading Kong's answers", [&] { sync->socket_ready(e.fd, readable, writable); });
+    auto* engine = static_cast<SyncEngine*>(e.user_data);
+    guarded("reading a target's answers", [&] { engine->socket_ready(e.fd, readable, writable); });
   }
+}
+
+// Connector tests a backend is waiting for (gateway.connector_test with a timeout) become jobs
+// in the worker's own transaction: the backend's is not committed while it waits.
+bool queue_connector_tests() {
+  std::vector<KeyId> tests;
+  take_connector_tests(tests);
+  if (tests.empty()) return false;
+  std::string ids = "{";
+  for (const KeyId& id : tests) ids += (ids.size() > 1 ? "," : "") + id_to_text(id);
+  ids += "}";
+  return in_transaction("pg_gateway: queueing connector tests", [&] {
+    spi_query("SELECT gateway._sync_enqueue('temporal', 'connector_test', t)"
+              "  FROM unnest($1::uuid[]) AS t WHERE to_regclass('gateway.project_connectors') IS NOT NULL",
+              {ids});
+  });
 }
 
 long earliest(long a, long b) {
@@ -180,27 +213,36 @@ extern "C" void gateway_worker_main(Datum) {
 
   // Never destroyed: the process exits with it (an orderly stop abandons requests in flight;
   // their jobs run again after the restart).
-  auto* sync = new SyncEngine();
-  std::vector<gateway::http::WaitSocket> sockets;
+  // One engine per target, each with its own client and breaker. Never destroyed: the process
+  // exits with them (an orderly stop abandons requests in flight; their jobs run again after the
+  // restart).
+  std::vector<EngineWait> engines;
+  for (auto* target : {make_kong_target().release(), make_temporal_target().release()}) {
+    EngineWait wait;
+    wait.engine = new SyncEngine(std::unique_ptr<SyncTarget>(target));
+    engines.push_back(std::move(wait));
+  }
   TimestampTz flush_due = 0;  // 0: no batch pending
   for (;;) {
-    long sync_timeout = -1;
-    std::uint64_t generation = 0;
-    guarded("preparing to wait", [&] { sync->wait_spec(sockets, sync_timeout, generation); });
+    long timeout = flush_due != 0 ? ms_until(flush_due) : -1L;
+    for (EngineWait& w : engines) {
+      w.timeout_ms = -1;
+      guarded("preparing to wait", [&] { w.engine->wait_spec(w.sockets, w.timeout_ms, w.generation); });
+      timeout = earliest(timeout, w.timeout_ms);
+    }
     // A background worker reports its own statistics: without this its inserts, updates and
     // deletes of sync_jobs never reach pg_stat_user_tables, and autovacuum never sees the churn.
     // Unforced (at most once a second); it says when to try again if some are still pending.
     long stats_due = pgstat_report_stat(false);
-    long timeout = earliest(earliest(flush_due != 0 ? ms_until(flush_due) : -1L, sync_timeout),
-                            stats_due > 0 ? stats_due : -1L);
-    wait_for_events(sync, sockets, generation, timeout);
+    timeout = earliest(timeout, stats_due > 0 ? stats_due : -1L);
+    wait_for_events(engines, timeout);
     process_interrupts();
 
     if (ShutdownRequestPending) break;
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
-      sync->reload();
+      for (EngineWait& w : engines) w.engine->reload();
     }
     if (take_flush_now()) flush_due = GetCurrentTimestamp();
     if (flush_due == 0 && work_pending()) {
@@ -214,9 +256,15 @@ extern "C" void gateway_worker_main(Datum) {
       flush_usage_guarded();
       flush_due = 0;
     }
-    // Paused, the wake is left untaken: later commits see it pending and signal nobody.
-    bool commit_seen = !sync->paused() && take_sync_wanted();
-    guarded("syncing", [&] { sync->step(commit_seen); });
+    // With every target paused, the wake is left untaken: later commits see it pending and
+    // signal nobody. Otherwise each engine hears of the commit (jobs are per target).
+    bool any_running = false;
+    for (EngineWait& w : engines) any_running = any_running || !w.engine->paused();
+    bool commit_seen = any_running && take_sync_wanted();
+    if (queue_connector_tests()) commit_seen = true;
+    for (EngineWait& w : engines) {
+      guarded("syncing", [&] { w.engine->step(commit_seen); });
+    }
   }
 
   // A clean stop records what is batched so far, so a restart loses no last-use times.

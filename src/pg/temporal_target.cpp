@@ -1,0 +1,113 @@
+#include "temporal_target.hpp"
+
+#include <malloc.h>
+
+#include "../core/temporal_endpoints.hpp"
+#include "../core/temporal_sync.hpp"
+#include "settings.hpp"
+#include "worker_transaction.hpp"
+
+namespace gateway::pg {
+namespace {
+
+using Json = nlohmann::json;
+
+sync::JobOutcome outcome_of(sync::Verdict verdict, std::string message) {
+  sync::JobOutcome outcome;
+  outcome.verdict = verdict;
+  outcome.error = std::move(message);
+  return outcome;
+}
+
+class TemporalTarget final : public SyncTarget {
+ public:
+  const char* name() const override { return "temporal"; }
+  const char* title() const override { return "Temporal"; }
+  const char* url_setting() const override { return "gateway.temporal_url"; }
+  const char* schema_probe() const override { return "gateway.project_connectors"; }
+  RemoteSettings remote() const override {
+    return {settings.temporal_url, settings.temporal_headers_file, settings.temporal_ca_file,
+            settings.temporal_client_cert, settings.temporal_client_key,
+            settings.temporal_connect_timeout_ms, settings.temporal_request_timeout_ms,
+            settings.temporal_concurrency};
+  }
+
+  void client_built(http::Client&, std::function<void()>) override { owner_tag_ = owner_tag(); }
+
+  void start_job(http::Client& client, const std::string& kind, const std::string& object_id,
+                 const Json& state, JobDone done, sync::CallObserver on_call) override {
+    temporal::ConnectorRow row = temporal::connector_row(state);
+    row.id = object_id;  // the job's own id, whatever the state says
+    auto finish = [done](sync::JobOutcome&& outcome) { done(std::move(outcome), std::nullopt); };
+    if (kind == "project_connector") {
+      temporal::run_connector_job(client, row, owner_tag_, finish, std::move(on_call));
+    } else if (kind == "connector_test") {
+      temporal::run_connector_test(client, row, owner_tag_, finish, std::move(on_call));
+    } else {
+      done(outcome_of(sync::Verdict::kDead, "unknown Temporal sync job kind " + kind), std::nullopt);
+    }
+  }
+
+  void start_reconcile(http::Client& client, JobDone done, sync::CallObserver on_call) override {
+    temporal::list_endpoints(client, [this, &client, done, on_call](std::vector<Json>&& listed, std::string error) {
+      // Runs inside the client's perform(): nothing may escape it.
+      try {
+        finish_reconcile(client, std::move(listed), error, done, on_call);
+      } catch (const std::exception& e) {
+        done(outcome_of(sync::Verdict::kRetry, std::string("pg_gateway worker: ") + e.what()), std::nullopt);
+      } catch (...) {
+        done(outcome_of(sync::Verdict::kRetry, "pg_gateway worker: internal error while reconciling"),
+             std::nullopt);
+      }
+    });
+  }
+
+ private:
+  void finish_reconcile(http::Client& client, std::vector<Json>&& listed, const std::string& error,
+                        const JobDone& done, const sync::CallObserver& on_call) {
+    if (!error.empty()) {
+      done(outcome_of(sync::Verdict::kRetry, error), std::nullopt);
+      return;
+    }
+    // Temporal was listed first, the tables are read now: an endpoint a job created after the
+    // listing is recorded in nexus_endpoints by now, so it is never taken for an orphan.
+    std::vector<temporal::ConnectorRow> desired, known;
+    bool ok = in_transaction("pg_gateway: reading desired Temporal state", [&] {
+      for (auto& r : spi_query("SELECT s FROM gateway._sync_desired_connectors() AS s")) {
+        desired.push_back(temporal::connector_row(Json::parse(r[0].value_or("null"), nullptr, false)));
+      }
+      for (auto& r : spi_query("SELECT s FROM gateway._sync_known_endpoints() AS s")) {
+        known.push_back(temporal::connector_row(Json::parse(r[0].value_or("null"), nullptr, false)));
+      }
+    });
+    if (!ok) {
+      done(outcome_of(sync::Verdict::kRetry, "could not read the desired state"), std::nullopt);
+      return;
+    }
+    temporal::ReconcilePlan plan = temporal::plan_reconcile(desired, known, listed, owner_tag_);
+    const std::size_t total = listed.size();
+    listed.clear();
+    listed.shrink_to_fit();
+    malloc_trim(0);
+    if (!plan.repair.empty()) {
+      in_transaction("pg_gateway: queueing reconcile repairs", [&] {
+        for (const std::string& id : plan.repair) {
+          spi_query("SELECT gateway._sync_repair('project_connector', $1::uuid)", {id});
+        }
+      });
+    }
+    ereport(LOG, (errmsg("pg_gateway worker: reconciled %zu Nexus endpoints: %zu connectors to repair, %zu orphans of no connector to delete",
+                         total, plan.repair.size(), plan.orphans.size())));
+    temporal::delete_orphans(
+        client, std::move(plan.orphans),
+        [done](sync::JobOutcome&& deleted) { done(std::move(deleted), std::nullopt); }, on_call);
+  }
+
+  std::string owner_tag_;
+};
+
+}  // namespace
+
+std::unique_ptr<SyncTarget> make_temporal_target() { return std::make_unique<TemporalTarget>(); }
+
+}  // namespace gateway::pg
