@@ -43,7 +43,7 @@ pg_gateway.control: pg_gateway.control.in Makefile
 META.json: META.json.in Makefile
 	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@
 
-.PHONY: deps demo test unit fuzz bench-verify bench-crypto bench-sync version check-cassert
+.PHONY: deps demo test unit fuzz bench-verify bench-crypto bench-sync bench-nexus version check-cassert
 deps:
 	@bash scripts/install-deps.sh
 
@@ -69,6 +69,9 @@ print-regress:
 
 bench-sync: deps
 	@flock -o /tmp/pg_gateway-test.lock bash bench/sync.sh  # one install at a time (see scripts/test.sh)
+
+bench-nexus: deps
+	@flock -o /tmp/pg_gateway-test.lock bash bench/nexus.sh  # one install at a time (see scripts/test.sh)
 
 bench-crypto: deps
 	@flock -o /tmp/pg_gateway-test.lock bash bench/crypto.sh  # one install at a time (see scripts/test.sh)

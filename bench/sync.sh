@@ -24,7 +24,7 @@ consumers=${BENCH_CONSUMERS:-100000}
 concurrency=${BENCH_CONCURRENCY:-16}
 
 step "build the fake's ceiling client"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build build -j2 --target kong_ceiling >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build build -j2 --target fake_ceiling >/dev/null
 
 fake_log=$(mktemp)
 chmod 644 "$fake_log"
@@ -95,7 +95,7 @@ sql "TRUNCATE gateway.public_interfaces, gateway.sync_jobs, bench.public_interfa
 
 # The fake's ceiling, measured alone (nothing else uses it), then forgotten.
 step "the fake's ceiling: a plain keep-alive client alone, ${seconds}s"
-read -r ceiling_writes ceiling_seconds < <(build/kong_ceiling "$kong_url" "$seconds" "$concurrency")
+read -r ceiling_writes ceiling_seconds < <(build/fake_ceiling kong "$kong_url" "$seconds" "$concurrency")
 ceiling=$(awk -v w="$ceiling_writes" -v s="$ceiling_seconds" 'BEGIN { printf "%.0f", w / s }')
 note "the fake's ceiling: $ceiling writes/s (plain keep-alive client, $concurrency in flight, alone)"
 kong POST /__fake/reset >/dev/null
