@@ -17,6 +17,7 @@ if [[ -d $demo ]]; then
   rm -rf "$demo"
 fi
 pkill -f "kong_fake.py --port-file $demo.kong-port" 2>/dev/null || true
+pkill -f "temporal_fake.py --port-file $demo.temporal-port" 2>/dev/null || true
 mkdir -p "$demo"
 [[ $(id -u) -eq 0 ]] && chown postgres: "$demo"
 
@@ -31,10 +32,18 @@ for _ in $(seq 100); do [[ -s "$demo.kong-port" ]] && break; sleep 0.05; done
 kong_url="http://127.0.0.1:$(cat "$demo.kong-port")"
 note "Kong Admin API (fake) at $kong_url"
 
+step "start a Temporal operator API fake (test/fakes/temporal_fake.py: Temporal cannot be installed here)"
+rm -f "$demo.temporal-port"
+python3 test/fakes/temporal_fake.py --port-file "$demo.temporal-port" --parent-pid "$fake_parent" \
+  --max-seconds 3600 --namespaces project-b >"$demo.temporal.log" 2>&1 &
+for _ in $(seq 100); do [[ -s "$demo.temporal-port" ]] && break; sleep 0.05; done
+temporal_url="http://127.0.0.1:$(cat "$demo.temporal-port")"
+note "Temporal HTTP API (fake) at $temporal_url, with namespace project-b"
+
 step "start a throwaway cluster with pg_gateway preloaded (in $demo)"
 port=$(free_port 25600)
 cluster_init "$demo" "$port" "gateway.usage_flush_interval = '500ms'" \
-  "gateway.kong_admin_url = '$kong_url'" "gateway.kong_upstream_url = 'http://app.internal:3000/api/interfaces'" \
+  "gateway.kong_admin_url = '$kong_url'" "gateway.temporal_url = '$temporal_url'" "gateway.kong_upstream_url = 'http://app.internal:3000/api/interfaces'" \
   "gateway.sync_retry_base = '200ms'" "gateway.sync_retry_max = '2s'"
 cluster_start "$demo"
 cluster_psql "$demo" -d postgres -c "CREATE DATABASE gateway"
@@ -162,9 +171,62 @@ kong_objects "Kong's rate-limiting plugin has the new limit"
 show "every interface change is in the audit log" \
   "SELECT action, details FROM gateway.audit_log WHERE object_type = 'public_interface' ORDER BY occurred_at"
 
-step "not in this build yet"
-note "project connectors as Temporal Nexus endpoints come with the next issue (the same outbox and"
-note "worker, a second target)."
+step "project connectors: Temporal Nexus endpoints, with the target project's consent"
+bob=b0000000-0000-4000-8000-000000000b0b
+project_b=c0000000-0000-4000-8000-00000000000b
+temporal() { curl -s "$temporal_url$1"; }
+# Prints the Nexus endpoints the fake holds.
+nexus_endpoints() {
+  printf '\n-- %s\n' "$1"
+  temporal /__fake/endpoints | python3 -c "
+import json, sys
+endpoints = json.load(sys.stdin)['endpoints']
+for e in endpoints:
+    w = e['spec']['target']['worker']
+    print('   endpoint %s  id %s  version %s  -> namespace %s, task queue %s' % (e['spec']['name'], e['id'][:8] + '...', e['version'], w['namespace'], w['taskQueue']))
+    print('            description: %s' % e['spec'].get('description', '').split(chr(10))[0])
+if not endpoints:
+    print('   (no endpoints)')
+"
+}
+wait_connectors() {
+  for _ in $(seq 200); do
+    [[ $(cluster_psql "$demo" -d gateway -Atc "SELECT count(*) FROM gateway.sync_jobs WHERE target = 'temporal' AND state <> 'dead'") == 0 ]] && break
+    sleep 0.05
+  done
+}
+show "project B: bob is its admin; its workers poll namespace project-b (the platform fills project_workers)" \
+  "INSERT INTO gateway.project_members (project_id, user_id, role) VALUES ('$project_b', '$bob', 'admin');
+   INSERT INTO gateway.project_workers (project_id, temporal_namespace, task_queue) VALUES ('$project_b', 'project-b', 'project-b-nexus');
+   INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, interface_type, callable_name)
+   VALUES ('e2000000-0000-4000-8000-000000000002', '$project_b', 'f2000000-0000-4000-8000-000000000002', 'ship-order', 'update', 'shipOrder')"
+show "alice (editor of project A) makes a connector to B's interface: no endpoint until B agrees" \
+  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated;
+   INSERT INTO gateway.project_connectors (id, source_project_id, target_project_id, target_service_id, target_interface_id, name, description)
+   VALUES ('e3000000-0000-4000-8000-000000000003', '$project', '$project_b', 'f2000000-0000-4000-8000-000000000002',
+           'e2000000-0000-4000-8000-000000000002', 'shipping', 'A asks B to ship orders')
+   RETURNING name, nexus_endpoint_name, nexus_service_name, consent_state"
+wait_connectors
+nexus_endpoints "Temporal holds no endpoint for it yet"
+show "alice cannot approve her own connector into B's project" \
+  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated; SELECT gateway.connector_approve('e3000000-0000-4000-8000-000000000003')"
+show "bob, B's admin, approves it" \
+  "SET request.jwt.claims = '{\"sub\": \"$bob\"}'; SET ROLE authenticated; SELECT gateway.connector_approve('e3000000-0000-4000-8000-000000000003')"
+wait_connectors
+show "the worker created the endpoint, confirmed it with a GET, and recorded its id and version" \
+  "SELECT name, consent_state, sync_state, nexus_endpoint_id, nexus_endpoint_version FROM gateway.project_connectors"
+nexus_endpoints "what Temporal holds now (the description carries our ownership marker)"
+show "test the connector: the worker checks the endpoint and B's namespace (the call waits up to 10 s)" \
+  "SELECT * FROM gateway.connector_test('e3000000-0000-4000-8000-000000000003', '10 s')"
+show "bob withdraws consent: the endpoint goes" \
+  "SET request.jwt.claims = '{\"sub\": \"$bob\"}'; SET ROLE authenticated; SELECT gateway.connector_consent_revoke('e3000000-0000-4000-8000-000000000003')"
+wait_connectors
+nexus_endpoints "Temporal after the revoke"
+show "alice deletes the connector; consent, approval and deletion are in the audit log" \
+  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated; DELETE FROM gateway.project_connectors WHERE id = 'e3000000-0000-4000-8000-000000000003'"
+show "" "SELECT action, object_type, details FROM gateway.audit_log WHERE object_type IN ('project_connector', 'project_workers') ORDER BY occurred_at"
+show "sync_status: one row per target" \
+  "SELECT target, pending, retrying, running, dead FROM gateway.sync_status"
 
 if [[ -n "${DEMO_KEEP:-}" ]]; then
   step "the demo cluster keeps running"
@@ -172,5 +234,5 @@ if [[ -n "${DEMO_KEEP:-}" ]]; then
   note "stop: runuser -u postgres -- $PGBIN/pg_ctl -D $demo/data stop"
 else
   cluster_stop "$demo"
-  step "demo done (cluster and Kong fake stopped; DEMO_KEEP=1 make demo leaves them running)"
+  step "demo done (cluster and fakes stopped; DEMO_KEEP=1 make demo leaves them running)"
 fi
