@@ -284,22 +284,22 @@ void Client::run_until_idle() {
   }
 }
 
-std::shared_ptr<const SecureBuffer> load_client_key(const std::string& path) {
+std::shared_ptr<const SecureBuffer> load_client_key(const std::string& path, const FileRole& role) {
   std::size_t length = 0;
   auto key = std::make_shared<SecureBuffer>(read_private_file(
-      path, "Kong client key file", "a PEM private key",
-      "Point gateway.kong_client_key at the PEM key of gateway.kong_client_cert, chmod 600, owned "
-      "by the database server user.",
+      path, role.what, "a PEM private key",
+      "Point " + role.setting + " at the PEM key of the client certificate, chmod 600, owned by "
+      "the database server user.",
       64 * 1024, &length));
   key->truncate(length);
   return key;
 }
 
-std::vector<std::string> load_header_file(const std::string& path) {
+std::vector<std::string> load_header_file(const std::string& path, const FileRole& role) {
   std::size_t length = 0;
   SecureBuffer raw = read_private_file(
-      path, "Kong Admin API header file", "headers",
-      "Write one \"Name: value\" line per header (e.g. Kong-Admin-Token: ...), chmod 600, owned "
+      path, role.what, "headers",
+      "Write one \"Name: value\" line per header (e.g. " + role.example + "), chmod 600, owned "
       "by the database server user.",
       64 * 1024, &length);
   std::vector<std::string> headers;
@@ -322,7 +322,7 @@ std::vector<std::string> load_header_file(const std::string& path) {
     if (!name_ok) {
       sodium_memzero(text.data(), text.size());
       throw Error(sqlstate::kConfigFileError,
-                  "Kong Admin API header file \"" + path + "\" has a bad line " + std::to_string(number),
+                  role.what + " \"" + path + "\" has a bad line " + std::to_string(number),
                   "Each line must be \"Name: value\" with a name of letters, digits, '-' and '_'.",
                   "Fix the line, then reload the configuration.");
     }

@@ -105,9 +105,17 @@ void global_init();
 // line; blank lines and lines starting with '#' are skipped. Throws gateway::Error (F0000) for a
 // bad file or line. Secrets such as Kong-Admin-Token live here rather than in a setting, because
 // PostgreSQL logs the new value of every setting a reload changes.
-std::vector<std::string> load_header_file(const std::string& path);
+// `role` names the file in errors and hints (which target, which setting).
+struct FileRole {
+  std::string what = "Kong Admin API header file";
+  std::string setting = "gateway.kong_admin_headers_file";
+  std::string example = "Kong-Admin-Token: ...";
+};
+std::vector<std::string> load_header_file(const std::string& path, const FileRole& role = {});
 
 // The private key of the client certificate, with the same checks. Throws gateway::Error (F0000).
-std::shared_ptr<const SecureBuffer> load_client_key(const std::string& path);
+std::shared_ptr<const SecureBuffer> load_client_key(
+    const std::string& path,
+    const FileRole& role = {"Kong client key file", "gateway.kong_client_key", ""});
 
 }  // namespace gateway::http

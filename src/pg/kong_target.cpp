@@ -103,7 +103,9 @@ class KongTarget final : public SyncTarget {
   RemoteSettings remote() const override {
     return {settings.kong_admin_url, settings.kong_admin_headers_file, settings.kong_ca_file,
             settings.kong_client_cert, settings.kong_client_key, settings.kong_connect_timeout_ms,
-            settings.kong_request_timeout_ms, settings.sync_concurrency};
+            settings.kong_request_timeout_ms, settings.sync_concurrency,
+            {"Kong Admin API header file", "gateway.kong_admin_headers_file", "Kong-Admin-Token: ..."},
+            {"Kong client key file", "gateway.kong_client_key", ""}};
   }
 
   void client_built(http::Client& client, std::function<void()> claim_again) override {

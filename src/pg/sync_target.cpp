@@ -20,8 +20,8 @@ http::ClientOptions client_options(const RemoteSettings& remote) {
   while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
   // Without its headers or key the target would refuse every request: Error goes to the engine,
   // which waits for a fixed file and a reload.
-  if (set(remote.headers_file)) options.headers = http::load_header_file(remote.headers_file);
-  if (set(remote.client_key)) options.client_key = http::load_client_key(remote.client_key);
+  if (set(remote.headers_file)) options.headers = http::load_header_file(remote.headers_file, remote.headers_role);
+  if (set(remote.client_key)) options.client_key = http::load_client_key(remote.client_key, remote.key_role);
   options.ca_file = set(remote.ca_file) ? remote.ca_file : "";
   options.client_cert = set(remote.client_cert) ? remote.client_cert : "";
   options.connect_timeout_ms = remote.connect_timeout_ms;

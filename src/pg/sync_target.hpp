@@ -28,6 +28,9 @@ struct RemoteSettings {
   int connect_timeout_ms;
   int request_timeout_ms;
   int concurrency;
+  // How errors name the files: which target, which settings.
+  http::FileRole headers_role;
+  http::FileRole key_role;
 };
 
 // Client options from the settings. Throws gateway::Error when the headers or key file cannot be

@@ -29,7 +29,9 @@ class TemporalTarget final : public SyncTarget {
     return {settings.temporal_url, settings.temporal_headers_file, settings.temporal_ca_file,
             settings.temporal_client_cert, settings.temporal_client_key,
             settings.temporal_connect_timeout_ms, settings.temporal_request_timeout_ms,
-            settings.temporal_concurrency};
+            settings.temporal_concurrency,
+            {"Temporal header file", "gateway.temporal_headers_file", "Authorization: Bearer ..."},
+            {"Temporal client key file", "gateway.temporal_client_key", ""}};
   }
 
   void client_built(http::Client&, std::function<void()>) override { owner_tag_ = owner_tag(); }
