@@ -11,6 +11,7 @@
 #include <string_view>
 #include <tuple>
 
+#include "url_escape.hpp"
 #include "cpp_only.hpp"  // last: proves no PostgreSQL header came in above
 
 namespace gateway::sync {
@@ -220,21 +221,6 @@ void next_page(const std::shared_ptr<Listing>& listing, const std::string& path)
   });
 }
 
-std::string url_encode(const std::string& text) {
-  static const char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
-
 const char* const kCollections[] = {"services", "routes", "plugins", "consumers", "key-auths", "acls"};
 
 // Delete order for orphans: children before what they hang on.
@@ -246,9 +232,9 @@ int delete_rank(const std::string& collection) {
 
 std::string path_of(const std::string& collection, const Json& remote) {
   // Remote ids go into paths escaped: a hostile id must not become `..` or another path.
-  std::string id = url_encode(text_field(remote, "id"));
+  std::string id = url_escape(text_field(remote, "id"));
   if (collection == "key-auths" || collection == "acls") {
-    std::string consumer = url_encode(text_field(remote.is_object() ? remote.value("consumer", Json()) : Json(), "id"));
+    std::string consumer = url_escape(text_field(remote.is_object() ? remote.value("consumer", Json()) : Json(), "id"));
     return "/consumers/" + consumer + (collection == "acls" ? "/acls/" : "/key-auth/") + id;
   }
   return "/" + collection + "/" + id;
@@ -302,7 +288,7 @@ void list_inventory(http::Client& client, const std::string& owner_tag,
       gather->inventory[collection] = std::move(objects);
       if (--gather->remaining == 0) gather->done(std::move(gather->inventory), gather->error);
     };
-    next_page(listing, "/" + std::string(collection) + "?size=1000&tags=" + url_encode(owner_tag));
+    next_page(listing, "/" + std::string(collection) + "?size=1000&tags=" + url_escape(owner_tag));
   }
 }
 

@@ -14,17 +14,9 @@
 #include "http_client.hpp"
 #include "kong_mapping.hpp"
 #include "retry_policy.hpp"
+#include "sync_job.hpp"
 
 namespace gateway::sync {
-
-struct JobOutcome {
-  Verdict verdict = Verdict::kDone;
-  std::string error;            // for retry and dead: what went wrong, safe to store and log
-  long status = 0;              // HTTP status of the failed call (0: no answer)
-  long retry_after_s = -1;
-  bool key_delivered = false;   // Kong has the key (or it is gone): drop the sealed copy
-  kong::Json synced;            // when done: path -> fingerprint of what Kong now holds; else null
-};
 
 // Upserts the present objects in order (PUT), then deletes the absent ones in order (DELETE,
 // "already gone" counts as done). A key-auth credential whose key was already handed over is
@@ -42,7 +34,6 @@ std::vector<http::Request> planned_requests(const kong::Desired& desired, const 
 
 // `done` runs exactly once, from Client::perform(); `on_call`, when given, sees every answer
 // (the circuit breaker judges the target by calls, not by whole jobs).
-using CallObserver = std::function<void(const CallResult&)>;
 void run_job(http::Client& client, const kong::Desired& desired, const kong::Json& synced,
              std::function<void(JobOutcome&&)> done, CallObserver on_call = nullptr);
 
