@@ -15,7 +15,7 @@ using namespace gateway::pg;
 // False when nobody would answer (no worker, or it serves another database) or too many tests
 // wait already: the caller then queues the test through the outbox.
 extern "C" Datum pg_gateway_connector_test_now(PG_FUNCTION_ARGS) {
-  const KeyId connector = uuid_to_id(PG_GETARG_DATUM(0));
+  const gateway::KeyId connector = uuid_to_id(PG_GETARG_DATUM(0));
   return sql_function([&] {
     return BoolGetDatum(worker_running() && worker_serves_this_database() &&
                         request_connector_test(connector));

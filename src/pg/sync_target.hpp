@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/http_client.hpp"
-#include "../core/kong_sync.hpp"  // JobOutcome, CallObserver
+#include "../core/sync_job.hpp"
 
 namespace gateway::pg {
 
