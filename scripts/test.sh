@@ -128,14 +128,16 @@ fi
 rm -f build-asan.log
 
 if want fake; then
-step "Kong fake (its own tests)"
-log=$(mktemp)
-timeout 120 python3 test/fakes/test_kong_fake.py >"$log" 2>/dev/null
-status=$?
-printf '    %-40s %s\n' "test_kong_fake.py" "$(grep -cE '^ok [0-9]+' "$log") ok, $(grep -cE '^not ok' "$log") not ok"
-grep -E '^not ok|^#|# SKIP' "$log" | head -20
-count_tap "$log" "$status"
-rm -f "$log"
+step "Kong and Temporal fakes (their own tests)"
+for fake_test in test_kong_fake.py test_temporal_fake.py; do
+  log=$(mktemp)
+  timeout 120 python3 "test/fakes/$fake_test" >"$log" 2>/dev/null
+  status=$?
+  printf '    %-40s %s\n' "$fake_test" "$(grep -cE '^ok [0-9]+' "$log") ok, $(grep -cE '^not ok' "$log") not ok"
+  grep -E '^not ok|^#|# SKIP' "$log" | head -20
+  count_tap "$log" "$status"
+  rm -f "$log"
+done
 fi
 
 stage=$(make_stage test)

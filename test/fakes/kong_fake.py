@@ -37,45 +37,15 @@ import argparse
 import json
 import os
 import random
-import ssl
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import fake_server
 import kong_contract
+from fake_server import Faults, hostile_body, tls_context, watch_parent  # noqa: F401 (used by tests)
 from kong_model import (CHILDREN, COLLECTIONS, PLUGIN_DEFAULTS, UUID_RE, Kong, KongError, not_found,
                         schema_violation)
-
-
-class Faults:
-    def __init__(self):
-        self.error_rate = 0.0
-        self.error_status = 503
-        self.latency_ms = 0
-        self.down = False
-        self.rate_limit = False
-        self.close_connections = False
-        self.error_body = None
-        self.error_path = None
-
-
-def hostile_body(kind):
-    """(Content-Type, bytes) of a faulty answer's body."""
-    if kind == "utf8_split":
-        return "application/json", json.dumps({"message": "x" + "\u00e9" * 1000}, ensure_ascii=False).encode()
-    if kind == "invalid_utf8":
-        return "text/plain", b"\xff\xfe broken \xc3\x28 " * 40 + b"\xe2\x82"
-    if kind == "nul":
-        return "application/json", json.dumps({"message": "nul \u0000 inside"}).encode()
-    if kind == "huge":
-        return "application/json", b'{"message": "' + b"A" * (20 << 20) + b'"}'
-    if kind == "not_json":
-        return "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>"
-    if kind == "cut":
-        return "application/json", json.dumps({"message": "y" * 4000}).encode()
-    raise ValueError(kind)
 
 
 class Stats:
@@ -88,65 +58,15 @@ class Stats:
         self.overlapping_writes = 0
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fake_server.BaseHandler):
+    name = "kong-fake"
     server_version = "kong/3.9.0"
-    # One segment per response, sent at once: without these, headers and body go out as two
-    # writes and Nagle's algorithm meets the client's delayed ACK (40 ms per response).
-    wbufsize = 1 << 16
-    disable_nagle_algorithm = True
-
-    def setup(self):
-        if isinstance(self.request, ssl.SSLSocket):
-            try:
-                self.request.do_handshake()
-            except (ssl.SSLError, OSError) as e:
-                with self.server.stats_lock:
-                    self.server.stats.tls_refused += 1
-                if self.server.verbose:
-                    sys.stderr.write("kong-fake: TLS handshake refused: %s\n" % e)
-                raise ConnectionAbortedError("TLS handshake refused")
-        super().setup()
-
-    def log_message(self, fmt, *args):
-        if self.server.verbose:
-            sys.stderr.write("kong-fake: " + (fmt % args) + "\n")
 
     def _send(self, status, body=None, headers=None):
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        if self.server.faults.close_connections:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        if body is not None:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if data:
-            self.wfile.write(data)
-
-    def _send_hostile(self, status, kind):
-        ctype, data = hostile_body(kind)
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        if kind == "cut" or self.server.faults.close_connections:
-            self.send_header("Connection", "close")
-        self.close_connection = True
-        self.end_headers()
-        try:
-            self.wfile.write(data[:len(data) // 2] if kind == "cut" else data)
-            self.wfile.flush()
-            if kind == "cut":
-                self.connection.shutdown(2)
-        except OSError:
-            pass  # the client gave up first
+        self.send_json(status, body, headers)
 
     def _body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.read_raw_body()
         if not raw:
             return None
         ctype = self.headers.get("Content-Type", "")
@@ -175,16 +95,12 @@ class Handler(BaseHTTPRequestHandler):
             if path != prefix and not path.startswith(prefix + "/"):
                 return self._send(404, {"message": "Not found"})
             path = path[len(prefix):] or "/"
-        if server.required_header:
-            name, _, value = server.required_header.partition(":")
-            if self.headers.get(name.strip()) != value.strip():
-                return self._send(401, {"message": "Invalid credentials. Token or User credentials required"})
+        if not self.header_matches(server.required_header):
+            return self._send(401, {"message": "Invalid credentials. Token or User credentials required"})
         faults = server.faults
         if faults.down:
             # Like a Kong that is not there: the connection ends without an answer.
-            self.close_connection = True
-            self.connection.shutdown(2)
-            return
+            return self.hang_up()
         if method == "GET":
             return self._serve(method, path, query, body)
         # Two writes to one path at once mean two clients (or two jobs) race for one object, and
@@ -215,7 +131,7 @@ class Handler(BaseHTTPRequestHandler):
                 and (not faults.error_path or faults.error_path in path
                      or faults.error_path in json.dumps(body))):
             if faults.error_body:
-                return self._send_hostile(faults.error_status, faults.error_body)
+                return self.send_hostile(faults.error_status, faults.error_body)
             return self._send(faults.error_status, {"message": "An unexpected error occurred"})
         problems = server.contract.check(method, path, body)
         if problems:
@@ -312,10 +228,9 @@ class Handler(BaseHTTPRequestHandler):
     def _control(self, method, path, body):
         server = self.server
         if path == "/__fake/faults" and method == "POST":
-            for key, value in (body or {}).items():
-                if not hasattr(server.faults, key):
-                    return self._send(400, {"message": "unknown fault " + key})
-                setattr(server.faults, key, value)
+            unknown = server.faults.set(body or {})
+            if unknown:
+                return self._send(400, {"message": "unknown fault " + unknown})
             return self._send(200, vars(server.faults))
         if path == "/__fake/stats" and method == "GET":
             with server.stats_lock:
@@ -334,101 +249,34 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {})
         return self._send(404, {"message": "Not found"})
 
-    def do_GET(self):
-        self._handle("GET")
-
-    def do_POST(self):
-        self._handle("POST")
-
-    def do_PUT(self):
-        self._handle("PUT")
-
-    def do_PATCH(self):
-        self._handle("PATCH")
-
-    def do_DELETE(self):
-        self._handle("DELETE")
 
 
-class FakeServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
+class FakeServer(fake_server.BaseServer):
     def __init__(self, port, dbless=False, verbose=False, spec_dir=None, path_prefix="",
                  required_header="", tls=None):
-        super().__init__(("127.0.0.1", port), Handler)
-        self.tls = tls
+        super().__init__(port, Handler, tls=tls, verbose=verbose)
         self.path_prefix = path_prefix.rstrip("/")
         self.required_header = required_header
         self.kong = Kong(dbless=dbless)
         self.faults = Faults()
         self.stats = Stats()
-        self.stats_lock = threading.Lock()
         self.writing = {}  # path -> writes to it in progress
-        self.verbose = verbose
         self.contract = kong_contract.Contract(spec_dir)
-
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], ConnectionAbortedError):
-            return  # a refused handshake, already counted
-        super().handle_error(request, client_address)
-
-    def get_request(self):
-        sock, address = self.socket.accept()
-        if self.tls is not None:
-            # The handshake runs in the request's own thread (Handler.setup), not in the accept
-            # loop, so one slow or refused client does not hold up the others.
-            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, address
-
-
-def tls_context(cert, key, client_ca):
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    if client_ca:
-        context.load_verify_locations(client_ca)
-        context.verify_mode = ssl.CERT_REQUIRED
-    return context
-
-
-def watch_parent(parent, deadline):
-    while True:
-        time.sleep(0.5)
-        if (parent and not os.path.exists("/proc/%d" % parent)) or time.time() > deadline:
-            os._exit(0)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file")
+    fake_server.add_common_arguments(parser, "Admin API")
     parser.add_argument("--dbless", action="store_true")
-    parser.add_argument("--verbose", action="store_true")
-    parser.add_argument("--parent-pid", type=int, default=os.getppid())
-    parser.add_argument("--max-seconds", type=float, default=3600)
     parser.add_argument("--spec-dir", default=os.environ.get("GATEWAY_SPECS"),
                         help="folder with kong-admin-oss-openapi.yaml (default: ../shared/specs)")
-    parser.add_argument("--path-prefix", default="", help="serve the Admin API under this path")
-    parser.add_argument("--require-header", default="", help='"Name: value" every request must carry')
-    parser.add_argument("--tls-cert", help="serve https with this certificate (PEM)")
-    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
-    parser.add_argument("--tls-client-ca", help="require client certificates signed by this CA")
     args = parser.parse_args()
-    tls = tls_context(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     server = FakeServer(args.port, dbless=args.dbless, verbose=args.verbose, spec_dir=args.spec_dir,
-                        path_prefix=args.path_prefix, required_header=args.require_header, tls=tls)
-    port = server.server_address[1]
+                        path_prefix=args.path_prefix, required_header=args.require_header,
+                        tls=fake_server.tls_from_args(args))
     if not server.contract.available:
         print("kong-fake: contract check skipped: %s not found" % server.contract.spec_dir, flush=True)
-    if args.port_file:
-        with open(args.port_file + ".tmp", "w") as f:
-            f.write(str(port))
-        os.rename(args.port_file + ".tmp", args.port_file)
-    print("kong-fake: listening on 127.0.0.1:%d" % port, flush=True)
-    threading.Thread(target=watch_parent, args=(args.parent_pid, time.time() + args.max_seconds),
-                     daemon=True).start()
-    server.serve_forever()
+    fake_server.serve(server, args, "kong-fake")
 
 
 if __name__ == "__main__":
