@@ -6,7 +6,7 @@
 set -u
 source "$REPO/test/integration/lib/tap.sh"
 source "$REPO/test/integration/lib/temporal.sh"
-plan 26
+plan 27
 
 start_temporal_fake temporal-hostile
 temporal_cluster temporal-hostile
