@@ -320,6 +320,13 @@ class Handler(fake_server.BaseHandler):
             kind = body.get("error_body")
             if kind is not None and kind not in fake_server.HOSTILE_KINDS:
                 return self.send_json(400, {"message": "error_body is one of " + ", ".join(fake_server.HOSTILE_KINDS)})
+            status = body.get("error_status", 503)
+            if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+                return self.send_json(400, {"message": "error_status is an HTTP status from 400 to 599"})
+            for number in ("error_rate", "latency_ms", "list_lag_ms"):
+                value = body.get(number, 0)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    return self.send_json(400, {"message": number + " is a number >= 0"})
             unknown = server.faults.set(body)
             if unknown:
                 return self.send_json(400, {"message": "unknown fault " + unknown})

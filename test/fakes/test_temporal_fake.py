@@ -384,6 +384,8 @@ def test_faults():
     control("POST", "/__fake/faults", {"down": False})
     status, err = control("POST", "/__fake/faults", {"colour": 1})
     check("an unknown fault is refused", status == 400, err)
+    status, err = control("POST", "/__fake/faults", {"error_status": "503"})
+    check("a fault value of the wrong kind is refused", status == 400, err)
 
 
 def test_hostile_bodies():
