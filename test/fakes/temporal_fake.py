@@ -11,6 +11,8 @@ differs, DESIGN wins):
   GET    /cluster/nexus/endpoints?pageSize=&nextPageToken=&name= -> {"endpoints", "nextPageToken"}
   GET    /api/v1/namespaces/{ns}, /cluster/namespaces/{ns} -> DescribeNamespace; 404 code 5
 and the endpoint routes again under /api/v1/nexus/endpoints, as the document binds them.
+DescribeNamespace is bound to those two paths only: GET /namespaces/{ns} is not served (with the
+document it is a contract violation, without it grpc-gateway's 404 code 5 "Not Found").
 
 Endpoints: a server-generated id (UUID), version "1" (int64 as a string) counting up with each
 update, createdTime, lastModifiedTime only after an update, urlPrefix /nexus/endpoints/{id}.
@@ -59,7 +61,8 @@ Fault and test controls, under /__fake/ (never part of Temporal's API; no auth h
   GET    /__fake/endpoints  the whole registry, now (no lag): {"endpoints": [...]}
   POST   /__fake/endpoints  {"spec": {...}, "id"?: "...", "version"?: N} inserts an endpoint
                             directly (the namespace need not exist), e.g. one we do not own
-  POST   /__fake/namespaces {"name": "..."};  DELETE /__fake/namespaces/{name}
+  POST   /__fake/namespaces {"name": "..."};  DELETE /__fake/namespaces/{name};
+  GET    /__fake/namespaces
   POST   /__fake/reset      back to the start: no endpoints, the start namespaces, no faults,
                             counters zero
 
@@ -320,6 +323,13 @@ class Handler(fake_server.BaseHandler):
             kind = body.get("error_body")
             if kind is not None and kind not in fake_server.HOSTILE_KINDS:
                 return self.send_json(400, {"message": "error_body is one of " + ", ".join(fake_server.HOSTILE_KINDS)})
+            status = body.get("error_status", 503)
+            if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+                return self.send_json(400, {"message": "error_status is an HTTP status from 400 to 599"})
+            for number in ("error_rate", "latency_ms", "list_lag_ms"):
+                value = body.get(number, 0)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    return self.send_json(400, {"message": number + " is a number >= 0"})
             unknown = server.faults.set(body)
             if unknown:
                 return self.send_json(400, {"message": "unknown fault " + unknown})

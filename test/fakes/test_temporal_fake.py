@@ -303,12 +303,12 @@ def test_namespaces():
 
 def test_list_lag():
     control("POST", "/__fake/reset")
-    control("POST", "/__fake/faults", {"list_lag_ms": 400})
+    control("POST", "/__fake/faults", {"list_lag_ms": 1000})
     ep = create("lagging")[1]["endpoint"]
     check("with list lag, GET by id finds a new endpoint at once", call("GET", EP + "/" + ep["id"])[0] == 200)
     check("with list lag, the list does not show it yet", call("GET", EP)[1] == {})
     check("nor does the name filter", call("GET", EP + "?name=lagging")[1] == {})
-    time.sleep(0.5)
+    time.sleep(1.1)
     check("after the lag the list shows it", [e["id"] for e in call("GET", EP)[1].get("endpoints", [])] == [ep["id"]])
     call("POST", EP + "/%s/update" % ep["id"], {"version": "1", "spec": spec("lagging", task_queue="new")})
     listed = call("GET", EP)[1]["endpoints"][0]
@@ -317,7 +317,7 @@ def test_list_lag():
     check("right after a delete the list still shows it", len(call("GET", EP)[1].get("endpoints", [])) == 1)
     check("while GET by id says 404 at once", call("GET", EP + "/" + ep["id"])[0] == 404)
     check("and /__fake/endpoints shows the registry now", control("GET", "/__fake/endpoints")[1] == {"endpoints": []})
-    time.sleep(0.5)
+    time.sleep(1.1)
     check("after the lag the deleted endpoint leaves the list", call("GET", EP)[1] == {})
     control("POST", "/__fake/faults", {"list_lag_ms": 0})
 
@@ -384,6 +384,8 @@ def test_faults():
     control("POST", "/__fake/faults", {"down": False})
     status, err = control("POST", "/__fake/faults", {"colour": 1})
     check("an unknown fault is refused", status == 400, err)
+    status, err = control("POST", "/__fake/faults", {"error_status": "503"})
+    check("a fault value of the wrong kind is refused", status == 400, err)
 
 
 def test_hostile_bodies():
