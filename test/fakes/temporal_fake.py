@@ -54,6 +54,8 @@ Fault and test controls, under /__fake/ (never part of Temporal's API; no auth h
            huge (20 MB), not_json, cut (half the body, then the socket closes)
          error_path: only requests whose path or JSON body contains this get errors
          list_lag_ms: how far behind writes the list is
+         page_size_max: pages hold at most this many endpoints (pagination with few endpoints)
+         error_status 200 with error_body: a hostile body in a "successful" answer
   GET    /__fake/stats      requests, reads, writes (creates/updates/deletes that changed
                             something), by_method, contract_violations (with the problems),
                             duplicate_creates, version_conflicts, unauthenticated (401s),
@@ -98,6 +100,7 @@ class Faults(fake_server.Faults):
     def __init__(self):
         super().__init__()
         self.list_lag_ms = 0
+        self.page_size_max = 0  # > 0: pages are at most this long, whatever pageSize asks
 
 
 class Stats:
@@ -268,6 +271,9 @@ class Handler(fake_server.BaseHandler):
             raw_token = _decode_bytes(token)
             if raw_token is None:
                 raise invalid("type mismatch, parameter: next_page_token, error: illegal base64 data")
+        cap = int(self.server.faults.page_size_max)
+        if cap > 0:
+            page_size = min(page_size or cap, cap)
         page, next_token = registry.list(page_size, raw_token, self._one(query, "name") or "",
                                          self.server.faults.list_lag_ms)
         out = {}
@@ -324,9 +330,10 @@ class Handler(fake_server.BaseHandler):
             if kind is not None and kind not in fake_server.HOSTILE_KINDS:
                 return self.send_json(400, {"message": "error_body is one of " + ", ".join(fake_server.HOSTILE_KINDS)})
             status = body.get("error_status", 503)
-            if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-                return self.send_json(400, {"message": "error_status is an HTTP status from 400 to 599"})
-            for number in ("error_rate", "latency_ms", "list_lag_ms"):
+            # 200 too: a hostile body in a "successful" answer.
+            if isinstance(status, bool) or not isinstance(status, int) or not (status == 200 or 400 <= status <= 599):
+                return self.send_json(400, {"message": "error_status is 200 or an HTTP status from 400 to 599"})
+            for number in ("error_rate", "latency_ms", "list_lag_ms", "page_size_max"):
                 value = body.get(number, 0)
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                     return self.send_json(400, {"message": number + " is a number >= 0"})
