@@ -22,7 +22,7 @@ for i in $(seq 10); do ids+=("$(connect "down-$i")"); done
 approve "${ids[@]}"
 is "$(twait "SELECT count(*) FROM gateway.project_connectors WHERE sync_state = 'failed'" 10)" 10 \
    "connectors approved while Temporal is down wait, marked failed (retrying)"
-is "$(tq "SELECT pending > 0 AND last_error LIKE 'Temporal did not answer:%' FROM gateway.sync_status WHERE target = 'temporal'")" t \
+is "$(tq "SELECT pending > 0 AND last_error LIKE '%Temporal did not answer:%' FROM gateway.sync_status WHERE target = 'temporal'")" t \
    "sync_status has a row for Temporal that says why"
 publish "while-temporal-down" >/dev/null
 KONG_SYNCED="SELECT (SELECT count(*) FROM gateway.sync_jobs WHERE target = 'kong')
