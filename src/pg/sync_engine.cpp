@@ -89,6 +89,16 @@ void SyncEngine::reload() {
 }
 
 bool SyncEngine::ready() {
+  // A paused target does no database work either: its jobs wait, recovered once it has a URL.
+  const RemoteSettings remote = target_->remote();
+  if (remote.url == nullptr || remote.url[0] == '\0') {
+    if (!warned_paused_) {
+      ereport(LOG, (errmsg("pg_gateway worker: %s sync is paused", target_->title()),
+                    errhint("Set %s and reload the configuration.", target_->url_setting())));
+      warned_paused_ = true;
+    }
+    return false;
+  }
   if (db_streak_.waiting(now_ms())) return client_ != nullptr && schema_ready_ && recovered_;
   if (!schema_checked_) {
     schema_ready_ = false;
@@ -117,15 +127,6 @@ bool SyncEngine::ready() {
       }
     });
     if (!recovered_) return false;
-  }
-  const RemoteSettings remote = target_->remote();
-  if (remote.url == nullptr || remote.url[0] == '\0') {
-    if (!warned_paused_) {
-      ereport(LOG, (errmsg("pg_gateway worker: %s sync is paused", target_->title()),
-                    errhint("Set %s and reload the configuration.", target_->url_setting())));
-      warned_paused_ = true;
-    }
-    return false;
   }
   if (reload_pending_ && jobs_running_ == 0 && (!client_ || client_->active() == 0)) {
     client_.reset();

@@ -30,7 +30,7 @@ diag "over 3 s of a failing claim: $lines worker log lines, $cpu_used CPU ticks 
 ok $((lines > 3)) "the worker logs the persistent error once, not each failure (at most 3 lines in 3 s)"
 ok $((cpu_used > 30)) "and does not spin (under 10% of a CPU)"
 is "$(kq "SELECT sync_state FROM gateway.public_interfaces WHERE id = '$iface'")" pending "the job waits"
-grep -q 'pg_gateway worker: claiming sync jobs failed: cannot execute' "$KCLUSTER/server.log"
+grep -q 'pg_gateway worker (Kong sync): claiming sync jobs failed: cannot execute' "$KCLUSTER/server.log"
 ok $? "the log says what failed and why"
 
 log_from=$(($(wc -l <"$KCLUSTER/server.log") + 1))
@@ -38,5 +38,5 @@ kq "ALTER SYSTEM RESET default_transaction_read_only" >/dev/null
 kq "SELECT pg_reload_conf()" >/dev/null
 is "$(kwait "SELECT sync_state FROM gateway.public_interfaces WHERE id = '$iface'" synced 10)" synced \
    "once the database accepts writes again, the job syncs (within the capped backoff)"
-tail -n +"$log_from" "$KCLUSTER/server.log" | grep -qE 'pg_gateway worker: database work recovered after [0-9]+ failures'
+tail -n +"$log_from" "$KCLUSTER/server.log" | grep -qE 'pg_gateway worker \(Kong sync\): database work recovered after [0-9]+ failures'
 ok $? "the log says it recovered, with the count of failures"
