@@ -531,6 +531,33 @@ TEST_F(TemporalJob, AnEndlesslyVanishingEndpointEndsAsARetry) {
   EXPECT_LE(requests().size(), 16u);
 }
 
+TEST_F(TemporalJob, AnUpdateAnswerWithoutAVersionIsReadAgain) {
+  fake.put("e1", spec_with([](Json& s) { s["name"] = "old-name"; }), 1);
+  // The first update "succeeds" without saying to what version (and without applying it).
+  fake.overrides.push_back({"POST", kBase + "/e1/update", FakeTemporal::json(200, Json{{"endpoint", {{"id", "e1"}}}}), 1});
+  ConnectorRow r = row();
+  r.endpoint_id = "e1";
+  sync::JobOutcome out = job(r);
+  ASSERT_EQ(out.verdict, sync::Verdict::kDone) << out.error;
+  EXPECT_EQ(out.synced, synced("e1", "2"));
+  EXPECT_EQ(requests(), (std::vector<std::string>{"GET " + kBase + "/e1", "POST " + kBase + "/e1/update",
+                                                  "GET " + kBase + "/e1", "POST " + kBase + "/e1/update"}));
+}
+
+TEST_F(TemporalJob, AnObserverThatThrowsEndsTheJobOnceAsARetry) {
+  http::Client client(options());
+  int calls = 0;
+  sync::JobOutcome out;
+  run_connector_job(client, row(), kTag, [&](sync::JobOutcome&& o) {
+    ++calls;
+    out = std::move(o);
+  }, [](const sync::CallResult&) { throw std::runtime_error("observer broke"); });
+  EXPECT_NO_THROW(client.run_until_idle());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(out.verdict, sync::Verdict::kRetry);
+  EXPECT_NE(out.error.find("observer broke"), std::string::npos) << out.error;
+}
+
 TEST_F(TemporalJob, ConnectorTestPasses) {
   fake.put("e1", spec_with(kSame), 1);
   ConnectorRow r = row();
@@ -555,6 +582,11 @@ TEST_F(TemporalJob, ConnectorTestFailures) {
   EXPECT_EQ(out.synced["test_detail"].get<std::string>().rfind("Temporal did not answer: ", 0), 0u) << out.synced.dump();
   fake.overrides.push_back({"GET", kBase + "/e1", Reply{200, "\xff garbage", {}}, 1});
   EXPECT_EQ(test(r).synced["test_status"], "failed");
+  // The namespace goes into the path escaped.
+  r.namespace_name = "a/b?c";
+  fake.put("e1", endpoint_spec(r, kTag), 1);
+  EXPECT_EQ(test(r).synced["test_detail"], "namespace \"a/b?c\" does not exist");
+  EXPECT_EQ(requests().back(), "GET /api/v1/namespaces/a%2Fb%3Fc");
 }
 
 TEST_F(TemporalJob, ConnectorTestSaysWhyAConnectorIsNotActive) {
