@@ -53,7 +53,7 @@ COMMENT ON TABLE gateway.project_workers IS
   'The Temporal namespace and task queue a project''s workers poll (filled by the platform, trusted roles only). The Nexus endpoints of connectors targeting the project point here; without a row they have none.';
 
 CREATE FUNCTION gateway._project_workers_check() RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
