@@ -420,6 +420,23 @@ SELECT target, state, count(*) FROM gateway.sync_jobs WHERE object_id = 'd600000
 DELETE FROM gateway.sync_jobs WHERE object_id = 'd6000000-0000-4000-8000-000000000001';
 SELECT pg_temp.fails($$SELECT gateway._sync_recover('nats')$$);
 DELETE FROM gateway.sync_jobs WHERE target = 'temporal';
+
+-- Key rotation: re-encryption moves auth configs to the active key too, and only then does the
+-- old key retire.
+INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, interface_type, callable_name)
+VALUES (:iface, :tgt, :wf, 'approve', 'signal', 'approve');
+INSERT INTO gateway.project_connectors (id, source_project_id, target_project_id, target_service_id, target_interface_id, name, auth_config)
+VALUES ('b6000000-0000-4000-8000-00000000000b', :src, :tgt, :wf, :iface, 'rotated', '{"token": "rotate_me"}');
+SELECT encryption_key_id AS old_key FROM gateway.project_connectors WHERE id = 'b6000000-0000-4000-8000-00000000000b' \gset
+SELECT gateway.rotate_encryption_key() > :old_key AS rotated;
+SELECT left(pg_temp.fails(format('SELECT gateway.retire_encryption_key(%s)', :old_key)), 5) AS old_key_in_use;
+SET client_min_messages = warning;
+CALL gateway.reencrypt_credentials();
+RESET client_min_messages;
+SELECT encryption_key_id = (SELECT id FROM gateway.encryption_keys WHERE state = 'active') AS on_active_key,
+       gateway.connector_auth_config(id) FROM gateway.project_connectors WHERE id = 'b6000000-0000-4000-8000-00000000000b';
+DELETE FROM gateway.service_interfaces WHERE id = :iface;
+DELETE FROM gateway.sync_jobs WHERE target = 'temporal';
 DELETE FROM gateway.project_workers;
 DELETE FROM gateway.nexus_endpoints;
 DELETE FROM gateway.sync_jobs WHERE target = 'temporal';
