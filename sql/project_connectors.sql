@@ -430,7 +430,7 @@ VALUES ('b6000000-0000-4000-8000-00000000000b', :src, :tgt, :wf, :iface, 'rotate
 SELECT encryption_key_id AS old_key FROM gateway.project_connectors WHERE id = 'b6000000-0000-4000-8000-00000000000b' \gset
 SELECT gateway.rotate_encryption_key() > :old_key AS rotated;
 SELECT left(pg_temp.fails(format('SELECT gateway.retire_encryption_key(%s)', :old_key)), 5) AS old_key_in_use;
-SET client_min_messages = warning;
+SET client_min_messages = error;  -- earlier suites leave ciphertexts that do not open (warned about)
 CALL gateway.reencrypt_credentials();
 RESET client_min_messages;
 SELECT encryption_key_id = (SELECT id FROM gateway.encryption_keys WHERE state = 'active') AS on_active_key,
