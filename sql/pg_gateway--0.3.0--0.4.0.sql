@@ -53,7 +53,7 @@ COMMENT ON TABLE gateway.project_workers IS
   'The Temporal namespace and task queue a project''s workers poll (filled by the platform, trusted roles only). The Nexus endpoints of connectors targeting the project point here; without a row they have none.';
 
 CREATE FUNCTION gateway._project_workers_check() RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -924,6 +924,81 @@ BEGIN
   UPDATE gateway.encryption_keys AS e SET state = 'retired', retired_at = now() WHERE e.id = $1;
   PERFORM gateway._audit('encryption_key.retired', 'encryption_key', NULL, NULL, NULL,
                          jsonb_build_object('key_id', $1));
+END
+$$;
+
+-- Re-encryption covers project connectors' auth configs too (bound to 'project_connector:<id>'),
+-- so their old key can be retired.
+CREATE OR REPLACE PROCEDURE gateway.reencrypt_credentials(batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  active integer;
+  ids uuid[];
+  last_id uuid;
+  moved bigint := 0;
+  failed bigint := 0;
+  n bigint;
+  tbl text;
+BEGIN
+  IF batch_size IS NULL OR batch_size < 1 THEN
+    RAISE EXCEPTION 'batch_size must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM gateway._master_key_fingerprint();
+  SELECT e.id INTO active FROM gateway.encryption_keys AS e WHERE e.state = 'active';
+  IF active IS NULL THEN
+    RAISE NOTICE 'no active encryption key: nothing is encrypted yet';
+    RETURN;
+  END IF;
+  FOREACH tbl IN ARRAY ARRAY['connectors', 'project_connectors'] LOOP
+    last_id := '00000000-0000-0000-0000-000000000000';
+    LOOP
+      -- Keyset pagination: every row is visited once, also the ones that cannot be moved.
+      IF tbl = 'connectors' THEN
+        SELECT pg_catalog.array_agg(x.id ORDER BY x.id) INTO ids
+          FROM (SELECT c.id FROM gateway.connectors AS c
+                 WHERE c.encryption_key_id OPERATOR(pg_catalog.<>) active
+                   AND c.id OPERATOR(pg_catalog.>) last_id
+                 ORDER BY c.id LIMIT batch_size) AS x;
+      ELSE
+        SELECT pg_catalog.array_agg(x.id ORDER BY x.id) INTO ids
+          FROM (SELECT c.id FROM gateway.project_connectors AS c
+                 WHERE c.encryption_key_id OPERATOR(pg_catalog.<>) active
+                   AND c.id OPERATOR(pg_catalog.>) last_id
+                 ORDER BY c.id LIMIT batch_size) AS x;
+      END IF;
+      EXIT WHEN ids IS NULL;
+      last_id := ids[pg_catalog.array_upper(ids, 1)];
+      IF tbl = 'connectors' THEN
+        UPDATE gateway.connectors AS c
+           SET encrypted_credentials = COALESCE(gateway._reencrypt(c.encrypted_credentials, c.id::text),
+                                                c.encrypted_credentials),
+               updated_at = pg_catalog.now()
+         WHERE c.id OPERATOR(pg_catalog.=) ANY (ids);
+        SELECT pg_catalog.count(*) INTO n FROM gateway.connectors AS c
+         WHERE c.id OPERATOR(pg_catalog.=) ANY (ids) AND c.encryption_key_id OPERATOR(pg_catalog.=) active;
+      ELSE
+        UPDATE gateway.project_connectors AS c
+           SET encrypted_auth_config = COALESCE(gateway._reencrypt(c.encrypted_auth_config,
+                                                                   'project_connector:' OPERATOR(pg_catalog.||) c.id::text),
+                                                c.encrypted_auth_config)
+         WHERE c.id OPERATOR(pg_catalog.=) ANY (ids);
+        SELECT pg_catalog.count(*) INTO n FROM gateway.project_connectors AS c
+         WHERE c.id OPERATOR(pg_catalog.=) ANY (ids) AND c.encryption_key_id OPERATOR(pg_catalog.=) active;
+      END IF;
+      moved := moved + n;
+      IF n < pg_catalog.cardinality(ids) THEN
+        failed := failed + pg_catalog.cardinality(ids) - n;
+        RAISE WARNING '% credentials could not be decrypted and were left as they are', pg_catalog.cardinality(ids) - n
+          USING HINT = pg_catalog.format('List them with: SELECT id FROM gateway.%s WHERE encryption_key_id <> (SELECT id FROM gateway.encryption_keys WHERE state = ''active'');', tbl);
+      END IF;
+      PERFORM gateway._audit('credentials.reencrypted', 'encryption_key', NULL, NULL, NULL,
+                             pg_catalog.jsonb_build_object('key_id', active, 'rows', n, 'table', tbl));
+      COMMIT;
+      RAISE NOTICE 're-encrypted % credentials (% so far)', n, moved;
+    END LOOP;
+  END LOOP;
+  RAISE NOTICE 're-encryption complete: % credentials on key %, % left as they were', moved, active, failed;
 END
 $$;
 

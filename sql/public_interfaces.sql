@@ -82,9 +82,9 @@ SELECT gateway.sync_retry(:job) AS retried;
 SELECT count(*) AS key_jobs FROM gateway.sync_jobs WHERE object_kind = 'api_key';
 SELECT gateway.sync_cancel(id) AS cancelled FROM gateway.sync_jobs WHERE object_kind = 'api_key';
 SELECT gateway.sync_reconcile();
-SELECT count(*) AS reconcile_jobs FROM gateway.sync_jobs WHERE object_kind = 'reconcile';
+SELECT target, count(*) AS reconcile_jobs FROM gateway.sync_jobs WHERE object_kind = 'reconcile' GROUP BY 1 ORDER BY 1;
 SELECT gateway.sync_reconcile();
-SELECT count(*) AS still_one FROM gateway.sync_jobs WHERE object_kind = 'reconcile';
+SELECT target, count(*) AS still_one FROM gateway.sync_jobs WHERE object_kind = 'reconcile' GROUP BY 1 ORDER BY 1;
 
 -- Interface changes are audited: service interfaces created and changed, public faces added,
 -- changed and unpublished.

@@ -44,6 +44,31 @@ SELECT action, details ->> 'reason' AS reason FROM gateway.audit_log WHERE objec
 SELECT * FROM gateway.api_key_issue('a3000000-0000-4000-8000-000000000009', 'c3000000-0000-4000-8000-000000000001', 'not-a-member');
 \echo :LAST_ERROR_SQLSTATE
 
+-- 0.4.0: Temporal as a second target. The Kong jobs waiting from before stay Kong's; a project
+-- connector to an interface made before the update gets its Nexus endpoint job, and its endpoint
+-- is wanted once the target project approves it and has workers.
+SELECT target, object_kind, count(*) FROM gateway.sync_jobs GROUP BY 1, 2 ORDER BY 1, 2;
+ALTER EXTENSION pg_gateway UPDATE TO '0.4.0';
+SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
+SELECT target, object_kind, count(*) FROM gateway.sync_jobs GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT target, pending FROM gateway.sync_status ORDER BY 1;
+SELECT valid, reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+INSERT INTO gateway.project_members (project_id, user_id, role)
+VALUES ('c3000000-0000-4000-8000-000000000099', 'a3000000-0000-4000-8000-000000000003', 'admin');
+INSERT INTO gateway.project_connectors (id, source_project_id, target_project_id, target_service_id, target_interface_id, name, auth_config)
+SELECT 'b3000000-0000-4000-8000-000000000001', 'c3000000-0000-4000-8000-000000000099', s.project_id, s.workflow_id, s.id,
+       'upgraded', '{"token": "upgrade"}'
+  FROM gateway.service_interfaces AS s WHERE s.id = 'e3000000-0000-4000-8000-000000000001';
+INSERT INTO gateway.project_workers (project_id, temporal_namespace, task_queue)
+VALUES ('c3000000-0000-4000-8000-000000000001', 'upgrade-ns', 'upgrade-queue');
+SELECT gateway.connector_approve('b3000000-0000-4000-8000-000000000001');
+SELECT object_kind, (state ->> 'present')::boolean AS present, state ->> 'namespace' AS namespace, state ->> 'task_queue' AS task_queue
+  FROM gateway._sync_claim('temporal', 10, '{}');
+SELECT gateway._sync_recover() AS kong_recovered, gateway._sync_recover('temporal') AS temporal_recovered;
+SELECT gateway.connector_auth_config('b3000000-0000-4000-8000-000000000001');
+SELECT encrypted_auth_config IS NOT NULL AS sealed, auth_config IS NULL AS no_plaintext, consent_state, nexus_service_name
+  FROM gateway.project_connectors;
+
 -- A fresh install runs the same chain (there is no separate install script per version), so the
 -- two paths cannot drift apart. Leave a fresh extension for whatever runs next.
 DROP EXTENSION pg_gateway CASCADE;

@@ -6,7 +6,7 @@
 # work afterwards (the audit log's sequence came along).
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 12
+plan 14
 
 user=a2000000-0000-4000-8000-000000000001
 admin=a2000000-0000-4000-8000-000000000002
@@ -21,6 +21,18 @@ q "INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, in
    VALUES ('e2000000-0000-4000-8000-000000000002', '$project', gen_random_uuid(), 'dumped', 'signal', 'dumped', true);
    INSERT INTO gateway.public_interfaces (id, service_interface_id)
    VALUES ('d2000000-0000-4000-8000-000000000001', 'e2000000-0000-4000-8000-000000000002')" >/dev/null
+# A project connector into another project (approved there, with workers), its auth config
+# sealed, and the worker's record of its Nexus endpoint.
+other=c2000000-0000-4000-8000-000000000002
+q "INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, interface_type, callable_name)
+   VALUES ('e2000000-0000-4000-8000-000000000003', '$other', 'f2000000-0000-4000-8000-000000000003', 'target', 'signal', 'target');
+   INSERT INTO gateway.project_workers (project_id, temporal_namespace, task_queue) VALUES ('$other', 'dump-ns', 'dump-queue');
+   INSERT INTO gateway.project_connectors (id, source_project_id, target_project_id, target_service_id, target_interface_id, name, auth_config)
+   VALUES ('b2000000-0000-4000-8000-000000000001', '$project', '$other', 'f2000000-0000-4000-8000-000000000003',
+           'e2000000-0000-4000-8000-000000000003', 'dumped', '{\"token\": \"nexus_dump\"}');
+   SELECT gateway.connector_approve('b2000000-0000-4000-8000-000000000001');
+   INSERT INTO gateway.nexus_endpoints (connector_id, endpoint_id, endpoint_version, endpoint_name)
+   VALUES ('b2000000-0000-4000-8000-000000000001', 'ep-dump', 3, 'dumped')" >/dev/null
 q "SELECT gateway.connector_credentials('e2000000-0000-4000-8000-000000000001')" >/dev/null
 wait_for "SELECT count(*) > 0 FROM gateway.audit_log WHERE action = 'connector.credentials_decrypted'" t >/dev/null
 
@@ -32,7 +44,11 @@ rows="SELECT string_agg(t || ':' || n, ' ' ORDER BY t) FROM (
         UNION ALL SELECT 'encryption_keys', count(*)::text FROM gateway.encryption_keys
         UNION ALL SELECT 'connectors', count(*) || '/' || md5(string_agg(encrypted_credentials::text, ',' ORDER BY id)) FROM gateway.connectors
         UNION ALL SELECT 'service_interfaces', count(*)::text FROM gateway.service_interfaces
-        UNION ALL SELECT 'public_interfaces', count(*) || '/' || md5(string_agg(http_path, ',' ORDER BY id)) FROM gateway.public_interfaces) AS x"
+        UNION ALL SELECT 'public_interfaces', count(*) || '/' || md5(string_agg(http_path, ',' ORDER BY id)) FROM gateway.public_interfaces
+        UNION ALL SELECT 'project_workers', count(*) || '/' || md5(string_agg(temporal_namespace || task_queue, ',' ORDER BY project_id)) FROM gateway.project_workers
+        UNION ALL SELECT 'project_connectors', count(*) || '/' || md5(string_agg(encrypted_auth_config::text || consent_state || coalesce(consent_by::text, '')
+                                                                                 || nexus_endpoint_name || created_at, ',' ORDER BY id)) FROM gateway.project_connectors
+        UNION ALL SELECT 'nexus_endpoints', count(*) || '/' || md5(string_agg(endpoint_id || endpoint_version, ',' ORDER BY connector_id)) FROM gateway.nexus_endpoints) AS x"
 before=$(q "$rows")
 
 # The new server: its own cluster, the same master key, pg_gateway preloaded.
@@ -57,6 +73,10 @@ is "$(grep -c 'error' <<<"$out")" 0 "and reports no error (no \"errors ignored o
 is "$(rq "$rows")" "$before" "every table comes back with the same rows: no audit record written twice, nothing encrypted twice"
 is "$(rq "SELECT gateway.decrypt_credentials(encrypted_credentials, id::text) ->> 'token' FROM gateway.connectors WHERE name = 'dumped'")" \
    ghp_dump "credentials still decrypt"
+is "$(rq "SELECT gateway.connector_auth_config('b2000000-0000-4000-8000-000000000001') ->> 'token'")" nexus_dump \
+   "a project connector's sealed auth config still decrypts (sealed once, not again on restore)"
+is "$(rq "SELECT count(*) FROM gateway.sync_jobs WHERE target = 'temporal' AND object_id = 'b2000000-0000-4000-8000-000000000001'")" 1 \
+   "the restored project connector queued its Temporal sync again"
 is "$(rq "SELECT reason FROM gateway.api_key_verify('$key')")" ok "an issued key verifies"
 is "$(rq "SELECT count(*) FROM gateway.sync_jobs WHERE object_id = 'd2000000-0000-4000-8000-000000000001'")" 1 \
    "the restored interface queued its Kong sync again"

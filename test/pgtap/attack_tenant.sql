@@ -1,7 +1,7 @@
 -- Attacks on the tenant boundary (the outside review of 0.3.0): each test is one attempt to cross
 -- it that the tenant matrix does not cover, with the fixtures of tenant_matrix.sql.
 BEGIN;
-SELECT plan(16);
+SELECT plan(33);
 
 \ir include/supabase_roles.psql
 \ir include/doc_grants.psql
@@ -161,6 +161,116 @@ UPDATE gateway.project_members SET role = 'viewer' WHERE user_id = 'ab000000-000
 SELECT isnt((SELECT reason FROM gateway.api_key_verify((SELECT kp FROM fx WHERE project = 'P'), (SELECT pi FROM fx WHERE project = 'P'))),
             'ok', 'a member demoted to viewer: their key does not verify on the project''s interface');
 ROLLBACK TO m2;
+
+-- 16-26. Project connectors (0.4.0): the one way across projects, and only with the target's consent.
+-- The answer an actor gets: SQLSTATE and message (ids masked), or ok/none.
+CREATE FUNCTION pg_temp.answer(actor text, stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  w who;
+  n bigint;
+BEGIN
+  SELECT * INTO w FROM who WHERE who.actor = answer.actor;
+  BEGIN
+    PERFORM set_config('request.jwt.claims',
+                       CASE WHEN w.uid IS NOT NULL THEN json_build_object('sub', w.uid, 'role', w.role)::text ELSE '' END, true);
+    PERFORM set_config('role', w.role, true);
+    EXECUTE stmt;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RAISE EXCEPTION USING ERRCODE = 'GWTAP', MESSAGE = n::text;
+  EXCEPTION WHEN OTHERS THEN
+    IF SQLSTATE = 'GWTAP' THEN
+      RETURN CASE WHEN SQLERRM::bigint > 0 THEN 'ok' ELSE 'none' END;
+    END IF;
+    RETURN SQLSTATE || ' ' || regexp_replace(SQLERRM, '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}', '<id>', 'g');
+  END;
+END
+$$;
+CREATE TEMP TABLE pcx AS
+  SELECT (SELECT pc FROM fx WHERE project = 'P') AS p_to_q, (SELECT pc FROM fx WHERE project = 'Q') AS q_to_p,
+         (SELECT sp FROM fx WHERE project = 'Q') AS q_iface, (SELECT spw FROM fx WHERE project = 'Q') AS q_wf,
+         (SELECT spw FROM fx WHERE project = 'P') AS p_wf;
+GRANT SELECT ON pcx TO PUBLIC;
+
+-- A connector whose target ids belong to different projects (Q's interface with P's workflow) is
+-- refused with the same answer as ids that do not exist at all.
+SELECT is(pg_temp.answer('editor', format($$INSERT INTO gateway.project_connectors (source_project_id, target_project_id, target_service_id, target_interface_id, name)
+                                             VALUES ('cb000000-0000-4000-8000-00000000000a', 'cb000000-0000-4000-8000-00000000000b', %L, %L, 'mixed')$$,
+                                           (SELECT p_wf FROM pcx), (SELECT q_iface FROM pcx))),
+          pg_temp.answer('editor', $$INSERT INTO gateway.project_connectors (source_project_id, target_project_id, target_service_id, target_interface_id, name)
+                                     VALUES ('cb000000-0000-4000-8000-00000000000a', 'cb000000-0000-4000-8000-00000000000b', gen_random_uuid(), gen_random_uuid(), 'mixed')$$),
+          'a connector whose target ids belong to different projects gets the answer of ids that do not exist');
+SELECT is(pg_temp.answer('editor', format($$INSERT INTO gateway.project_connectors (source_project_id, target_project_id, target_service_id, target_interface_id, name)
+                                             VALUES ('cb000000-0000-4000-8000-00000000000a', 'cb000000-0000-4000-8000-00000000000b', %L, %L, 'mixed')$$,
+                                           (SELECT p_wf FROM pcx), (SELECT q_iface FROM pcx))),
+          '42501 permission denied for service interface <id>', 'and that answer is 42501');
+
+-- Approving one's own connector into someone else's project: refused, and nothing changes.
+SAVEPOINT c1;
+SELECT is(pg_temp.answer('owner_q', format('SELECT gateway.connector_approve(%L)', (SELECT q_to_p FROM pcx))),
+          '42501 permission denied for project connector <id>', 'Q''s owner cannot approve Q''s connector into P');
+SELECT is((SELECT consent_state FROM gateway.project_connectors WHERE id = (SELECT q_to_p FROM pcx)), 'requested',
+          'the connector into P still waits for P''s consent');
+ROLLBACK TO c1;
+
+-- Reading another project's connector, or its auth config: nothing, and one answer for "not
+-- yours" and "does not exist".
+SELECT is(pg_temp.answer('outsider', format('SELECT id FROM gateway.project_connectors WHERE id = %L', (SELECT p_to_q FROM pcx))),
+          'none', 'an outsider sees no connector of P');
+SELECT is(pg_temp.answer('owner_q', format('SELECT gateway.connector_auth_config(%L)', (SELECT p_to_q FROM pcx))),
+          pg_temp.answer('owner_q', $$SELECT gateway.connector_auth_config('00000000-0000-4000-8000-00000000dead')$$),
+          'the target''s owner gets the same answer for the auth config of a connector coming in and a missing one');
+SELECT is(pg_temp.answer('admin', format('SELECT gateway.connector_test(%L)', 'bb000000-0000-4000-8000-00000000000c')),
+          pg_temp.answer('admin', $$SELECT gateway.connector_test('00000000-0000-4000-8000-00000000dead')$$),
+          'an admin of another project gets the same answer for testing a connector of R and a missing one');
+-- A ciphertext copied from P's connector onto Q's does not open as Q's.
+SAVEPOINT c2;
+UPDATE gateway.project_connectors SET encrypted_auth_config = (SELECT encrypted_auth_config FROM gateway.project_connectors WHERE id = (SELECT p_to_q FROM pcx))
+ WHERE id = (SELECT q_to_p FROM pcx);
+SELECT matches(pg_temp.answer('owner_q', format('SELECT gateway.connector_auth_config(%L)', (SELECT q_to_p FROM pcx))),
+               '^GW00', 'P''s sealed auth config moved onto Q''s connector does not decrypt for Q');
+ROLLBACK TO c2;
+
+-- Consent columns are not written directly: not by the target's admin, not by service_role, not
+-- through INSERT ... ON CONFLICT, and not by the table's owner either (the guard trigger).
+SELECT is(pg_temp.answer('admin', format($$UPDATE gateway.project_connectors SET consent_state = 'approved', consent_by = %L WHERE id = %L$$,
+                                        'ab000000-0000-4000-8000-000000000004', (SELECT q_to_p FROM pcx))),
+          '42501 permission denied for table project_connectors', 'the target''s admin cannot write consent columns');
+SELECT is(pg_temp.answer('service', format($$UPDATE gateway.project_connectors SET consent_state = 'approved' WHERE id = %L$$, (SELECT q_to_p FROM pcx))),
+          '42501 permission denied for table project_connectors', 'service_role cannot write consent columns');
+SELECT is(pg_temp.answer('owner_q', format($$INSERT INTO gateway.project_connectors (source_project_id, target_project_id, target_service_id, target_interface_id, name)
+                                             SELECT 'cb000000-0000-4000-8000-00000000000b', target_project_id, target_service_id, target_interface_id, 'matrix'
+                                               FROM gateway.project_connectors WHERE id = %L
+                                             ON CONFLICT (source_project_id, name) DO UPDATE SET consent_state = 'approved'$$, (SELECT q_to_p FROM pcx))),
+          '42501 permission denied for table project_connectors', 'consent cannot be written through INSERT ... ON CONFLICT DO UPDATE');
+SAVEPOINT c3;
+SELECT throws_ok(format($$UPDATE gateway.project_connectors SET consent_state = 'approved' WHERE id = %L$$, (SELECT q_to_p FROM pcx)),
+                 '42501', NULL, 'the table''s owner cannot write consent columns directly either');
+ROLLBACK TO c3;
+
+-- Moving a connector to another target (consent was for the old one).
+SELECT is(pg_temp.answer('editor', format($$UPDATE gateway.project_connectors SET target_project_id = 'cb000000-0000-4000-8000-00000000000a',
+                                            target_interface_id = %L, target_service_id = %L WHERE id = %L$$,
+                                          (SELECT sp FROM fx WHERE project = 'P'), (SELECT p_wf FROM pcx), (SELECT p_to_q FROM pcx))),
+          '42501 permission denied for table project_connectors', 'an editor cannot move an approved connector to another target');
+SAVEPOINT c4;
+SELECT throws_ok(format($$UPDATE gateway.project_connectors SET target_project_id = 'cb000000-0000-4000-8000-00000000000a',
+                          target_interface_id = %L, target_service_id = %L WHERE id = %L$$,
+                        (SELECT sp FROM fx WHERE project = 'P'), (SELECT p_wf FROM pcx), (SELECT p_to_q FROM pcx)),
+                 '0A000', NULL, 'nobody moves a connector to another target, not even the table''s owner');
+ROLLBACK TO c4;
+
+-- The recorded Nexus endpoints: no grant, and no policy behind it if one is granted by mistake.
+SAVEPOINT c5;
+INSERT INTO gateway.nexus_endpoints (connector_id, endpoint_id, endpoint_version) VALUES ((SELECT p_to_q FROM pcx), 'ep', 1);
+SELECT is(pg_temp.answer('admin', 'SELECT * FROM gateway.nexus_endpoints'), '42501 permission denied for table nexus_endpoints',
+          'an admin cannot read the recorded Nexus endpoints');
+SELECT is(pg_temp.answer('service', 'SELECT * FROM gateway.nexus_endpoints'), '42501 permission denied for table nexus_endpoints',
+          'service_role cannot read the recorded Nexus endpoints');
+GRANT SELECT ON gateway.nexus_endpoints TO authenticated;
+SELECT is(pg_temp.answer('admin', 'SELECT * FROM gateway.nexus_endpoints'), 'none',
+          'granted by mistake, the recorded Nexus endpoints still show no row');
+ROLLBACK TO c5;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,6 +1,6 @@
 -- The shape users and tools depend on: tables, columns, constraints, functions, flags.
 BEGIN;
-SELECT plan(63);
+SELECT plan(68);
 
 SELECT has_schema('gateway');
 SELECT has_table('gateway', 'api_keys', 'api_keys exists');
@@ -71,7 +71,8 @@ SELECT set_eq(
   $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'pg_gateway'$$,
   ARRAY['gateway.api_keys', 'gateway.audit_log', 'gateway.project_members', 'gateway.encryption_keys',
         'gateway.connectors', 'gateway.service_interfaces', 'gateway.public_interfaces',
-        'gateway.audit_log_id_seq'],
+        'gateway.audit_log_id_seq', 'gateway.project_workers', 'gateway.project_connectors',
+        'gateway.nexus_endpoints'],
   'every table''s rows are included in pg_dump (but the transient outbox), and the audit log''s sequence');
 
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway'),
@@ -100,7 +101,7 @@ SELECT index_is_unique('gateway', 'sync_jobs', 'sync_jobs_one_pending', 'one pen
 SELECT has_view('gateway', 'sync_status', 'sync_status exists');
 SELECT has_function('gateway', 'sync_retry', ARRAY['bigint']);
 SELECT has_function('gateway', 'sync_cancel', ARRAY['bigint']);
-SELECT has_function('gateway', 'sync_reconcile', ARRAY[]::text[]);
+SELECT has_function('gateway', 'sync_reconcile', ARRAY['text']);
 SELECT ok(
   (SELECT bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class
     WHERE oid IN ('gateway.service_interfaces'::regclass, 'gateway.public_interfaces'::regclass,
@@ -113,6 +114,19 @@ SELECT triggers_are('gateway', 'public_interfaces',
 SELECT fk_ok('gateway', 'api_keys', ARRAY['public_interface_id', 'project_id'],
              'gateway', 'public_interfaces', ARRAY['id', 'project_id'],
              'a key''s interface is one of its own project (composite foreign key)');
+
+-- Project connectors (0.4.0): a connector's target is one interface of one workflow of one project.
+SELECT fk_ok('gateway', 'project_connectors', ARRAY['target_interface_id', 'target_project_id', 'target_service_id'],
+             'gateway', 'service_interfaces', ARRAY['id', 'project_id', 'workflow_id'],
+             'a connector''s target interface, project and workflow belong together (composite foreign key)');
+SELECT ok(
+  (SELECT bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class
+    WHERE oid IN ('gateway.project_workers'::regclass, 'gateway.project_connectors'::regclass,
+                  'gateway.nexus_endpoints'::regclass)),
+  'project_workers, project_connectors and nexus_endpoints have forced row level security');
+SELECT policies_are('gateway', 'nexus_endpoints', ARRAY[]::name[], 'nexus_endpoints has no policy: only the worker reads it');
+SELECT col_has_check('gateway', 'project_connectors', 'auth_config', 'auth_config is never stored (CHECK auth_config IS NULL)');
+SELECT has_function('gateway', '_sync_recover', ARRAY['text']);
 
 SELECT * FROM finish();
 ROLLBACK;
