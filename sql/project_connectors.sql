@@ -281,7 +281,8 @@ SELECT action FROM gateway.audit_log WHERE object_id = :'conn' AND action LIKE '
 SELECT gateway.connector_approve(:'conn') AS approved_again_by_service;
 
 ------------------------------------------------------------------------------------------------
--- Connector tests: without a worker that takes them at once, they are queued
+-- Connector tests: Temporal sync is paused here, so one waiting for the worker ends pending and
+-- one without a timeout is queued
 ------------------------------------------------------------------------------------------------
 DELETE FROM gateway.sync_jobs WHERE target = 'temporal';
 SELECT pg_temp.as_user(:src_editor) \g /dev/null
