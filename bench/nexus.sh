@@ -30,7 +30,10 @@ python3 test/fakes/kong_fake.py --port-file "$logs/kong.port" --spec-dir /nonexi
 for _ in $(seq 100); do [[ -s "$logs/temporal.port" && -s "$logs/kong.port" ]] && break; sleep 0.05; done
 temporal_url="http://127.0.0.1:$(cat "$logs/temporal.port")"
 kong_url="http://127.0.0.1:$(cat "$logs/kong.port")"
-temporal() { curl -s -X "$1" "$temporal_url$2" ${3:+-H 'Content-Type: application/json' -d "$3"}; }
+temporal() {
+  if [[ $# -ge 3 ]]; then curl -s -X "$1" "$temporal_url$2" -H 'Content-Type: application/json' -d "$3"
+  else curl -s -X "$1" "$temporal_url$2"; fi
+}
 kong() { curl -s -X "$1" "$kong_url$2"; }
 py() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
