@@ -16,7 +16,7 @@ elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 ok $((elapsed_ms < 10000 ? 0 : 1)) "20 interfaces published while Kong is down (commits never wait for Kong: ${elapsed_ms} ms)"
 is "$(kwait "SELECT count(*) FROM gateway.public_interfaces WHERE sync_state = 'failed'" 20)" 20 \
    "their state says failed (retrying)"
-is "$(kq "SELECT pending > 0 AND retrying > 0 AND last_error LIKE 'no answer:%' FROM gateway.sync_status")" t \
+is "$(kq "SELECT pending > 0 AND retrying > 0 AND last_error LIKE 'no answer:%' FROM gateway.sync_status WHERE target = 'kong'")" t \
    "sync_status shows the retries and the connection error"
 sleep 2
 attempts=$(kq "SELECT max(attempts) FROM gateway.sync_jobs")
