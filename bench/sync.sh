@@ -54,7 +54,7 @@ wait_drained() {  # until no job is left; prints the seconds it took (10 ms reso
 reconcile_now() {  # a reconcile on demand, waited for; prints its seconds and the writes it made
   local start=$EPOCHREALTIME before
   before=$(fake_writes)
-  sql "SELECT gateway.sync_reconcile()" >/dev/null
+  sql "SELECT gateway.sync_reconcile('kong')" >/dev/null
   wait_drained >/dev/null
   echo "$(since "$start") $(($(fake_writes) - before))"
 }

@@ -24,7 +24,7 @@ kong PUT "/services/$(python3 -c 'import uuid; print(uuid.uuid4())')" "{\"name\"
 kong PUT "/services/$(python3 -c 'import uuid; print(uuid.uuid4())')" '{"name": "someone-elses", "host": "x"}' >/dev/null
 before=$(kong_py 'd["requests"]' /__fake/stats)
 
-kq "SELECT gateway.sync_reconcile()" >/dev/null
+kq "SELECT gateway.sync_reconcile('kong')" >/dev/null
 kwait "$ALL_SYNCED" 0 >/dev/null
 sleep 0.3
 is "$(kong_py 'd["paths"]' "/routes/$route_a")" "['$(kq "SELECT http_path FROM gateway.public_interfaces WHERE id = '$a'")']" \
@@ -36,14 +36,14 @@ is "$(kong_py 'd["name"]' /services/someone-elses)" someone-elses "an object wit
 
 # Nothing changed: a reconcile lists and writes nothing.
 before=$(kong_py 'd["writes"]' /__fake/stats)
-kq "SELECT gateway.sync_reconcile()" >/dev/null
+kq "SELECT gateway.sync_reconcile('kong')" >/dev/null
 kwait "SELECT count(*) FROM gateway.sync_jobs" 0 >/dev/null
 sleep 0.3
 is "$(kong_py 'd["writes"]' /__fake/stats)" "$before" "a reconcile of a Kong that matches writes nothing"
 
 # Kong wiped (restarted without its database): the next reconcile refills it.
 kong POST /__fake/reset >/dev/null
-kq "SELECT gateway.sync_reconcile()" >/dev/null
+kq "SELECT gateway.sync_reconcile('kong')" >/dev/null
 is "$(kwait "SELECT count(*) FROM gateway.public_interfaces WHERE sync_state = 'synced'" 2)" 2 "interfaces are recreated"
 kwait "SELECT count(*) FROM gateway.sync_jobs WHERE state <> 'dead'" 0 >/dev/null
 is "$(kong_py 'd["objects"]["services"]' /__fake/stats)" 2 "Kong has both services again"

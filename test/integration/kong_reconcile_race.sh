@@ -24,7 +24,7 @@ is "$(kong_py 'd["name"]' "/routes/gw-$iface")" "gw-$iface" "Kong still holds th
 reconciled() { grep -c "pg_gateway worker: reconciled" "$KCLUSTER/server.log"; }
 before=$(reconciled)
 fake_faults '{"latency_ms": 1000}'
-kq "SELECT gateway.sync_reconcile()" >/dev/null
+kq "SELECT gateway.sync_reconcile('kong')" >/dev/null
 # The reconcile has listed Kong and read the tables once it logs its plan.
 for _ in $(seq 400); do [[ $(reconciled) -gt $before ]] && break; sleep 0.05; done
 kq "$(set_public "$iface" true)" >/dev/null
