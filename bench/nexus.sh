@@ -44,12 +44,11 @@ bench_cluster bench-nexus "gateway.temporal_concurrency = $concurrency" "gateway
 until [[ $(cluster_psql "$cluster" -d gateway -Atc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_gateway worker'") == 1 ]]; do sleep 0.1; done
 trap 'cluster_stop "$cluster"; rm -rf "$stage" "$logs"' EXIT
 sql() { cluster_psql "$cluster" -d gateway -Atc "$1"; }
-set_urls() {  # set_urls TEMPORAL_URL KONG_URL ('' pauses)
-  sql "ALTER SYSTEM SET gateway.temporal_url = '$1'" >/dev/null
-  sql "ALTER SYSTEM SET gateway.kong_admin_url = '$2'" >/dev/null
+set_urls() {  # set_urls TEMPORAL_URL KONG_URL ('' pauses that target)
+  sql "ALTER SYSTEM SET gateway.temporal_url = '$1'; ALTER SYSTEM SET gateway.kong_admin_url = '$2'" >/dev/null
   sql "SELECT pg_reload_conf()" >/dev/null
-  sleep 0.5
 }
+pause_all() { set_urls "" ""; sleep 0.5; }  # the worker has seen it before a backlog is queued
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; }
 temporal_writes() { temporal GET /__fake/stats | py 'd["writes"]'; }
 kong_writes() { kong GET /__fake/stats | py 'd["writes"]'; }
@@ -91,6 +90,7 @@ for ns in bench project-b; do temporal POST /__fake/namespaces "{\"name\": \"$ns
 # 1. Latency: one change at a time, the fake idle.
 step "latency: 200 connectors approved one at a time"
 set_urls "$temporal_url" ""
+sleep 0.5
 for i in $(seq 200); do
   echo "BEGIN;"
   echo "INSERT INTO gateway.project_connectors (source_project_id, target_project_id, target_service_id, target_interface_id, name)
@@ -122,7 +122,7 @@ note "p50 $p50 ms, p99 $p99 ms, worst $worst ms over $measured changes"
 # 2b. The worker draining $connectors connectors alone.
 drain_alone() {  # drain_alone TARGET: queue a backlog while paused, release it; prints writes/s
   local target=$1 before start seconds writes
-  set_urls "" ""
+  pause_all
   if [[ $target == temporal ]]; then make_connectors "alone-$RANDOM" "$connectors"; before=$(temporal_writes)
   else publish_interfaces "alone-$RANDOM" "$connectors"; before=$(kong_writes); fi
   start=$EPOCHREALTIME
@@ -141,7 +141,7 @@ note "$kong_alone_writes writes in $kong_alone_s s: $kong_alone writes/s"
 
 # 3. Both backlogs at once.
 step "drain: both backlogs released together"
-set_urls "" ""
+pause_all
 make_connectors together "$connectors"
 publish_interfaces together "$connectors"
 t_before=$(temporal_writes) k_before=$(kong_writes)

@@ -276,8 +276,14 @@ BEGIN
 END
 $$;
 -- A trigger function for INSERT and for UPDATE of any column (auth_config, consent, target).
-CREATE TRIGGER project_connectors_prepare BEFORE INSERT OR UPDATE ON gateway.project_connectors
-  FOR EACH ROW EXECUTE FUNCTION gateway._project_connectors_prepare();
+-- Not for the worker's updates, which set only sync and test columns: they need no check, and a
+-- trigger per recorded outcome would slow draining a backlog.
+CREATE TRIGGER project_connectors_prepare BEFORE INSERT OR UPDATE OF
+  id, source_project_id, target_project_id, target_service_id, target_interface_id, name,
+  display_name, description, nexus_endpoint_name, nexus_service_name, visibility, auth_config,
+  encrypted_auth_config, encryption_key_id, created_by, created_at, updated_at, consent_state,
+  consent_by, consent_at
+  ON gateway.project_connectors FOR EACH ROW EXECUTE FUNCTION gateway._project_connectors_prepare();
 
 -- Queues the Temporal job of each connector and marks it pending (the worker's outcome says
 -- otherwise later).
@@ -329,8 +335,12 @@ BEGIN
   RETURN NULL;
 END
 $$;
-CREATE TRIGGER project_connectors_change AFTER INSERT OR UPDATE OR DELETE ON gateway.project_connectors
-  FOR EACH ROW EXECUTE FUNCTION gateway._project_connectors_change();
+CREATE TRIGGER project_connectors_change AFTER INSERT OR DELETE OR UPDATE OF
+  id, source_project_id, target_project_id, target_service_id, target_interface_id, name,
+  display_name, description, nexus_endpoint_name, nexus_service_name, visibility, auth_config,
+  encrypted_auth_config, encryption_key_id, created_by, created_at, updated_at, consent_state,
+  consent_by, consent_at
+  ON gateway.project_connectors FOR EACH ROW EXECUTE FUNCTION gateway._project_connectors_change();
 
 -- A project's workers appear, move or go: every endpoint targeting the project follows.
 CREATE FUNCTION gateway._project_workers_change() RETURNS trigger
@@ -809,8 +819,7 @@ DECLARE
 BEGIN
   FOR r IN SELECT * FROM jsonb_to_recordset(outcomes) AS x(job_id bigint, outcome text, run_after float8,
                          error text, status integer, next_change float8, key_delivered boolean, synced jsonb)
-            WHERE x.outcome <> 'done'
-               OR EXISTS (SELECT FROM gateway.sync_jobs AS t WHERE t.id = x.job_id AND t.target = 'temporal') LOOP
+            WHERE x.outcome <> 'done' LOOP
     PERFORM gateway._sync_finish(r.job_id, r.outcome, to_timestamp(r.run_after), r.error, r.status,
                                  to_timestamp(r.next_change), r.key_delivered, r.synced);
   END LOOP;
@@ -846,6 +855,39 @@ BEGIN
            kong_synced = done.synced, sync_error = NULL, synced_at = now()
       FROM done
      WHERE done.object_kind = 'public_interface' AND p.id = done.object_id
+  ), endpoint AS (
+    -- A connector's job says which endpoint Temporal holds for it now (none: JSON null).
+    SELECT done.object_id, done.newer, done.synced ->> 'endpoint_id' AS endpoint_id,
+           (done.synced ->> 'endpoint_version')::bigint AS endpoint_version,
+           done.synced ->> 'endpoint_name' AS endpoint_name
+      FROM done
+     WHERE done.object_kind = 'project_connector'
+  ), endpoint_kept AS (
+    INSERT INTO gateway.nexus_endpoints AS e (connector_id, endpoint_id, endpoint_version, endpoint_name, updated_at)
+    SELECT object_id, endpoint_id, endpoint_version, endpoint_name, now()
+      FROM endpoint WHERE endpoint_id IS NOT NULL
+    ON CONFLICT ON CONSTRAINT nexus_endpoints_pkey DO UPDATE
+      SET endpoint_id = EXCLUDED.endpoint_id, endpoint_version = EXCLUDED.endpoint_version,
+          endpoint_name = EXCLUDED.endpoint_name, updated_at = EXCLUDED.updated_at
+  ), endpoint_gone AS (
+    DELETE FROM gateway.nexus_endpoints AS e USING endpoint
+     WHERE endpoint.endpoint_id IS NULL AND e.connector_id = endpoint.object_id
+  ), connectors AS (
+    UPDATE gateway.project_connectors AS c
+       SET sync_state = CASE WHEN endpoint.newer THEN 'pending'
+                             WHEN endpoint.endpoint_id IS NULL THEN 'absent' ELSE 'synced' END,
+           nexus_endpoint_id = endpoint.endpoint_id, nexus_endpoint_version = endpoint.endpoint_version,
+           sync_error = NULL, synced_at = now()
+      FROM endpoint
+     WHERE c.id = endpoint.object_id
+  ), tests AS (
+    -- A connector's job and its test never run at once (one job per object in flight), so the
+    -- two updates of project_connectors here never meet on one row.
+    UPDATE gateway.project_connectors AS c
+       SET test_status = CASE WHEN done.synced ->> 'test_status' = 'ok' THEN 'ok' ELSE 'failed' END,
+           test_detail = done.synced ->> 'test_detail', tested_at = now()
+      FROM done
+     WHERE done.object_kind = 'connector_test' AND c.id = done.object_id
   )
   UPDATE gateway.api_keys AS k
      SET kong_sync_state = CASE WHEN done.newer THEN 'pending' ELSE 'synced' END,
