@@ -542,7 +542,9 @@ AS $$
            'namespace', w.temporal_namespace, 'task_queue', w.task_queue, 'description', c.description,
            'endpoint_id', e.endpoint_id, 'endpoint_version', e.endpoint_version::text)
          OPERATOR(pg_catalog.||)
-         CASE WHEN with_test THEN pg_catalog.jsonb_build_object('exists', c.id IS NOT NULL, 'sync_state', c.sync_state)
+         CASE WHEN with_test THEN pg_catalog.jsonb_build_object('exists', c.id IS NOT NULL, 'sync_state', c.sync_state,
+                                                                 'consent_approved', c.consent_state OPERATOR(pg_catalog.=) 'approved',
+                                                                 'has_workers', w.project_id IS NOT NULL)
               ELSE '{}'::jsonb END
     FROM (SELECT $1 AS id) AS k
     LEFT JOIN gateway.project_connectors AS c ON c.id OPERATOR(pg_catalog.=) k.id

@@ -7,7 +7,7 @@
 set -u
 source "$REPO/test/integration/lib/tap.sh"
 source "$REPO/test/integration/lib/temporal.sh"
-plan 27
+plan 28
 
 start_temporal_fake temporal-connectors
 temporal_cluster temporal-connectors
@@ -58,6 +58,8 @@ temporal POST /__fake/namespaces "{\"name\": \"$TARGET_NAMESPACE\"}" >/dev/null
 tq "SELECT gateway.connector_consent_revoke('$c1')" >/dev/null
 is "$(twait "SELECT sync_state FROM gateway.project_connectors WHERE id = '$c1'" absent)" absent "revoking consent removes the endpoint"
 is "$(endpoint_count)" 0 "it is gone from Temporal"
+is "$(tq "SELECT status || ': ' || detail FROM gateway.connector_test('$c1', '10 s')")" "failed: consent not approved" \
+   "the connector test says why there is no endpoint"
 approve "$c1"
 twait "SELECT sync_state FROM gateway.project_connectors WHERE id = '$c1'" synced >/dev/null
 ok $([[ "$(row "$c1" nexus_endpoint_id)" != "$id" && "$(endpoint_count)" == 1 ]] && echo 0 || echo 1) \
