@@ -45,7 +45,8 @@ until [[ $(cluster_psql "$cluster" -d gateway -Atc "SELECT count(*) FROM pg_stat
 trap 'cluster_stop "$cluster"; rm -rf "$stage" "$logs"' EXIT
 sql() { cluster_psql "$cluster" -d gateway -Atc "$1"; }
 set_urls() {  # set_urls TEMPORAL_URL KONG_URL ('' pauses that target)
-  sql "ALTER SYSTEM SET gateway.temporal_url = '$1'; ALTER SYSTEM SET gateway.kong_admin_url = '$2'" >/dev/null
+  sql "ALTER SYSTEM SET gateway.temporal_url = '$1'" >/dev/null
+  sql "ALTER SYSTEM SET gateway.kong_admin_url = '$2'" >/dev/null
   sql "SELECT pg_reload_conf()" >/dev/null
 }
 pause_all() { set_urls "" ""; sleep 0.5; }  # the worker has seen it before a backlog is queued
