@@ -1,7 +1,7 @@
 -- Attacks on the tenant boundary (the outside review of 0.3.0): each test is one attempt to cross
 -- it that the tenant matrix does not cover, with the fixtures of tenant_matrix.sql.
 BEGIN;
-SELECT plan(38);
+SELECT plan(39);
 
 \ir include/supabase_roles.psql
 \ir include/doc_grants.psql
@@ -310,6 +310,20 @@ SELECT ok((SELECT sync_error IS NOT NULL AND sync_error NOT LIKE '%ns-Q%' AND sy
              FROM gateway.project_connectors WHERE id = (SELECT p_to_q FROM pcx)),
           'P''s members do not read Q''s namespace or task queue in a sync error');
 ROLLBACK TO t1;
+
+-- 39. A connector test is an act on the source's row (its test columns, a call to Temporal), also
+-- when the target's admin asks for it: audited in the source project, naming the caller.
+SAVEPOINT t2;
+SELECT set_config('request.jwt.claims', '{"sub": "ab000000-0000-4000-8000-000000000006", "role": "authenticated"}', true) \g /dev/null
+SET LOCAL ROLE authenticated;
+SELECT * FROM gateway.connector_test((SELECT p_to_q FROM pcx)) \g /dev/null
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM gateway.audit_log
+            WHERE object_id = (SELECT p_to_q FROM pcx) AND action = 'project_connector.test_requested'
+              AND project_id = 'cb000000-0000-4000-8000-00000000000a'
+              AND actor_user_id = 'ab000000-0000-4000-8000-000000000006'), 1,
+          'the target''s owner testing P''s connector leaves an audit record in P naming them');
+ROLLBACK TO t2;
 
 SELECT * FROM finish();
 ROLLBACK;
