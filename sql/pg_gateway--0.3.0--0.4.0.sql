@@ -505,7 +505,9 @@ BEGIN
             HINT = 'Pass how long to wait for the result, e.g. interval ''5 s'', or ''0'' to queue the test.';
   END IF;
   -- Waiting is possible only where the worker's result becomes visible: a transaction that has
-  -- written nothing yet, in read committed (each statement sees newly committed rows).
+  -- written nothing yet, in read committed (each statement sees newly committed rows). Every way
+  -- out writes the audit record (in the source project, naming the caller, who may be an admin of
+  -- the target): after the wait, which needs that nothing was written before.
   IF timeout > interval '0' AND pg_current_xact_id_if_assigned() IS NULL
      AND current_setting('transaction_isolation') = 'read committed'
      AND gateway._connector_test_now(c.id) THEN
@@ -514,11 +516,15 @@ BEGIN
       SELECT x.test_status, x.test_detail, x.tested_at INTO seen
         FROM gateway.project_connectors AS x WHERE x.id = c.id;
       IF seen.tested_at > started THEN
+        PERFORM gateway._audit('project_connector.test_requested', 'project_connector', c.id, c.source_project_id, NULL,
+                               pg_catalog.jsonb_build_object('name', c.name, 'target_project_id', c.target_project_id, 'status', seen.test_status));
         RETURN QUERY SELECT seen.test_status, seen.test_detail, seen.tested_at;
         RETURN;
       END IF;
       EXIT WHEN NOT FOUND OR clock_timestamp() - started >= timeout;
     END LOOP;
+    PERFORM gateway._audit('project_connector.test_requested', 'project_connector', c.id, c.source_project_id, NULL,
+                         pg_catalog.jsonb_build_object('name', c.name, 'target_project_id', c.target_project_id, 'status', 'pending'));
     RETURN QUERY SELECT 'pending'::text,
       format('The test is running; its result will land in gateway.project_connectors (test_status, test_detail, tested_at) of connector %s.', c.id),
       NULL::timestamptz;
@@ -526,6 +532,8 @@ BEGIN
   END IF;
   PERFORM gateway._sync_enqueue('temporal', 'connector_test', c.id);
   UPDATE gateway.project_connectors AS x SET test_requested_at = now() WHERE x.id = c.id;
+  PERFORM gateway._audit('project_connector.test_requested', 'project_connector', c.id, c.source_project_id, NULL,
+                         pg_catalog.jsonb_build_object('name', c.name, 'target_project_id', c.target_project_id, 'status', 'queued'));
   RETURN QUERY SELECT 'queued'::text,
     format('The worker runs the test after this transaction commits; its result will land in gateway.project_connectors (test_status, test_detail, tested_at) of connector %s.', c.id),
     NULL::timestamptz;
