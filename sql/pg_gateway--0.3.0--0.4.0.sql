@@ -153,6 +153,19 @@ CREATE TABLE gateway.nexus_endpoints (
 COMMENT ON TABLE gateway.nexus_endpoints IS
   'Worker-owned: the Nexus endpoint id and version Temporal holds for each connector, kept after the connector is deleted until its endpoint is. Nobody else reads or writes it.';
 
+-- A consent change under way: written by gateway._connector_consent just before its UPDATE and
+-- deleted right after, so no row outlives (or is ever seen outside) that transaction. The
+-- connector trigger accepts a change of the consent columns only if it matches a row here. Only
+-- the extension's owner writes this table: unlike a custom setting (gateway_internal.*, which
+-- any role may SET), a caller cannot forge it, whatever grants it holds on project_connectors.
+CREATE TABLE gateway.consent_changes (
+  connector_id  uuid NOT NULL,
+  consent_state text NOT NULL,
+  consent_by    uuid
+);
+COMMENT ON TABLE gateway.consent_changes IS
+  'Internal: the consent change gateway.connector_approve / connector_consent_revoke is making in this transaction (empty outside it). Nobody else reads or writes it.';
+
 -- The default endpoint name of a connector: 'gw-' and `len` hex digits of
 -- sha256(system identifier:database oid:connector id).
 CREATE FUNCTION gateway._nexus_endpoint_name(connector_id uuid, len integer) RETURNS text
@@ -213,8 +226,8 @@ BEGIN
     IF NOT gateway._caller_is_trusted() OR NEW.created_by IS NULL THEN
       NEW.created_by := gateway.current_user_id();
     END IF;
-    IF (NEW.consent_state, NEW.consent_by, NEW.consent_at) IS DISTINCT FROM ('requested', NULL::uuid, NULL::timestamptz)
-       AND current_setting('gateway_internal.consent_change', true) IS DISTINCT FROM NEW.id::text THEN
+    -- No way around this (a restore returned above): consent comes after the row exists.
+    IF (NEW.consent_state, NEW.consent_by, NEW.consent_at) IS DISTINCT FROM ('requested', NULL::uuid, NULL::timestamptz) THEN
       RAISE EXCEPTION 'a connector starts with consent requested'
         USING ERRCODE = 'insufficient_privilege',
               HINT = 'Create it, then an admin of the target project approves it with gateway.connector_approve().';
@@ -231,7 +244,12 @@ BEGIN
     END IF;
     consent_changed := (NEW.consent_state, NEW.consent_by, NEW.consent_at)
                        IS DISTINCT FROM (OLD.consent_state, OLD.consent_by, OLD.consent_at);
-    IF consent_changed AND current_setting('gateway_internal.consent_change', true) IS DISTINCT FROM NEW.id::text THEN
+    -- Only the change gateway._connector_consent announced, exactly as announced.
+    IF consent_changed
+       AND NOT EXISTS (SELECT FROM gateway.consent_changes AS x
+                        WHERE x.connector_id = NEW.id AND x.consent_state = NEW.consent_state
+                          AND x.consent_by IS NOT DISTINCT FROM NEW.consent_by
+                          AND NEW.consent_at IS NOT DISTINCT FROM now()) THEN
       RAISE EXCEPTION 'consent is given and withdrawn only by the target project'
         USING ERRCODE = 'insufficient_privilege',
               HINT = 'An admin of the target project calls gateway.connector_approve() or gateway.connector_consent_revoke().';
@@ -416,11 +434,12 @@ BEGIN
   IF c.consent_state OPERATOR(pg_catalog.=) new_state THEN
     RETURN false;
   END IF;
-  PERFORM pg_catalog.set_config('gateway_internal.consent_change', c.id::text, true);
+  INSERT INTO gateway.consent_changes (connector_id, consent_state, consent_by)
+  VALUES (c.id, new_state, gateway.current_user_id());
   UPDATE gateway.project_connectors AS x
      SET consent_state = new_state, consent_by = gateway.current_user_id(), consent_at = pg_catalog.now()
    WHERE x.id OPERATOR(pg_catalog.=) c.id;
-  PERFORM pg_catalog.set_config('gateway_internal.consent_change', '', true);
+  DELETE FROM gateway.consent_changes AS x WHERE x.connector_id OPERATOR(pg_catalog.=) c.id;
   PERFORM gateway._audit(CASE new_state WHEN 'approved' THEN 'project_connector.approved'
                                         ELSE 'project_connector.consent_revoked' END,
                          'project_connector', c.id, c.target_project_id, NULL,
@@ -496,7 +515,9 @@ BEGIN
             HINT = 'Pass how long to wait for the result, e.g. interval ''5 s'', or ''0'' to queue the test.';
   END IF;
   -- Waiting is possible only where the worker's result becomes visible: a transaction that has
-  -- written nothing yet, in read committed (each statement sees newly committed rows).
+  -- written nothing yet, in read committed (each statement sees newly committed rows). Every way
+  -- out writes the audit record (in the source project, naming the caller, who may be an admin of
+  -- the target): after the wait, which needs that nothing was written before.
   IF timeout > interval '0' AND pg_current_xact_id_if_assigned() IS NULL
      AND current_setting('transaction_isolation') = 'read committed'
      AND gateway._connector_test_now(c.id) THEN
@@ -505,11 +526,15 @@ BEGIN
       SELECT x.test_status, x.test_detail, x.tested_at INTO seen
         FROM gateway.project_connectors AS x WHERE x.id = c.id;
       IF seen.tested_at > started THEN
+        PERFORM gateway._audit('project_connector.test_requested', 'project_connector', c.id, c.source_project_id, NULL,
+                               pg_catalog.jsonb_build_object('name', c.name, 'target_project_id', c.target_project_id, 'status', seen.test_status));
         RETURN QUERY SELECT seen.test_status, seen.test_detail, seen.tested_at;
         RETURN;
       END IF;
       EXIT WHEN NOT FOUND OR clock_timestamp() - started >= timeout;
     END LOOP;
+    PERFORM gateway._audit('project_connector.test_requested', 'project_connector', c.id, c.source_project_id, NULL,
+                         pg_catalog.jsonb_build_object('name', c.name, 'target_project_id', c.target_project_id, 'status', 'pending'));
     RETURN QUERY SELECT 'pending'::text,
       format('The test is running; its result will land in gateway.project_connectors (test_status, test_detail, tested_at) of connector %s.', c.id),
       NULL::timestamptz;
@@ -517,6 +542,8 @@ BEGIN
   END IF;
   PERFORM gateway._sync_enqueue('temporal', 'connector_test', c.id);
   UPDATE gateway.project_connectors AS x SET test_requested_at = now() WHERE x.id = c.id;
+  PERFORM gateway._audit('project_connector.test_requested', 'project_connector', c.id, c.source_project_id, NULL,
+                         pg_catalog.jsonb_build_object('name', c.name, 'target_project_id', c.target_project_id, 'status', 'queued'));
   RETURN QUERY SELECT 'queued'::text,
     format('The worker runs the test after this transaction commits; its result will land in gateway.project_connectors (test_status, test_detail, tested_at) of connector %s.', c.id),
     NULL::timestamptz;
@@ -693,6 +720,28 @@ AS $$
   SELECT gateway._sync_recover('kong')
 $$;
 
+-- A worker's text about a connector (test detail, sync error) as the connector row keeps it: the
+-- source project's members read it, and the target project's workers row (its Temporal namespace
+-- and task queue) is not theirs to read, so both names are replaced (the longer first, should one
+-- contain the other). No longer in bytes than the worker's bound (1000) or the text given.
+CREATE FUNCTION gateway._connector_text(cid uuid, detail text) RETURNS text
+LANGUAGE sql STABLE
+AS $$
+  SELECT CASE WHEN pg_catalog.octet_length(r.t) OPERATOR(pg_catalog.<=) r.bound THEN r.t
+              ELSE pg_catalog.left(r.t, GREATEST(0, r.bound OPERATOR(pg_catalog.-)
+                                     (pg_catalog.octet_length(r.t) OPERATOR(pg_catalog.-) pg_catalog.length(r.t)))) END
+    FROM (SELECT GREATEST(1000, pg_catalog.octet_length($2)) AS bound,
+                 CASE WHEN w.project_id IS NULL OR $2 IS NULL THEN $2
+                      WHEN pg_catalog.length(w.task_queue) OPERATOR(pg_catalog.>) pg_catalog.length(w.temporal_namespace)
+                      THEN pg_catalog.replace(pg_catalog.replace($2, w.task_queue, '<target task queue>'),
+                                              w.temporal_namespace, '<target namespace>')
+                      ELSE pg_catalog.replace(pg_catalog.replace($2, w.temporal_namespace, '<target namespace>'),
+                                              w.task_queue, '<target task queue>') END AS t
+            FROM (SELECT $1 AS id) AS k
+            LEFT JOIN gateway.project_connectors AS c ON c.id OPERATOR(pg_catalog.=) k.id
+            LEFT JOIN gateway.project_workers AS w ON w.project_id OPERATOR(pg_catalog.=) c.target_project_id) AS r
+$$;
+
 -- Records what a Temporal job learnt about its connector's endpoint.
 -- project_connector: `synced` {"endpoint_id", "endpoint_version", "endpoint_name"} is what
 -- Temporal holds now (recorded whatever the outcome: an id once learnt is never lost); on done, a
@@ -710,8 +759,9 @@ BEGIN
          SET test_status = CASE WHEN outcome OPERATOR(pg_catalog.=) 'done'
                                      AND synced OPERATOR(pg_catalog.->>) 'test_status' OPERATOR(pg_catalog.=) 'ok'
                                 THEN 'ok' ELSE 'failed' END,
-             test_detail = CASE WHEN outcome OPERATOR(pg_catalog.=) 'done' THEN synced OPERATOR(pg_catalog.->>) 'test_detail'
-                                ELSE error END,
+             test_detail = gateway._connector_text(cid, CASE WHEN outcome OPERATOR(pg_catalog.=) 'done'
+                                                             THEN synced OPERATOR(pg_catalog.->>) 'test_detail'
+                                                             ELSE error END),
              tested_at = pg_catalog.now()
        WHERE c.id OPERATOR(pg_catalog.=) cid;
     END IF;
@@ -735,7 +785,7 @@ BEGIN
      SET sync_state = CASE WHEN object_state OPERATOR(pg_catalog.=) 'synced' AND e.connector_id IS NULL
                            THEN 'absent' ELSE object_state END,
          nexus_endpoint_id = e.endpoint_id, nexus_endpoint_version = e.endpoint_version,
-         sync_error = CASE WHEN outcome OPERATOR(pg_catalog.=) 'done' THEN NULL ELSE error END,
+         sync_error = CASE WHEN outcome OPERATOR(pg_catalog.=) 'done' THEN NULL ELSE gateway._connector_text($2, error) END,
          synced_at = CASE WHEN outcome OPERATOR(pg_catalog.=) 'done' THEN pg_catalog.now() ELSE c.synced_at END
     FROM (SELECT $2 AS id) AS k
     LEFT JOIN gateway.nexus_endpoints AS e ON e.connector_id OPERATOR(pg_catalog.=) k.id
@@ -1073,6 +1123,9 @@ CREATE POLICY project_connectors_editor_delete ON gateway.project_connectors FOR
 -- Worker-owned: no policy, so nobody without BYPASSRLS sees a row even if granted the table.
 ALTER TABLE gateway.nexus_endpoints ENABLE ROW LEVEL SECURITY;
 ALTER TABLE gateway.nexus_endpoints FORCE ROW LEVEL SECURITY;
+-- Internal to connector_approve / connector_consent_revoke: likewise no policy.
+ALTER TABLE gateway.consent_changes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gateway.consent_changes FORCE ROW LEVEL SECURITY;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gateway FROM PUBLIC;
 REVOKE ALL ON ALL PROCEDURES IN SCHEMA gateway FROM PUBLIC;

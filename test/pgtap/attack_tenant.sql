@@ -1,7 +1,7 @@
 -- Attacks on the tenant boundary (the outside review of 0.3.0): each test is one attempt to cross
 -- it that the tenant matrix does not cover, with the fixtures of tenant_matrix.sql.
 BEGIN;
-SELECT plan(33);
+SELECT plan(39);
 
 \ir include/supabase_roles.psql
 \ir include/doc_grants.psql
@@ -271,6 +271,59 @@ GRANT SELECT ON gateway.nexus_endpoints TO authenticated;
 SELECT is(pg_temp.answer('admin', 'SELECT * FROM gateway.nexus_endpoints'), 'none',
           'granted by mistake, the recorded Nexus endpoints still show no row');
 ROLLBACK TO c5;
+
+-- 34-36. The consent guard must not trust a setting the caller can make. Supabase's guide to
+-- custom schemas grants ALL on every table of the schema to authenticated; with that, Q's owner
+-- (the source) sets gateway_internal.consent_change (any role may SET a custom setting) and
+-- approves Q's own connector into P, or inserts it approved, without P's admins.
+SAVEPOINT g1;
+GRANT ALL ON gateway.project_connectors TO authenticated;
+SELECT matches(pg_temp.answer('owner_q', format($$UPDATE gateway.project_connectors SET consent_state = 'approved', consent_by = 'ab000000-0000-4000-8000-000000000004', consent_at = now()
+                                                   WHERE id = %1$L AND set_config('gateway_internal.consent_change', %1$L, true) IS NOT NULL$$,
+                                                 (SELECT q_to_p FROM pcx))),
+               '^42501', 'with every table granted, the source cannot approve its connector into P through gateway_internal.consent_change');
+SELECT matches(pg_temp.answer('owner_q', $$INSERT INTO gateway.project_connectors (id, source_project_id, target_project_id, target_service_id, target_interface_id, name, consent_state)
+                                           SELECT 'ee000000-0000-4000-8000-0000000000ee', 'cb000000-0000-4000-8000-00000000000b', 'cb000000-0000-4000-8000-00000000000a', spw, sp, 'sneaky', 'approved'
+                                             FROM fx WHERE project = 'P' AND set_config('gateway_internal.consent_change', 'ee000000-0000-4000-8000-0000000000ee', true) IS NOT NULL$$),
+               '^42501', 'with every table granted, the source cannot insert a connector into P already approved');
+-- P's admin (who may approve) does not skip the audit record by writing the columns directly.
+INSERT INTO gateway.project_members (project_id, user_id, role) VALUES ('cb000000-0000-4000-8000-00000000000b', 'ab000000-0000-4000-8000-000000000004', 'editor');
+SELECT matches(pg_temp.answer('admin', format($$UPDATE gateway.project_connectors SET consent_state = 'approved', consent_by = 'ab000000-0000-4000-8000-000000000004', consent_at = now()
+                                                 WHERE id = %1$L AND set_config('gateway_internal.consent_change', %1$L, true) IS NOT NULL$$,
+                                               (SELECT q_to_p FROM pcx))),
+               '^42501', 'with every table granted, the target''s admin does not approve without connector_approve (and its audit record)');
+ROLLBACK TO g1;
+
+-- 37-38. A connector test's result and a sync error are read by every member of the source
+-- project, but the target's Temporal namespace and task queue (its project_workers row) are not
+-- theirs: a passing test's detail names both.
+SAVEPOINT t1;
+SELECT gateway._sync_finish_connector('connector_test', (SELECT p_to_q FROM pcx), 'done', 'synced', NULL,
+  '{"test_status": "ok", "test_detail": "endpoint \"e1\" targets namespace \"ns-Q\", task queue \"queue-Q\""}');
+SELECT gateway._sync_finish_connector('project_connector', (SELECT p_to_q FROM pcx), 'retry', 'failed',
+  'namespace ns-Q: task queue queue-Q refused', NULL);
+-- (What the row holds is what P's viewers read: they are granted both columns.)
+SELECT ok((SELECT test_status = 'ok' AND test_detail NOT LIKE '%ns-Q%' AND test_detail NOT LIKE '%queue-Q%'
+             FROM gateway.project_connectors WHERE id = (SELECT p_to_q FROM pcx)),
+          'P''s members do not read Q''s namespace or task queue in a test result');
+SELECT ok((SELECT sync_error IS NOT NULL AND sync_error NOT LIKE '%ns-Q%' AND sync_error NOT LIKE '%queue-Q%'
+             FROM gateway.project_connectors WHERE id = (SELECT p_to_q FROM pcx)),
+          'P''s members do not read Q''s namespace or task queue in a sync error');
+ROLLBACK TO t1;
+
+-- 39. A connector test is an act on the source's row (its test columns, a call to Temporal), also
+-- when the target's admin asks for it: audited in the source project, naming the caller.
+SAVEPOINT t2;
+SELECT set_config('request.jwt.claims', '{"sub": "ab000000-0000-4000-8000-000000000006", "role": "authenticated"}', true) \g /dev/null
+SET LOCAL ROLE authenticated;
+SELECT * FROM gateway.connector_test((SELECT p_to_q FROM pcx)) \g /dev/null
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM gateway.audit_log
+            WHERE object_id = (SELECT p_to_q FROM pcx) AND action = 'project_connector.test_requested'
+              AND project_id = 'cb000000-0000-4000-8000-00000000000a'
+              AND actor_user_id = 'ab000000-0000-4000-8000-000000000006'), 1,
+          'the target''s owner testing P''s connector leaves an audit record in P naming them');
+ROLLBACK TO t2;
 
 SELECT * FROM finish();
 ROLLBACK;
