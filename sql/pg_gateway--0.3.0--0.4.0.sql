@@ -981,13 +981,16 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Targets are kong and temporal; NULL reconciles both.';
   END IF;
-  PERFORM gateway._sync_enqueue(t, 'reconcile', '00000000-0000-0000-0000-000000000000')
-     FROM unnest(ARRAY['kong', 'temporal']) AS t
-    WHERE $1 IS NULL OR t = $1;
+  -- NULL: every target with a URL set. A paused target's reconcile would wait in the outbox
+  -- (and in sync_status) until it is configured; it reconciles when it starts anyway.
+  PERFORM gateway._sync_enqueue(t.target, 'reconcile', '00000000-0000-0000-0000-000000000000')
+     FROM (VALUES ('kong', 'gateway.kong_admin_url'), ('temporal', 'gateway.temporal_url')) AS t (target, url)
+    WHERE t.target = $1
+       OR ($1 IS NULL AND COALESCE(current_setting(t.url, true), '') <> '');
 END
 $$;
 COMMENT ON FUNCTION gateway.sync_reconcile(text) IS
-  'Asks the worker to compare a target (kong, temporal; NULL: both) with the tables now and repair every difference (after commit).';
+  'Asks the worker to compare a target (kong, temporal; NULL: every target with a URL set) with the tables now and repair every difference (after commit).';
 
 -- A key still protecting project connectors' auth configs is in use too.
 CREATE OR REPLACE FUNCTION gateway.retire_encryption_key(key_id integer) RETURNS void

@@ -81,9 +81,12 @@ SELECT id AS job FROM gateway.sync_jobs WHERE object_id = :'key_id' \gset
 SELECT gateway.sync_retry(:job) AS retried;
 SELECT count(*) AS key_jobs FROM gateway.sync_jobs WHERE object_kind = 'api_key';
 SELECT gateway.sync_cancel(id) AS cancelled FROM gateway.sync_jobs WHERE object_kind = 'api_key';
+-- No target has a URL here: a reconcile of "every target" has nothing to do.
 SELECT gateway.sync_reconcile();
+SELECT count(*) AS none_configured FROM gateway.sync_jobs WHERE object_kind = 'reconcile';
+SELECT gateway.sync_reconcile('kong'), gateway.sync_reconcile('temporal');
 SELECT target, count(*) AS reconcile_jobs FROM gateway.sync_jobs WHERE object_kind = 'reconcile' GROUP BY 1 ORDER BY 1;
-SELECT gateway.sync_reconcile();
+SELECT gateway.sync_reconcile('kong');
 SELECT target, count(*) AS still_one FROM gateway.sync_jobs WHERE object_kind = 'reconcile' GROUP BY 1 ORDER BY 1;
 
 -- Interface changes are audited: service interfaces created and changed, public faces added,
