@@ -50,8 +50,8 @@ is "$(twait "SELECT sync_state || ' ' || nexus_endpoint_version FROM gateway.pro
 is "$(tq "SELECT status FROM gateway.connector_test('$c1', '10 s')")" ok "connector_test reports ok, waiting for the worker"
 is "$(row "$c1" "test_status || ' ' || (tested_at IS NOT NULL)")" "ok true" "the result lands on the row with its time"
 temporal DELETE "/__fake/namespaces/$TARGET_NAMESPACE" >/dev/null
-is "$(tq "SELECT status || ': ' || detail FROM gateway.connector_test('$c1', '10 s')")" "failed: namespace \"$TARGET_NAMESPACE\" does not exist" \
-   "a missing target namespace is reported precisely"
+is "$(tq "SELECT status || ': ' || detail FROM gateway.connector_test('$c1', '10 s')")" "failed: namespace \"<target namespace>\" does not exist" \
+   "a missing target namespace is reported precisely (its name masked: it is the target project's)"
 temporal POST /__fake/namespaces "{\"name\": \"$TARGET_NAMESPACE\"}" >/dev/null
 
 # Consent withdrawn, then given again.
