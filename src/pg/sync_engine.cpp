@@ -338,7 +338,10 @@ Json SyncEngine::outcome_row(const Finished& f, std::int64_t now) {
   // Remote text: valid UTF-8 without NUL, cut on a character boundary, or jsonb refuses it.
   if (!f.outcome.error.empty()) row["error"] = safe_text(f.outcome.error, 1000);
   if (!done) row["status"] = f.outcome.status;
-  if (done && f.outcome.synced.is_object()) row["synced"] = f.outcome.synced;
+  // What the target holds now, whatever the outcome: a Temporal job that created an endpoint and
+  // then failed to confirm it hands back the new id with its retry, and the finish records it
+  // (the contract: an id once learnt is never lost). Kong's jobs give `synced` only when done.
+  if (f.outcome.synced.is_object()) row["synced"] = f.outcome.synced;
   return row;
 }
 
