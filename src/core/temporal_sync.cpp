@@ -63,7 +63,8 @@ Json synced_of(const Job& job) {
   if (job.id.empty() || job.version.empty()) return Json();
   return Json{{"endpoint_id", job.id},
               {"endpoint_version", job.version.empty() ? Json() : Json(job.version)},
-              {"endpoint_name", job.name.empty() ? job.row.endpoint_name : job.name}};
+              // A name from an answer only when it is one (a NUL would make the outcome unstorable).
+              {"endpoint_name", valid_endpoint_name(job.name) ? job.name : job.row.endpoint_name}};
 }
 
 void finish(const JobPtr& job, JobOutcome&& outcome) {

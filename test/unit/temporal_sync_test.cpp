@@ -343,6 +343,26 @@ TEST_F(TemporalJob, UpdatesWithTheVersionJustRead) {
   EXPECT_EQ(Json::parse(received()[1].body), (Json{{"version", "7"}, {"spec", endpoint_spec(r, kTag)}}));
 }
 
+// The name recorded comes from Temporal's answer: a hostile update answer whose name holds a NUL
+// or bad UTF-8 would make the outcome unstorable (jsonb refuses \u0000), and the job a dead
+// letter "could not be recorded". Only a valid endpoint name is taken from an answer.
+TEST_F(TemporalJob, ANameFromAnAnswerIsRecordedOnlyWhenValid) {
+  for (const std::string& name : {std::string("proj\0b", 6), std::string("a'b c"), std::string(300, 'a')}) {
+    fake.endpoints.clear();
+    fake.put("e1", spec_with([](Json& s) { s["description"] = endpoint_description(kTag, kConnector, "old"); }), 7);
+    Json hostile = fake.endpoints["e1"];
+    hostile["version"] = "8";
+    hostile["spec"]["name"] = name;
+    fake.overrides = {{"POST", kBase + "/e1/update", Reply{200, Json{{"endpoint", hostile}}.dump(-1, ' ', false, Json::error_handler_t::ignore), {}}}};
+    ConnectorRow r = row();
+    r.endpoint_id = "e1";
+    r.endpoint_version = "7";
+    sync::JobOutcome out = job(r);
+    ASSERT_EQ(out.verdict, sync::Verdict::kDone) << out.error;
+    EXPECT_EQ(out.synced, synced("e1", "8")) << out.synced.dump(-1, ' ', true, Json::error_handler_t::replace);
+  }
+}
+
 TEST_F(TemporalJob, NothingChangedSendsOnlyTheRead) {
   fake.put("e1", spec_with(kSame), 2);
   ConnectorRow r = row();
