@@ -358,6 +358,7 @@ void test_call(http::Client& client, const std::shared_ptr<Test>& test, http::Re
 
 struct Listing {
   http::Client* client = nullptr;
+  std::string owner_tag;  // "": keep every endpoint
   std::vector<Json> endpoints;
   std::set<std::string> tokens_seen;
   std::function<void(std::vector<Json>&&, std::string)> done;
@@ -386,7 +387,16 @@ void next_page(const std::shared_ptr<Listing>& listing, const std::string& token
         end_listing(listing, "listing Nexus endpoints: " + page.error);
         return;
       }
-      for (Json& e : page.endpoints) listing->endpoints.push_back(std::move(e));
+      for (Json& e : page.endpoints) {
+        if (!listing->owner_tag.empty()) {
+          RemoteEndpoint read;
+          if (!read_endpoint(e, read).empty() ||
+              !marked_connector(read.description.value_or(""), listing->owner_tag)) {
+            continue;  // not ours: never compared, never kept
+          }
+        }
+        listing->endpoints.push_back(std::move(e));
+      }
       if (page.next_page_token.empty()) {
         end_listing(listing, "");
       } else if (!listing->tokens_seen.insert(page.next_page_token).second ||
@@ -564,8 +574,14 @@ void run_connector_test(http::Client& client, const ConnectorRow& row, const std
 }
 
 void list_endpoints(http::Client& client, std::function<void(std::vector<Json>&&, std::string error)> done) {
+  list_endpoints(client, "", std::move(done));
+}
+
+void list_endpoints(http::Client& client, const std::string& owner_tag,
+                    std::function<void(std::vector<Json>&&, std::string error)> done) {
   auto listing = std::make_shared<Listing>();
   listing->client = &client;
+  listing->owner_tag = owner_tag;
   listing->done = std::move(done);
   next_page(listing, "");
 }

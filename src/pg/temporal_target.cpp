@@ -51,7 +51,7 @@ class TemporalTarget final : public SyncTarget {
   }
 
   void start_reconcile(http::Client& client, JobDone done, sync::CallObserver on_call) override {
-    temporal::list_endpoints(client, [this, &client, done, on_call](std::vector<Json>&& listed, std::string error) {
+    temporal::list_endpoints(client, owner_tag_, [this, &client, done, on_call](std::vector<Json>&& listed, std::string error) {
       // Runs inside the client's perform(): nothing may escape it.
       try {
         finish_reconcile(client, std::move(listed), error, done, on_call);
@@ -87,7 +87,7 @@ class TemporalTarget final : public SyncTarget {
       return;
     }
     temporal::ReconcilePlan plan = temporal::plan_reconcile(desired, known, listed, owner_tag_);
-    const std::size_t total = listed.size();
+    const std::size_t total = listed.size();  // ours only: the listing keeps no other
     listed.clear();
     listed.shrink_to_fit();
     malloc_trim(0);

@@ -646,6 +646,10 @@ TEST_F(TemporalJob, ConnectorTestSaysWhyAConnectorIsNotActive) {
   EXPECT_TRUE(requests().empty());
 }
 
+Json listed_for_test(const std::string& id, const Json& spec) {
+  return Json{{"id", id}, {"version", "1"}, {"spec", spec}};
+}
+
 // Listing: a scripted server answers pages by token.
 std::pair<std::vector<Json>, std::string> list(ScriptedServer& server) {
   http::ClientOptions o;
@@ -706,6 +710,36 @@ TEST(TemporalListing, PagesOfEndpointsWithLargeDescriptionsFitTheClient) {
   auto [endpoints, error] = list(server);
   EXPECT_EQ(error, "");
   EXPECT_EQ(endpoints.size(), static_cast<std::size_t>(kTotal));
+}
+
+// A shared cluster may hold many endpoints that are not ours (100,000 with 200-byte descriptions
+// took 164 MiB kept whole). The reconcile compares only ours: a listing for an owner tag keeps
+// only the endpoints that carry its marker.
+TEST(TemporalListing, AListingForAnOwnerKeepsOnlyItsEndpoints) {
+  ConnectorRow ours = row();
+  const Json our_spec = endpoint_spec(ours, kTag);
+  const Json foreign_spec = spec_with([](Json& s) { s["description"] = std::string(20000, 'f'); });
+  const Json other_db = spec_with(kSame, kConnector, "pg-gateway-1-2");
+  ScriptedServer server([&](const Received&) {
+    Json page{{"endpoints", {listed_for_test("e-ours", our_spec), listed_for_test("e-foreign", foreign_spec),
+                             listed_for_test("e-other-db", other_db)}}};
+    return Reply{200, page.dump(), {}};
+  });
+  http::ClientOptions o;
+  o.base_url = server.url();
+  o.timeout_ms = 10000;
+  http::Client client(o);
+  std::vector<Json> kept;
+  std::string error = "(not finished)";
+  list_endpoints(client, kTag, [&](std::vector<Json>&& endpoints, std::string e) {
+    kept = std::move(endpoints);
+    error = std::move(e);
+  });
+  client.run_until_idle();
+  EXPECT_EQ(error, "");
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0]["id"], "e-ours");
+  EXPECT_EQ(kept[0]["spec"], our_spec);
 }
 
 TEST(TemporalListing, HostilePagesEndTheListingWithAnError) {
