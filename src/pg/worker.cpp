@@ -163,11 +163,14 @@ bool queue_connector_tests() {
   std::string ids = "{";
   for (const KeyId& id : tests) ids += (ids.size() > 1 ? "," : "") + id_to_text(id);
   ids += "}";
-  return in_transaction("pg_gateway: queueing connector tests", [&] {
+  const bool queued = in_transaction("pg_gateway: queueing connector tests", [&] {
     spi_query("SELECT gateway._sync_enqueue('temporal', 'connector_test', t)"
               "  FROM unnest($1::uuid[]) AS t WHERE to_regclass('gateway.project_connectors') IS NOT NULL",
               {ids});
   });
+  // Not queued: the callers were told the result would land, so the requests are kept.
+  if (!queued) return_connector_tests(tests);
+  return queued;
 }
 
 long earliest(long a, long b) {
