@@ -5,7 +5,7 @@
 set -u
 source "$REPO/test/integration/lib/tap.sh"
 source "$REPO/test/integration/lib/temporal.sh"
-plan 4
+plan 5
 
 start_temporal_fake temporal-test-requests
 temporal_cluster temporal-test-requests
@@ -24,9 +24,12 @@ is "$(tq "SELECT status FROM gateway.connector_test('$c', '2 s')")" pending \
    "the worker cannot queue the test: the caller's wait ends pending"
 is "$(tq "SELECT tested_at IS NULL FROM gateway.project_connectors WHERE id = '$c'")" t "no result yet"
 
-tq "ALTER DATABASE gateway RESET default_transaction_read_only" >/dev/null
+# From another database: every new session of this one is read-only too.
+cluster_psql "$TCLUSTER" -d postgres -At -c "ALTER DATABASE gateway RESET default_transaction_read_only" >/dev/null
 old=$(worker_pid)
 tq "SELECT pg_terminate_backend($old)" >/dev/null
 is "$(twait "SELECT test_status FROM gateway.project_connectors WHERE id = '$c'" ok 30)" ok \
    "once the worker can write again, the kept request is queued and its result lands"
 is "$(tq "SELECT count(*) FROM gateway.sync_jobs WHERE target = 'temporal'")" 0 "no job is left"
+is "$(grep -c "queueing connector tests failed" "$TCLUSTER/server.log")" 1 \
+   "the failed queueing is logged once, not at every retry"
