@@ -21,7 +21,11 @@ const std::string kEndpoints = "/cluster/nexus/endpoints";
 constexpr int kMaxCalls = 16;
 // Re-reads after a version conflict before the job gives up and is retried later.
 constexpr int kMaxConflicts = 3;
-// Pages of up to 1,000 endpoints: a listing that goes on beyond this is broken or hostile.
+// Endpoints per page. Anyone with access to the cluster may make endpoints with descriptions of
+// up to 20,000 bytes (more as JSON escapes or base64): 100 of them stay well inside the 16 MiB the
+// client keeps of a body, where a page of 1,000 would be cut and every reconcile would fail.
+constexpr int kPageSize = 100;
+// A listing that goes on beyond this many pages (200,000 endpoints) is broken or hostile.
 constexpr std::size_t kMaxPages = 2000;
 
 bool ok(const http::Response& r) { return r.status >= 200 && r.status < 300; }
@@ -52,11 +56,15 @@ struct Job {
 };
 using JobPtr = std::shared_ptr<Job>;
 
+// The record of what Temporal holds, also on retry and dead (the engine records it whatever the
+// outcome, so a created endpoint's id is never lost). Without a version there is no record: the
+// table's endpoint_version is NOT NULL, and a refused outcome would turn a retry into a dead letter.
 Json synced_of(const Job& job) {
-  if (job.id.empty()) return Json();
+  if (job.id.empty() || job.version.empty()) return Json();
   return Json{{"endpoint_id", job.id},
               {"endpoint_version", job.version.empty() ? Json() : Json(job.version)},
-              {"endpoint_name", job.name.empty() ? job.row.endpoint_name : job.name}};
+              // A name from an answer only when it is one (a NUL would make the outcome unstorable).
+              {"endpoint_name", valid_endpoint_name(job.name) ? job.name : job.row.endpoint_name}};
 }
 
 void finish(const JobPtr& job, JobOutcome&& outcome) {
@@ -164,7 +172,18 @@ void read_present(const JobPtr& job) {
       } else if (e.version.empty()) {
         fail(job, Verdict::kDead, "Temporal's answer to reading the endpoint carries no version", &r);
       } else if (marked_connector(e.description.value_or(""), job->owner_tag) != job->row.id) {
-        fail(job, Verdict::kDead, not_ours(e.id), &r);
+        if (job->created) {
+          // The id came from a create's answer and is not ours for this connector (a hostile or
+          // broken Temporal answered with another endpoint): never recorded as this connector's.
+          job->id.clear();
+          job->version.clear();
+          fail(job, Verdict::kDead,
+               "Temporal answered our create with an endpoint that does not carry this database's ownership "
+               "marker for this connector",
+               &r);
+        } else {
+          fail(job, Verdict::kDead, not_ours(e.id), &r);
+        }
       } else {
         job->version = e.version;
         job->name = e.name;
@@ -339,6 +358,7 @@ void test_call(http::Client& client, const std::shared_ptr<Test>& test, http::Re
 
 struct Listing {
   http::Client* client = nullptr;
+  std::string owner_tag;  // "": keep every endpoint
   std::vector<Json> endpoints;
   std::set<std::string> tokens_seen;
   std::function<void(std::vector<Json>&&, std::string)> done;
@@ -354,7 +374,7 @@ void end_listing(const std::shared_ptr<Listing>& listing, std::string error) {
 }
 
 void next_page(const std::shared_ptr<Listing>& listing, const std::string& token) {
-  std::string path = kEndpoints + "?pageSize=1000";
+  std::string path = kEndpoints + "?pageSize=" + std::to_string(kPageSize);
   if (!token.empty()) path += "&nextPageToken=" + url_escape(token);
   listing->client->submit({"GET", path, ""}, [listing](http::Response&& r) {
     try {
@@ -367,7 +387,16 @@ void next_page(const std::shared_ptr<Listing>& listing, const std::string& token
         end_listing(listing, "listing Nexus endpoints: " + page.error);
         return;
       }
-      for (Json& e : page.endpoints) listing->endpoints.push_back(std::move(e));
+      for (Json& e : page.endpoints) {
+        if (!listing->owner_tag.empty()) {
+          RemoteEndpoint read;
+          if (!read_endpoint(e, read).empty() ||
+              !marked_connector(read.description.value_or(""), listing->owner_tag)) {
+            continue;  // not ours: never compared, never kept
+          }
+        }
+        listing->endpoints.push_back(std::move(e));
+      }
       if (page.next_page_token.empty()) {
         end_listing(listing, "");
       } else if (!listing->tokens_seen.insert(page.next_page_token).second ||
@@ -545,8 +574,14 @@ void run_connector_test(http::Client& client, const ConnectorRow& row, const std
 }
 
 void list_endpoints(http::Client& client, std::function<void(std::vector<Json>&&, std::string error)> done) {
+  list_endpoints(client, "", std::move(done));
+}
+
+void list_endpoints(http::Client& client, const std::string& owner_tag,
+                    std::function<void(std::vector<Json>&&, std::string error)> done) {
   auto listing = std::make_shared<Listing>();
   listing->client = &client;
+  listing->owner_tag = owner_tag;
   listing->done = std::move(done);
   next_page(listing, "");
 }

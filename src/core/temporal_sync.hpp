@@ -38,9 +38,13 @@ void run_connector_job(http::Client& client, const ConnectorRow& row, const std:
 void run_connector_test(http::Client& client, const ConnectorRow& row, const std::string& owner_tag,
                         std::function<void(sync::JobOutcome&&)> done, sync::CallObserver on_call = nullptr);
 
-// Every Nexus endpoint, page by page (pageSize=1000), trimmed to id, version and spec. `error` is
+// Every Nexus endpoint, page by page (pageSize=100: pages of large descriptions must fit the client), trimmed to id, version and spec. `error` is
 // set (and the list empty) for a failed call, a page that is not a page, or pages that do not end.
 void list_endpoints(http::Client& client, std::function<void(std::vector<Json>&&, std::string error)> done);
+// The same, keeping only the endpoints that carry `owner_tag`'s marker (for any connector): a
+// shared cluster's other endpoints are never held in memory (plan_reconcile ignores them anyway).
+void list_endpoints(http::Client& client, const std::string& owner_tag,
+                    std::function<void(std::vector<Json>&&, std::string error)> done);
 
 struct ReconcilePlan {
   std::set<std::string> repair;  // connector ids whose job should run

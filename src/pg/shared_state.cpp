@@ -272,6 +272,19 @@ void take_connector_tests(std::vector<KeyId>& out) {
   SpinLockRelease(&header->test_lock);
 }
 
+void return_connector_tests(const std::vector<KeyId>& tests) {
+  if (header == nullptr) return;
+  SpinLockAcquire(&header->test_lock);
+  for (const KeyId& connector : tests) {
+    bool queued = false;
+    for (int i = 0; i < header->test_count; ++i) {
+      if (header->test_connectors[i] == connector) queued = true;
+    }
+    if (!queued && header->test_count < kTestRequestSlots) header->test_connectors[header->test_count++] = connector;
+  }
+  SpinLockRelease(&header->test_lock);
+}
+
 bool take_sync_wanted() { return pg_atomic_exchange_u32(&header->sync_wanted, 0) != 0; }
 
 bool take_flush_now() { return pg_atomic_exchange_u32(&header->flush_now, 0) != 0; }

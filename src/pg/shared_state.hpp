@@ -85,6 +85,9 @@ bool request_connector_test(const KeyId& connector);
 // For the worker.
 void register_worker_latch(Latch* latch);
 void take_connector_tests(std::vector<KeyId>& out);  // the requests since the last call
+// Requests taken but not queued (the worker's transaction failed): kept for its next try, without
+// a wake-up (the worker tries again at its next one, not in a busy loop).
+void return_connector_tests(const std::vector<KeyId>& tests);
 bool take_sync_wanted();  // true once after each notify_sync()
 bool take_flush_now();  // true when the audit queue asked to be written at once
 

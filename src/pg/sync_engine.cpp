@@ -162,7 +162,16 @@ void SyncEngine::step(bool commit_seen) {
     // Jobs exist, so the schema does (the extension may have been created after we started).
     if (!schema_ready_) schema_checked_ = false;
   }
-  if (!ready()) return;
+  if (!ready()) {
+    // Paused by a reload while jobs were in flight: their calls finish on the old client and
+    // their outcomes are recorded (an endpoint a job just created is never left unrecorded, and
+    // no job stays 'running' for as long as the pause lasts). Nothing new is claimed.
+    if (paused() && client_ && recovered_ && (jobs_running_ > 0 || !finished_.empty())) {
+      client_->perform();
+      if (record_due()) record_finished();
+    }
+    return;
+  }
   client_->perform();
   if (record_due()) record_finished();
   if (db_streak_.waiting(now_ms())) {
@@ -338,7 +347,10 @@ Json SyncEngine::outcome_row(const Finished& f, std::int64_t now) {
   // Remote text: valid UTF-8 without NUL, cut on a character boundary, or jsonb refuses it.
   if (!f.outcome.error.empty()) row["error"] = safe_text(f.outcome.error, 1000);
   if (!done) row["status"] = f.outcome.status;
-  if (done && f.outcome.synced.is_object()) row["synced"] = f.outcome.synced;
+  // What the target holds now, whatever the outcome: a Temporal job that created an endpoint and
+  // then failed to confirm it hands back the new id with its retry, and the finish records it
+  // (the contract: an id once learnt is never lost). Kong's jobs give `synced` only when done.
+  if (f.outcome.synced.is_object()) row["synced"] = f.outcome.synced;
   return row;
 }
 
@@ -430,6 +442,9 @@ void SyncEngine::wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout
     if (timeout_ms < 0 || in < timeout_ms) timeout_ms = in;
   };
   if (!finished_.empty()) consider(std::max(db_streak_.retry_at_ms(), first_finished_ms_ + 10));
+  // Paused: only what is in flight is waited for. A wish to claim (a reload sets one) or a due
+  // reconcile would otherwise keep the wait at a zero timeout, a busy loop for the whole pause.
+  if (paused()) return;
   // Claiming waits for whichever is later: the wish to claim (now, or the next due job) and the
   // circuit breaker letting calls through.
   const std::int64_t now = now_ms();

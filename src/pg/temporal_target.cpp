@@ -51,7 +51,7 @@ class TemporalTarget final : public SyncTarget {
   }
 
   void start_reconcile(http::Client& client, JobDone done, sync::CallObserver on_call) override {
-    temporal::list_endpoints(client, [this, &client, done, on_call](std::vector<Json>&& listed, std::string error) {
+    temporal::list_endpoints(client, owner_tag_, [this, &client, done, on_call](std::vector<Json>&& listed, std::string error) {
       // Runs inside the client's perform(): nothing may escape it.
       try {
         finish_reconcile(client, std::move(listed), error, done, on_call);
@@ -87,16 +87,25 @@ class TemporalTarget final : public SyncTarget {
       return;
     }
     temporal::ReconcilePlan plan = temporal::plan_reconcile(desired, known, listed, owner_tag_);
-    const std::size_t total = listed.size();
+    const std::size_t total = listed.size();  // ours only: the listing keeps no other
     listed.clear();
     listed.shrink_to_fit();
     malloc_trim(0);
     if (!plan.repair.empty()) {
-      in_transaction("pg_gateway: queueing reconcile repairs", [&] {
-        for (const std::string& id : plan.repair) {
-          spi_query("SELECT gateway._sync_repair('project_connector', $1::uuid)", {id});
-        }
+      // One statement for every repair: a reconcile of 100,000 connectors must not make 100,000
+      // round trips while the other target's engine waits for this one's step.
+      std::string ids = "{";
+      for (const std::string& id : plan.repair) ids += (ids.size() > 1 ? "," : "") + id;
+      ids += "}";
+      const bool queued = in_transaction("pg_gateway: queueing reconcile repairs", [&] {
+        spi_query("SELECT count(*) FROM (SELECT gateway._sync_repair('project_connector', c)"
+                  "                         FROM unnest($1::uuid[]) AS c) AS queued", {ids});
       });
+      if (!queued) {
+        // Reported done, the differences found would wait for the next reconcile: retry it.
+        done(outcome_of(sync::Verdict::kRetry, "could not queue the reconcile's repair jobs"), std::nullopt);
+        return;
+      }
     }
     ereport(LOG, (errmsg("pg_gateway worker: reconciled %zu Nexus endpoints: %zu connectors to repair, %zu orphans of no connector to delete",
                          total, plan.repair.size(), plan.orphans.size())));

@@ -163,11 +163,26 @@ bool queue_connector_tests() {
   std::string ids = "{";
   for (const KeyId& id : tests) ids += (ids.size() > 1 ? "," : "") + id_to_text(id);
   ids += "}";
-  return in_transaction("pg_gateway: queueing connector tests", [&] {
+  std::string error;
+  const bool queued = try_transaction("pg_gateway: queueing connector tests", error, [&] {
     spi_query("SELECT gateway._sync_enqueue('temporal', 'connector_test', t)"
               "  FROM unnest($1::uuid[]) AS t WHERE to_regclass('gateway.project_connectors') IS NOT NULL",
               {ids});
   });
+  // Not queued: the callers were told the result would land, so the requests are kept and tried
+  // again at the next wake-up; logged once per run of failures, not at every try.
+  static bool failing = false;
+  if (!queued) {
+    return_connector_tests(tests);
+    if (!failing) {
+      ereport(LOG, (errmsg("pg_gateway worker: queueing connector tests failed: %s", error.c_str()),
+                    errhint("The requests are kept and queued once the worker's transactions succeed.")));
+    }
+  } else if (failing) {
+    ereport(LOG, (errmsg("pg_gateway worker: connector tests are queued again")));
+  }
+  failing = !queued;
+  return queued;
 }
 
 long earliest(long a, long b) {
@@ -223,6 +238,9 @@ extern "C" void gateway_worker_main(Datum) {
     engines.push_back(std::move(wait));
   }
   TimestampTz flush_due = 0;  // 0: no batch pending
+  // The first round runs at once, not at the first commit: jobs a previous incarnation claimed
+  // are recovered, and connector tests kept in shared memory for it are queued.
+  SetLatch(MyLatch);
   for (;;) {
     long timeout = flush_due != 0 ? ms_until(flush_due) : -1L;
     for (EngineWait& w : engines) {

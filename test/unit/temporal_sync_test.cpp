@@ -308,6 +308,22 @@ TEST_F(TemporalJob, NameHeldByAnEndpointNotOursHereIsNeverAdopted) {
   }
 }
 
+// A create answered 200 with an endpoint that is not ours for this connector (another
+// connector's, or a hand-made one): the confirming read sees the marker is wrong. The job is
+// dead, and the id is never handed back as this connector's (the engine records `synced` on
+// dead too, so the other connector's endpoint would become this one's record).
+TEST_F(TemporalJob, ACreateAnsweredWithAnEndpointNotOursIsNeverRecorded) {
+  for (const Json& spec : {spec_with(kSame, kOther), spec_with([](Json& s) { s["description"] = "by hand"; })}) {
+    fake.endpoints.clear();
+    fake.put("e-other", spec, 4);
+    fake.overrides = {{"POST", kBase, FakeTemporal::json(200, Json{{"endpoint", fake.endpoints["e-other"]}})}};
+    sync::JobOutcome out = job(row());
+    EXPECT_EQ(out.verdict, sync::Verdict::kDead) << spec.dump();
+    EXPECT_TRUE(out.synced.is_null()) << out.synced.dump();
+    EXPECT_EQ(fake.endpoints.size(), 1u);
+  }
+}
+
 TEST_F(TemporalJob, NameTakenButNotListedYetIsARetry) {
   fake.overrides.push_back({"POST", kBase, FakeTemporal::json(409, status(6, "already exists")), 1});
   sync::JobOutcome out = job(row());
@@ -325,6 +341,26 @@ TEST_F(TemporalJob, UpdatesWithTheVersionJustRead) {
   EXPECT_EQ(out.synced, synced("e1", "8"));
   EXPECT_EQ(requests(), (std::vector<std::string>{"GET " + kBase + "/e1", "POST " + kBase + "/e1/update"}));
   EXPECT_EQ(Json::parse(received()[1].body), (Json{{"version", "7"}, {"spec", endpoint_spec(r, kTag)}}));
+}
+
+// The name recorded comes from Temporal's answer: a hostile update answer whose name holds a NUL
+// or bad UTF-8 would make the outcome unstorable (jsonb refuses \u0000), and the job a dead
+// letter "could not be recorded". Only a valid endpoint name is taken from an answer.
+TEST_F(TemporalJob, ANameFromAnAnswerIsRecordedOnlyWhenValid) {
+  for (const std::string& name : {std::string("proj\0b", 6), std::string("a'b c"), std::string(300, 'a')}) {
+    fake.endpoints.clear();
+    fake.put("e1", spec_with([](Json& s) { s["description"] = endpoint_description(kTag, kConnector, "old"); }), 7);
+    Json hostile = fake.endpoints["e1"];
+    hostile["version"] = "8";
+    hostile["spec"]["name"] = name;
+    fake.overrides = {{"POST", kBase + "/e1/update", Reply{200, Json{{"endpoint", hostile}}.dump(-1, ' ', false, Json::error_handler_t::ignore), {}}}};
+    ConnectorRow r = row();
+    r.endpoint_id = "e1";
+    r.endpoint_version = "7";
+    sync::JobOutcome out = job(r);
+    ASSERT_EQ(out.verdict, sync::Verdict::kDone) << out.error;
+    EXPECT_EQ(out.synced, synced("e1", "8")) << out.synced.dump(-1, ' ', true, Json::error_handler_t::replace);
+  }
 }
 
 TEST_F(TemporalJob, NothingChangedSendsOnlyTheRead) {
@@ -379,6 +415,7 @@ TEST_F(TemporalJob, ARecordedEndpointWithoutOurMarkerIsNeitherUpdatedNorDeleted)
   const Json before = fake.endpoints["e1"];
   ConnectorRow r = row();
   r.endpoint_id = "e1";
+  r.endpoint_version = "2";  // a recorded endpoint always has its version (NOT NULL)
   sync::JobOutcome out = job(r);
   EXPECT_EQ(out.verdict, sync::Verdict::kDead);
   EXPECT_NE(out.error.find("ownership marker"), std::string::npos) << out.error;
@@ -609,6 +646,10 @@ TEST_F(TemporalJob, ConnectorTestSaysWhyAConnectorIsNotActive) {
   EXPECT_TRUE(requests().empty());
 }
 
+Json listed_for_test(const std::string& id, const Json& spec) {
+  return Json{{"id", id}, {"version", "1"}, {"spec", spec}};
+}
+
 // Listing: a scripted server answers pages by token.
 std::pair<std::vector<Json>, std::string> list(ScriptedServer& server) {
   http::ClientOptions o;
@@ -628,13 +669,13 @@ std::pair<std::vector<Json>, std::string> list(ScriptedServer& server) {
 
 TEST(TemporalListing, FollowsTokensToAnEmptyLastPage) {
   ScriptedServer server([](const Received& r) {
-    if (r.path == kBase + "?pageSize=1000") {
+    if (r.path == kBase + "?pageSize=100") {
       return Reply{200, R"({"endpoints":[{"id":"a","version":"1"},{"id":"b","version":"2"}],"nextPageToken":"CAE+/="})", {}};
     }
-    if (r.path == kBase + "?pageSize=1000&nextPageToken=CAE%2B%2F%3D") {
+    if (r.path == kBase + "?pageSize=100&nextPageToken=CAE%2B%2F%3D") {
       return Reply{200, R"({"endpoints":[{"id":"c","version":"1"},{"id":7},"x"],"nextPageToken":"t2"})", {}};
     }
-    if (r.path == kBase + "?pageSize=1000&nextPageToken=t2") return Reply{200, "{}", {}};
+    if (r.path == kBase + "?pageSize=100&nextPageToken=t2") return Reply{200, "{}", {}};
     return Reply{400, R"({"code":3,"message":"unexpected"})", {}};
   });
   auto [endpoints, error] = list(server);
@@ -642,6 +683,63 @@ TEST(TemporalListing, FollowsTokensToAnEmptyLastPage) {
   ASSERT_EQ(endpoints.size(), 3u);
   EXPECT_EQ(endpoints[2]["id"], "c");
   EXPECT_EQ(server.requests(), 3);
+}
+
+// Temporal lets anyone with access to the cluster make endpoints with descriptions up to 20,000
+// bytes. A listing asks for pages Temporal may fill: a page of such endpoints must still fit in
+// what the client keeps of a body (16 MiB), or every reconcile fails on a cut page for good.
+TEST(TemporalListing, PagesOfEndpointsWithLargeDescriptionsFitTheClient) {
+  const std::string big(19990, 'x');
+  constexpr int kTotal = 1000;
+  ScriptedServer server([&](const Received& r) {
+    std::size_t size_at = r.path.find("pageSize=");
+    int page_size = size_at == std::string::npos ? 100 : std::atoi(r.path.c_str() + size_at + 9);
+    if (page_size <= 0 || page_size > 1000) return Reply{400, R"({"code":3,"message":"page size"})", {}};
+    std::size_t token_at = r.path.find("nextPageToken=p");
+    int start = token_at == std::string::npos ? 0 : std::atoi(r.path.c_str() + token_at + 15);
+    Json page = Json::object();
+    Json endpoints = Json::array();
+    for (int i = start; i < std::min(kTotal, start + page_size); ++i) {
+      endpoints.push_back(Json{{"id", "e" + std::to_string(i)}, {"version", "1"},
+                               {"spec", {{"name", "n" + std::to_string(i)}, {"description", big}}}});
+    }
+    if (!endpoints.empty()) page["endpoints"] = endpoints;
+    if (static_cast<int>(endpoints.size()) == page_size) page["nextPageToken"] = "p" + std::to_string(start + page_size);
+    return Reply{200, page.dump(), {}};
+  });
+  auto [endpoints, error] = list(server);
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(endpoints.size(), static_cast<std::size_t>(kTotal));
+}
+
+// A shared cluster may hold many endpoints that are not ours (100,000 with 200-byte descriptions
+// took 164 MiB kept whole). The reconcile compares only ours: a listing for an owner tag keeps
+// only the endpoints that carry its marker.
+TEST(TemporalListing, AListingForAnOwnerKeepsOnlyItsEndpoints) {
+  ConnectorRow ours = row();
+  const Json our_spec = endpoint_spec(ours, kTag);
+  const Json foreign_spec = spec_with([](Json& s) { s["description"] = std::string(20000, 'f'); });
+  const Json other_db = spec_with(kSame, kConnector, "pg-gateway-1-2");
+  ScriptedServer server([&](const Received&) {
+    Json page{{"endpoints", {listed_for_test("e-ours", our_spec), listed_for_test("e-foreign", foreign_spec),
+                             listed_for_test("e-other-db", other_db)}}};
+    return Reply{200, page.dump(), {}};
+  });
+  http::ClientOptions o;
+  o.base_url = server.url();
+  o.timeout_ms = 10000;
+  http::Client client(o);
+  std::vector<Json> kept;
+  std::string error = "(not finished)";
+  list_endpoints(client, kTag, [&](std::vector<Json>&& endpoints, std::string e) {
+    kept = std::move(endpoints);
+    error = std::move(e);
+  });
+  client.run_until_idle();
+  EXPECT_EQ(error, "");
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0]["id"], "e-ours");
+  EXPECT_EQ(kept[0]["spec"], our_spec);
 }
 
 TEST(TemporalListing, HostilePagesEndTheListingWithAnError) {
