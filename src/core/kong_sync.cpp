@@ -95,50 +95,73 @@ struct JobState {
   JobOutcome outcome;
   std::function<void(JobOutcome&&)> done;
   CallObserver on_call;
+  bool finished = false;
 };
+
+// `done` runs once: a job whose own code throws afterwards is not finished twice.
+void finish(const std::shared_ptr<JobState>& state) {
+  state->finished = true;
+  state->done(std::move(state->outcome));
+}
+
+void answered(const std::shared_ptr<JobState>& state, http::Response& response);
 
 void advance(const std::shared_ptr<JobState>& state) {
   if (state->next == state->steps.size()) {
     state->outcome.key_delivered = state->delivers_key_when_done;
     state->outcome.synced = std::move(state->fingerprints);
-    state->done(std::move(state->outcome));
+    finish(state);
     return;
   }
   Step& step = state->steps[state->next];
   http::Request request = std::move(step.request);
   if (step.key) request.body = body_with_key(request.body, *step.key);
   state->client->submit(std::move(request), [state](http::Response&& response) {
-    Step& step = state->steps[state->next];
-    if (step.key) {
-      redact_key(response.body, *step.key);
-      step.key.reset();  // delivered or not, this step is done with it
+    // The job's own code (an observer, a hostile answer that slipped through) may throw: the job
+    // ends as a retry rather than holding its slot and its object until the worker restarts.
+    try {
+      answered(state, response);
+    } catch (const std::exception& e) {
+      if (state->finished) throw;
+      state->outcome = JobOutcome{};
+      state->outcome.verdict = Verdict::kRetry;
+      state->outcome.error = std::string("internal error: ") + e.what();
+      finish(state);
     }
-    if (state->on_call) state->on_call(response);
-    Verdict verdict = classify(response, step.missing_ok);
-    if (step.checks_credential && response.status == 404) {
-      state->outcome.verdict = Verdict::kDead;
-      state->outcome.status = 404;
-      state->outcome.error =
-          "Kong has no key-auth credential for this key, and the key was already handed over "
-          "and wiped, so it cannot be sent again: rotate the key (gateway.api_key_rotate)";
-      state->done(std::move(state->outcome));
-      return;
-    }
-    if (verdict != Verdict::kDone) {
-      state->outcome.verdict = verdict;
-      state->outcome.status = response.status;
-      state->outcome.retry_after_s = response.retry_after_s;
-      state->outcome.error = describe_failure(response);
-      if (response.status == 405) {
-        state->outcome.error +=
-            " (Kong answers writes with 405 in DB-less mode: pg_gateway needs Kong with a database)";
-      }
-      state->done(std::move(state->outcome));
-      return;
-    }
-    ++state->next;
-    advance(state);
   });
+}
+
+void answered(const std::shared_ptr<JobState>& state, http::Response& response) {
+  Step& step = state->steps[state->next];
+  if (step.key) {
+    redact_key(response.body, *step.key);
+    step.key.reset();  // delivered or not, this step is done with it
+  }
+  if (state->on_call) state->on_call(response);
+  Verdict verdict = classify(response, step.missing_ok);
+  if (step.checks_credential && response.status == 404) {
+    state->outcome.verdict = Verdict::kDead;
+    state->outcome.status = 404;
+    state->outcome.error =
+        "Kong has no key-auth credential for this key, and the key was already handed over "
+        "and wiped, so it cannot be sent again: rotate the key (gateway.api_key_rotate)";
+    finish(state);
+    return;
+  }
+  if (verdict != Verdict::kDone) {
+    state->outcome.verdict = verdict;
+    state->outcome.status = response.status;
+    state->outcome.retry_after_s = response.retry_after_s;
+    state->outcome.error = describe_failure(response);
+    if (response.status == 405) {
+      state->outcome.error +=
+          " (Kong answers writes with 405 in DB-less mode: pg_gateway needs Kong with a database)";
+    }
+    finish(state);
+    return;
+  }
+  ++state->next;
+  advance(state);
 }
 
 // What reconciliation needs of a remote object: its id, references and the fields we set. Kong's

@@ -158,20 +158,34 @@ void update(const JobPtr& job) {
   });
 }
 
+// A GET of the job's endpoint answered 2xx: is it a usable endpoint, the one asked for, and ours
+// for this connector? An unusable answer fails the job here (kFailed).
+enum class ReadVerdict { kOurs, kNotOurs, kFailed };
+ReadVerdict read_job_endpoint(const JobPtr& job, http::Response& r, RemoteEndpoint& e) {
+  const std::string error = read_endpoint_answer(r.body, e);
+  if (!error.empty()) {
+    fail(job, Verdict::kDead, "Temporal's answer to reading the endpoint is not a usable endpoint: " + error, &r);
+  } else if (e.id != job->id) {
+    fail(job, Verdict::kDead, "Temporal answered with another endpoint than the one asked for", &r);
+  } else if (e.version.empty()) {
+    fail(job, Verdict::kDead, "Temporal's answer to reading the endpoint carries no version", &r);
+  } else {
+    return marked_connector(e.description.value_or(""), job->owner_tag) == job->row.id ? ReadVerdict::kOurs
+                                                                                        : ReadVerdict::kNotOurs;
+  }
+  return ReadVerdict::kFailed;
+}
+
 // The endpoint as Temporal holds it now: ours for this connector, then equal to the spec or
 // updated to it.
 void read_present(const JobPtr& job) {
   call(job, {"GET", endpoint_path(job->id), ""}, [job](http::Response& r) {
     if (ok(r)) {
       RemoteEndpoint e;
-      const std::string error = read_endpoint_answer(r.body, e);
-      if (!error.empty()) {
-        fail(job, Verdict::kDead, "Temporal's answer to reading the endpoint is not a usable endpoint: " + error, &r);
-      } else if (e.id != job->id) {
-        fail(job, Verdict::kDead, "Temporal answered with another endpoint than the one asked for", &r);
-      } else if (e.version.empty()) {
-        fail(job, Verdict::kDead, "Temporal's answer to reading the endpoint carries no version", &r);
-      } else if (marked_connector(e.description.value_or(""), job->owner_tag) != job->row.id) {
+      const ReadVerdict read = read_job_endpoint(job, r, e);
+      if (read == ReadVerdict::kFailed) {
+        return;
+      } else if (read == ReadVerdict::kNotOurs) {
         if (job->created) {
           // The id came from a create's answer and is not ours for this connector (a hostile or
           // broken Temporal answered with another endpoint): never recorded as this connector's.
@@ -279,16 +293,10 @@ void read_for_delete(const JobPtr& job) {
       fail_from(job, r, "reading the Nexus endpoint before deleting it: ");
     } else {
       RemoteEndpoint e;
-      const std::string error = read_endpoint_answer(r.body, e);
-      if (!error.empty()) {
-        fail(job, Verdict::kDead, "Temporal's answer to reading the endpoint is not a usable endpoint: " + error, &r);
-      } else if (e.id != job->id) {
-        fail(job, Verdict::kDead, "Temporal answered with another endpoint than the one asked for", &r);
-      } else if (e.version.empty()) {
-        fail(job, Verdict::kDead, "Temporal's answer to reading the endpoint carries no version", &r);
-      } else if (marked_connector(e.description.value_or(""), job->owner_tag) != job->row.id) {
+      const ReadVerdict read = read_job_endpoint(job, r, e);
+      if (read == ReadVerdict::kNotOurs) {
         fail(job, Verdict::kDead, not_ours(e.id), &r);
-      } else {
+      } else if (read == ReadVerdict::kOurs) {
         job->version = e.version;
         job->name = e.name;
         delete_endpoint(job);

@@ -13,13 +13,7 @@ worker_pid() { tq "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_gat
 twait "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_gateway worker'" 1 >/dev/null
 
 temporal_faults '{"error_rate": 0.3, "error_status": 503, "latency_ms": 20}'
-# psql runs the two statements of one -c string in one transaction.
-tq "INSERT INTO gateway.project_connectors (source_project_id, target_project_id, target_service_id,
-                                            target_interface_id, name, created_by)
-    SELECT '$SOURCE_PROJECT', '$TARGET_PROJECT', '$TARGET_WORKFLOW', '$TARGET_INTERFACE', 'bulk-' || i, '$SOURCE_EDITOR'
-      FROM generate_series(1, 1000) AS i;
-    SELECT count(*) FROM (SELECT gateway.connector_approve(id) FROM gateway.project_connectors
-                           WHERE name LIKE 'bulk-%') AS approved" >/dev/null
+connect_many bulk 1000
 ok $? "1,000 connectors are created and approved in one transaction"
 twait "SELECT count(*) > 100 FROM gateway.project_connectors WHERE sync_state = 'synced'" t 60 >/dev/null
 kill -9 "$(worker_pid)"

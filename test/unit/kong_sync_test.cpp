@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "closing_server.hpp"
+
 #include <algorithm>
 
 namespace gateway::sync {
@@ -198,6 +200,36 @@ TEST(JobPlan, AKeyToDeliverIsAlwaysSent) {
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].method, "PUT");
   EXPECT_NE(requests[0].body.find("gw_secret"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gateway::sync
+
+namespace gateway::sync {
+namespace {
+
+// A job whose own code throws while handling an answer (here its observer) ends once, as a retry,
+// instead of holding its slot and its object until the worker restarts.
+TEST(KongJob, AnObserverThatThrowsEndsTheJobOnceAsARetry) {
+  using testing::Received;
+  using testing::Reply;
+  testing::ScriptedServer kong([](const Received&) { return Reply{200, "{}", {}}; });
+  http::ClientOptions options;
+  options.base_url = kong.url();
+  http::Client client(options);
+  int calls = 0;
+  JobOutcome out;
+  run_job(
+      client, kong::desired_for_interface(published(), kSettings), Json(),
+      [&](JobOutcome&& o) {
+        ++calls;
+        out = std::move(o);
+      },
+      [](const CallResult&) { throw std::runtime_error("observer broke"); });
+  EXPECT_NO_THROW(client.run_until_idle());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(out.verdict, Verdict::kRetry);
+  EXPECT_NE(out.error.find("observer broke"), std::string::npos) << out.error;
 }
 
 }  // namespace

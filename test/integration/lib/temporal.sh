@@ -100,6 +100,17 @@ connect() {
               'connector $1', '$SOURCE_EDITOR') RETURNING id"
 }
 
+# connect_many PREFIX N: N connectors PREFIX-1..N created and approved in one transaction (psql
+# runs the statements of one -c string in one transaction).
+connect_many() {
+  tq "INSERT INTO gateway.project_connectors (source_project_id, target_project_id, target_service_id,
+                                              target_interface_id, name, created_by)
+      SELECT '$SOURCE_PROJECT', '$TARGET_PROJECT', '$TARGET_WORKFLOW', '$TARGET_INTERFACE', '$1-' || i, '$SOURCE_EDITOR'
+        FROM generate_series(1, $2) AS i;
+      SELECT count(*) FROM (SELECT gateway.connector_approve(id) FROM gateway.project_connectors
+                             WHERE name LIKE '$1-%') AS approved" >/dev/null
+}
+
 # approve ID...: B's consent (as the superuser; the tenant matrix tests who may).
 approve() { local id; for id in "$@"; do tq "SELECT gateway.connector_approve('$id')" >/dev/null; done; }
 
