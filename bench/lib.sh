@@ -42,3 +42,24 @@ pgbench_tps() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# results_section NAME: prints the summary read from stdin, and keeps it as section NAME of
+# bench/RESULTS.md (replacing that section's previous figures) with the machine, date and commit,
+# so docs can point at measured numbers in the repository.
+results_section() {
+  local name=$1 summary file="$REPO/bench/RESULTS.md"
+  summary=$(cat)
+  echo "$summary"
+  [[ -f $file ]] || printf '# Benchmark results\n\nWritten by the benchmarks themselves (`make bench-*`); each section is its last run.\n' >"$file"
+  python3 - "$file" "$name" "$summary" "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo '+changes')" \
+    "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), PostgreSQL $("$PG_CONFIG" --version | awk '{print $2}')" <<'PY'
+import re, sys, datetime
+path, name, summary, commit, machine = sys.argv[1:6]
+text = open(path).read()
+section = "## %s\n\n%s, commit %s, %s\n\n```\n%s\n```\n" % (
+    name, datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), commit, machine, summary.strip())
+pattern = re.compile(r"^## %s\n.*?(?=^## |\Z)" % re.escape(name), re.S | re.M)
+text = pattern.sub(lambda m: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+open(path, "w").write(text)
+PY
+}

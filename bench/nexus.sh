@@ -177,10 +177,12 @@ reconcile_writes=$(($(temporal_writes) - before))
 note "$reconcile_seconds s, $reconcile_writes writes; the worker: $(grep -o 'reconciled [0-9]* Nexus.*' "$cluster/server.log" | tail -1)"
 
 echo
-echo "== bench/nexus: $concurrency requests in flight per target, Python fakes =="
-echo "commit -> endpoint present                 = p50 $p50 ms, p99 $p99 ms (worst $worst, $measured changes)"
-echo "drain: $connectors connectors, Temporal alone  = $temporal_alone writes/s (each also one confirming read)"
-echo "drain writes / fake ceiling ($ceiling/s)     = $(ratio "$temporal_alone" "$ceiling")   (goal >= 0.8)"
-echo "together / alone, Temporal                  = $(ratio "$temporal_together" "$temporal_alone")   (goal >= 0.8)"
-echo "together / alone, Kong                      = $(ratio "$kong_together" "$kong_alone")   (goal >= 0.8)"
-echo "reconcile of $endpoints endpoints           = $reconcile_seconds s, $reconcile_writes writes   (goal <= 5 s for 10,000)"
+{
+  echo "== bench/nexus: $concurrency requests in flight per target, Python fakes =="
+  echo "commit -> endpoint present                 = p50 $p50 ms, p99 $p99 ms (worst $worst, $measured changes)"
+  echo "drain: $connectors connectors, Temporal alone  = $temporal_alone writes/s (each also one confirming read)"
+  echo "drain writes / fake ceiling ($ceiling/s)     = $(ratio "$temporal_alone" "$ceiling")   (goal >= 0.8)"
+  echo "together / alone, Temporal                  = $(ratio "$temporal_together" "$temporal_alone")   (goal >= 0.8)"
+  echo "together / alone, Kong                      = $(ratio "$kong_together" "$kong_alone")   (goal >= 0.8)"
+  echo "reconcile of $endpoints endpoints           = $reconcile_seconds s, $reconcile_writes writes   (goal <= 5 s for 10,000)"
+} | results_section "bench/nexus (make bench-nexus)"
