@@ -8,15 +8,8 @@ SPECS_DIR="$REPO/../shared/specs"
 start_kong_fake() {
   local name=$1
   shift
-  local port_file="$STAGE/$name.port"
-  rm -f "$port_file"
-  local spec_args=()
-  [[ -f "$SPECS_DIR/kong-admin-oss-openapi.yaml" ]] && spec_args=(--spec-dir "$SPECS_DIR")
-  python3 "$REPO/test/fakes/kong_fake.py" --port-file "$port_file" --parent-pid $$ \
-    --max-seconds 600 "${spec_args[@]}" "$@" >"$STAGE/$name.log" 2>&1 &
-  local i
-  for i in $(seq 100); do [[ -s "$port_file" ]] && break; sleep 0.05; done
-  KONG_PORT=$(cat "$port_file")
+  start_fake kong_fake.py "$name" kong-admin-oss-openapi.yaml "$@"
+  KONG_PORT=$FAKE_PORT
   KONG_URL="http://127.0.0.1:$KONG_PORT"
 }
 

@@ -61,3 +61,18 @@ own_cluster() {
   as_pg mkdir -p "$dir"
   echo "$dir"
 }
+
+# start_fake SCRIPT NAME SPEC_FILE [fake options...]: starts test/fakes/SCRIPT on a free port, with
+# the contract check when ../shared/specs has SPEC_FILE; sets FAKE_PORT. The fake exits by itself
+# when this test script ends (or after 15 minutes).
+start_fake() {
+  local script=$1 name=$2 spec=$3
+  shift 3
+  local port_file="$STAGE/$name.port" specs="$REPO/../shared/specs" spec_args=() i
+  rm -f "$port_file"
+  [[ -f "$specs/$spec" ]] && spec_args=(--spec-dir "$specs")
+  python3 "$REPO/test/fakes/$script" --port-file "$port_file" --parent-pid $$ --max-seconds 900 \
+    "${spec_args[@]}" "$@" >"$STAGE/$name.log" 2>&1 &
+  for i in $(seq 100); do [[ -s "$port_file" ]] && break; sleep 0.05; done
+  FAKE_PORT=$(cat "$port_file")
+}

@@ -10,15 +10,8 @@ SPECS_DIR="$REPO/../shared/specs"
 start_temporal_fake() {
   local name=$1
   shift
-  local port_file="$STAGE/$name.port"
-  rm -f "$port_file"
-  local spec_args=()
-  [[ -f "$SPECS_DIR/temporal-openapiv2.json" ]] && spec_args=(--spec-dir "$SPECS_DIR")
-  python3 "$REPO/test/fakes/temporal_fake.py" --port-file "$port_file" --parent-pid $$ \
-    --max-seconds 900 --namespaces "$TARGET_NAMESPACE" "${spec_args[@]}" "$@" >"$STAGE/$name.log" 2>&1 &
-  local i
-  for i in $(seq 100); do [[ -s "$port_file" ]] && break; sleep 0.05; done
-  TEMPORAL_PORT=$(cat "$port_file")
+  start_fake temporal_fake.py "$name" temporal-openapiv2.json --namespaces "$TARGET_NAMESPACE" "$@"
+  TEMPORAL_PORT=$FAKE_PORT
   TEMPORAL_URL="http://127.0.0.1:$TEMPORAL_PORT"
 }
 
