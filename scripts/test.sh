@@ -210,9 +210,11 @@ export STAGE=$stage CLUSTER=$cluster PGPORT=$port
 for t in test/integration/*.sh; do
   want integration && picked "$t" || continue
   log="$stage/$(basename "$t").tap"
+  started=$SECONDS
   timeout 300 bash "$t" >"$log" 2>&1
   status=$?
-  printf '    %-40s %s\n' "$(basename "$t")" "$(grep -cE '^ok [0-9]+' "$log") ok, $(grep -cE '^not ok' "$log") not ok"
+  printf '    %-40s %s (%d s)\n' "$(basename "$t")" "$(grep -cE '^ok [0-9]+' "$log") ok, $(grep -cE '^not ok' "$log") not ok" \
+    "$((SECONDS - started))"
   grep -E '^not ok|^#' "$log" | head -20
   count_tap "$log" "$status"
 done
