@@ -55,6 +55,10 @@ for i in $(seq 100); do
   sleep 0.2
 done
 note "port $port, master key $demo/master.key (mode 600), worker in database 'gateway'"
+# Supabase's API roles, and the grants docs/security.md tells Supabase users to run (the same
+# block the tests apply), so the demo can act as a signed-in user.
+cluster_psql "$demo" -d gateway -q -f - <test/pgtap/include/supabase_roles.psql
+bash scripts/doc-grants.sh | cluster_psql "$demo" -d gateway -q -v ON_ERROR_STOP=1 -f -
 
 # Runs SQL in the demo database, echoing it first like a tutorial.
 show() {
@@ -202,28 +206,29 @@ show "project B: bob is its admin; its workers poll namespace project-b (the pla
    VALUES ('e2000000-0000-4000-8000-000000000002', '$project_b', 'f2000000-0000-4000-8000-000000000002', 'ship-order', 'update', 'shipOrder')"
 show "alice (editor of project A) makes a connector to B's interface: no endpoint until B agrees" \
   "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated;
-   INSERT INTO gateway.project_connectors (id, source_project_id, target_project_id, target_service_id, target_interface_id, name, description)
-   VALUES ('e3000000-0000-4000-8000-000000000003', '$project', '$project_b', 'f2000000-0000-4000-8000-000000000002',
+   INSERT INTO gateway.project_connectors (source_project_id, target_project_id, target_service_id, target_interface_id, name, description)
+   VALUES ('$project', '$project_b', 'f2000000-0000-4000-8000-000000000002',
            'e2000000-0000-4000-8000-000000000002', 'shipping', 'A asks B to ship orders')
    RETURNING name, nexus_endpoint_name, nexus_service_name, consent_state"
+connector=$(cluster_psql "$demo" -d gateway -Atc "SELECT id FROM gateway.project_connectors WHERE name = 'shipping'")
 wait_connectors
 nexus_endpoints "Temporal holds no endpoint for it yet"
 show "alice cannot approve her own connector into B's project" \
-  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated; SELECT gateway.connector_approve('e3000000-0000-4000-8000-000000000003')"
+  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated; SELECT gateway.connector_approve('$connector')"
 show "bob, B's admin, approves it" \
-  "SET request.jwt.claims = '{\"sub\": \"$bob\"}'; SET ROLE authenticated; SELECT gateway.connector_approve('e3000000-0000-4000-8000-000000000003')"
+  "SET request.jwt.claims = '{\"sub\": \"$bob\"}'; SET ROLE authenticated; SELECT gateway.connector_approve('$connector')"
 wait_connectors
 show "the worker created the endpoint, confirmed it with a GET, and recorded its id and version" \
   "SELECT name, consent_state, sync_state, nexus_endpoint_id, nexus_endpoint_version FROM gateway.project_connectors"
 nexus_endpoints "what Temporal holds now (the description carries our ownership marker)"
 show "test the connector: the worker checks the endpoint and B's namespace (the call waits up to 10 s)" \
-  "SELECT * FROM gateway.connector_test('e3000000-0000-4000-8000-000000000003', '10 s')"
+  "SELECT * FROM gateway.connector_test('$connector', '10 s')"
 show "bob withdraws consent: the endpoint goes" \
-  "SET request.jwt.claims = '{\"sub\": \"$bob\"}'; SET ROLE authenticated; SELECT gateway.connector_consent_revoke('e3000000-0000-4000-8000-000000000003')"
+  "SET request.jwt.claims = '{\"sub\": \"$bob\"}'; SET ROLE authenticated; SELECT gateway.connector_consent_revoke('$connector')"
 wait_connectors
 nexus_endpoints "Temporal after the revoke"
 show "alice deletes the connector; consent, approval and deletion are in the audit log" \
-  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated; DELETE FROM gateway.project_connectors WHERE id = 'e3000000-0000-4000-8000-000000000003'"
+  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated; DELETE FROM gateway.project_connectors WHERE id = '$connector'"
 show "" "SELECT action, object_type, details FROM gateway.audit_log WHERE object_type IN ('project_connector', 'project_workers') ORDER BY occurred_at"
 show "sync_status: one row per target" \
   "SELECT target, pending, retrying, running, dead FROM gateway.sync_status"
