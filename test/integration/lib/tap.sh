@@ -39,12 +39,13 @@ poll_with() {
 wait_for() { poll_with q "$@"; }
 
 # make_standby PRIMARY_DIR PRIMARY_PORT NAME: a streaming hot standby of the primary, from a base
-# backup, in a directory of the test's own; started; prints its directory.
+# backup, in a directory of the test's own; started; prints its directory. The backup asks for an
+# immediate checkpoint: a spread one took 105 s after CREATE EXTENSION.
 make_standby() {
   local primary=$1 primary_port=$2 standby port
   standby=$(own_cluster "$3")
   port=$(free_port 25800)
-  as_pg "$PGBIN/pg_basebackup" -h "$primary" -p "$primary_port" -U postgres -D "$standby/data" -R -X stream >/dev/null 2>&1
+  as_pg "$PGBIN/pg_basebackup" -h "$primary" -p "$primary_port" -U postgres -D "$standby/data" -R -X stream -c fast >/dev/null 2>&1
   as_pg bash -c "cat >> '$standby/data/postgresql.conf'" <<CONF
 port = $port
 unix_socket_directories = '$standby'
