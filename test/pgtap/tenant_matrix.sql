@@ -15,7 +15,7 @@
 -- Every attempt runs in a subtransaction that is rolled back, so each one starts from the same
 -- fixtures.
 BEGIN;
-SELECT plan(95);
+SELECT plan(97);
 
 \ir include/supabase_roles.psql
 \ir include/doc_grants.psql
@@ -145,6 +145,10 @@ INSERT INTO matrix VALUES
 ('test a connector between two other projects', 'P', $$SELECT * FROM gateway.connector_test({pcx})$$,
                                           '42501 42501 42501 42501 42501 42501 42501 28000 ok'),
 ('read the recorded Nexus endpoints', 'P', $$SELECT * FROM gateway.nexus_endpoints$$,
+                                          '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
+('read the consent tickets', 'P', $$SELECT * FROM gateway.consent_changes$$,
+                                          '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
+('forge a consent ticket for an incoming connector', 'P', $$INSERT INTO gateway.consent_changes VALUES ({pcin}, 'approved', NULL)$$,
                                           '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
 ('read the project''s workers', 'P', $$SELECT * FROM gateway.project_workers WHERE project_id = {p}$$,
                                           '42501 none ok ok ok ok none none ok'),
