@@ -9,6 +9,7 @@ packages=(
   libsodium-dev libcurl4-openssl-dev nlohmann-json3-dev
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
+  libvalijson-dev json-schema-test-suite libmicrohttpd-dev
   python3 curl openssl
 )
 # node and npm run the node-postgres client suite (test/node). Any node on the PATH will do (nvm,
