@@ -2,7 +2,7 @@
 #   make demo    install what is missing, build, install, and show the flow on a throwaway cluster
 #   make test    the same set-up, then every suite (ctest, pg_regress, pgTAP, integration)
 EXTENSION  = pg_gateway
-EXTVERSION = 0.4.0
+EXTVERSION = 0.5.0
 
 MODULE_big = pg_gateway
 CORE_SRCS  = $(sort $(wildcard src/core/*.cpp))
@@ -43,7 +43,7 @@ pg_gateway.control: pg_gateway.control.in Makefile
 META.json: META.json.in Makefile
 	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@
 
-.PHONY: deps demo test unit fuzz bench-verify bench-crypto bench-sync bench-nexus version check-cassert
+.PHONY: deps demo test unit fuzz bench-verify bench-crypto bench-sync bench-nexus bench-nexus-calls version check-cassert
 deps:
 	@bash scripts/install-deps.sh
 
@@ -72,6 +72,9 @@ bench-sync: deps
 
 bench-nexus: deps
 	@flock -o /tmp/pg_gateway-test.lock bash bench/nexus.sh  # one install at a time (see scripts/test.sh)
+
+bench-nexus-calls: deps
+	@flock -o /tmp/pg_gateway-test.lock bash bench/nexus_calls.sh  # one install at a time (see scripts/test.sh)
 
 bench-crypto: deps
 	@flock -o /tmp/pg_gateway-test.lock bash bench/crypto.sh  # one install at a time (see scripts/test.sh)

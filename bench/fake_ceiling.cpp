@@ -2,10 +2,12 @@
 // uses, nothing else) writes as fast as the fake takes it. The bench scripts run it in the same
 // session as the worker's drain, so the ratio of the two is what counts.
 //
-//   fake_ceiling kong|temporal BASE_URL SECONDS CONCURRENCY   -> prints "<writes> <seconds>"
+//   fake_ceiling kong|temporal|nexus BASE_URL SECONDS CONCURRENCY [ENDPOINT_ID]
+//     -> prints "<writes> <seconds>"
 //
 // kong: PUT /services/{id}; temporal: POST /cluster/nexus/endpoints (namespace "bench" must
-// exist in the fake).
+// exist in the fake); nexus: operation starts at ENDPOINT_ID (a handler answering 200), each
+// with a request id of its own.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,8 +18,16 @@
 
 namespace {
 
-gateway::http::Request write_request(bool temporal, long n) {
-  if (temporal) {
+enum class Mode { kKong, kTemporal, kNexus };
+
+gateway::http::Request write_request(Mode mode, long n, const std::string& endpoint) {
+  if (mode == Mode::kNexus) {
+    gateway::http::Request start{"POST", "/nexus/endpoints/" + endpoint + "/services/ceiling/start",
+                                 R"({"n":)" + std::to_string(n) + "}"};
+    start.headers.push_back("Nexus-Request-Id: ceiling-" + std::to_string(n));
+    return start;
+  }
+  if (mode == Mode::kTemporal) {
     std::string name = "ceiling-" + std::to_string(n);
     return {"POST", "/cluster/nexus/endpoints",
             R"({"spec":{"name":")" + name +
@@ -31,11 +41,13 @@ gateway::http::Request write_request(bool temporal, long n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 5 || (std::string(argv[1]) != "kong" && std::string(argv[1]) != "temporal")) {
-    std::fprintf(stderr, "usage: %s kong|temporal BASE_URL SECONDS CONCURRENCY\n", argv[0]);
+  const std::string kind = argc > 1 ? argv[1] : "";
+  if (!(argc == 5 && (kind == "kong" || kind == "temporal")) && !(argc == 6 && kind == "nexus")) {
+    std::fprintf(stderr, "usage: %s kong|temporal|nexus BASE_URL SECONDS CONCURRENCY [ENDPOINT_ID]\n", argv[0]);
     return 2;
   }
-  const bool temporal = std::string(argv[1]) == "temporal";
+  const Mode mode = kind == "kong" ? Mode::kKong : kind == "temporal" ? Mode::kTemporal : Mode::kNexus;
+  const std::string endpoint = argc == 6 ? argv[5] : "";
   const double seconds = std::atof(argv[3]);
   gateway::http::ClientOptions options;
   options.base_url = argv[2];
@@ -48,7 +60,7 @@ int main(int argc, char** argv) {
   long writes = 0, failures = 0, sent = 0;
   auto next = [&](auto&& self) -> void {
     if (clock::now() >= deadline) return;
-    client.submit(write_request(temporal, sent++), [&, self](gateway::http::Response&& r) {
+    client.submit(write_request(mode, sent++, endpoint), [&, self](gateway::http::Response&& r) {
       if (r.status == 200) ++writes; else ++failures;
       self(self);
     });

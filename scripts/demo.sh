@@ -44,7 +44,8 @@ step "start a throwaway cluster with pg_gateway preloaded (in $demo)"
 port=$(free_port 25600)
 cluster_init "$demo" "$port" "gateway.usage_flush_interval = '500ms'" \
   "gateway.kong_admin_url = '$kong_url'" "gateway.temporal_url = '$temporal_url'" "gateway.kong_upstream_url = 'http://app.internal:3000/api/interfaces'" \
-  "gateway.sync_retry_base = '200ms'" "gateway.sync_retry_max = '2s'"
+  "gateway.sync_retry_base = '200ms'" "gateway.sync_retry_max = '2s'" \
+  "gateway.callback_listen = '127.0.0.1:$(free_port 27600)'"
 cluster_start "$demo"
 cluster_psql "$demo" -d postgres -c "CREATE DATABASE gateway"
 cluster_psql "$demo" -d gateway -c "CREATE EXTENSION pg_gateway"
@@ -223,6 +224,47 @@ show "the worker created the endpoint, confirmed it with a GET, and recorded its
 nexus_endpoints "what Temporal holds now (the description carries our ownership marker)"
 show "test the connector: the worker checks the endpoint and B's namespace (the call waits up to 10 s)" \
   "SELECT * FROM gateway.connector_test('$connector', '10 s')"
+step "cross-project calls: queued in SQL, started exactly once, results on a row"
+# What B's Nexus handler does (the fake plays it): answer at once, or start an operation whose
+# completion Temporal delivers later to the worker's callback listener.
+nexus_handler() {
+  curl -s -X POST "$temporal_url/__fake/nexus/handlers" -H 'Content-Type: application/json' \
+    -d "{\"service\": \"*\", \"operation\": \"*\", \"behaviour\": $1}" >/dev/null
+}
+wait_call() {  # wait_call STATE...: until the newest call is in one of these states
+  local want="'$(echo "$@" | sed "s/ /', '/g")'"
+  for _ in $(seq 200); do
+    [[ $(cluster_psql "$demo" -d gateway -Atc "SELECT state IN ($want) FROM gateway.connector_calls ORDER BY created_at DESC LIMIT 1") == t ]] && break
+    sleep 0.05
+  done
+}
+show "B's interface takes an order id and quantities (its input_schema, JSON Schema)" \
+  "UPDATE gateway.service_interfaces SET input_schema = '{\"type\": \"object\", \"required\": [\"orderId\"],
+     \"properties\": {\"orderId\": {\"type\": \"string\"}, \"qty\": {\"type\": \"integer\", \"minimum\": 1}}}'
+    WHERE id = 'e2000000-0000-4000-8000-000000000002'"
+show "alice calls it with a bad input: refused with the JSON pointer, nothing queued" \
+  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated;
+   SELECT gateway.connector_call('$connector', '{\"orderId\": \"o-1\", \"qty\": 0}')"
+nexus_handler '{"kind": "sync", "result": {"shipped": true, "carrier": "dhl"}}'
+show "a synchronous call: B's handler answers at once (200)" \
+  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated;
+   SELECT gateway.connector_call('$connector', '{\"orderId\": \"o-1\", \"qty\": 2}', '1 minute') AS call_id"
+wait_call succeeded failed
+show "the worker started it (the call's id is its Nexus-Request-Id) and stored the result" \
+  "SELECT state, operation, input, result, attempts, finished_at - created_at AS took FROM gateway.connector_calls ORDER BY created_at DESC LIMIT 1"
+nexus_handler '{"kind": "async", "delay_ms": 1500, "outcome": "succeeded", "result": {"shipped": true, "tracking": "TRK-42"}}'
+show "an asynchronous call: B's handler starts an operation (201) that completes later" \
+  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated;
+   SELECT gateway.connector_call('$connector', '{\"orderId\": \"o-2\", \"qty\": 1}', '1 minute') AS call_id"
+wait_call running succeeded
+show "running, with B's operation token" \
+  "SELECT state, operation_token, result FROM gateway.connector_calls ORDER BY created_at DESC LIMIT 1"
+wait_call succeeded failed
+show "the completion reached the callback listener (with the call's token) and landed on the row; NOTIFY gateway_connector_calls announced it" \
+  "SELECT state, result, links, finished_at - created_at AS took FROM gateway.connector_calls ORDER BY created_at DESC LIMIT 1"
+show "per-connector monitoring" \
+  "SET request.jwt.claims = '{\"sub\": \"$alice\"}'; SET ROLE authenticated;
+   SELECT calls, succeeded, failed, error_rate, round(p50_ms) AS p50_ms, round(p99_ms) AS p99_ms FROM gateway.connector_call_stats"
 show "bob withdraws consent: the endpoint goes" \
   "SET request.jwt.claims = '{\"sub\": \"$bob\"}'; SET ROLE authenticated; SELECT gateway.connector_consent_revoke('$connector')"
 wait_connectors

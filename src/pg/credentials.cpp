@@ -11,6 +11,7 @@
 
 #include "../core/envelope.hpp"
 #include "../core/error.hpp"
+#include "credentials.hpp"
 #include "encryption_keys.hpp"
 #include "error_bridge.hpp"
 #include "secrets.hpp"
@@ -255,6 +256,19 @@ Datum decrypt_to_jsonb(FunctionCallInfo fcinfo, bool for_connector) {
 }
 
 }  // namespace
+
+SecureBuffer open_sealed(const std::string& envelope, const std::string& context) {
+  auto view = crypto::parse_envelope(reinterpret_cast<const std::uint8_t*>(envelope.data()), envelope.size());
+  if (!view) {
+    throw Error(crypto::kDecryptFailed, "could not decrypt credentials",
+                "The value is not a pg_gateway credential envelope.", "");
+  }
+  const SecureBuffer& key = key_for(*view);
+  SecureBuffer plain(crypto::plaintext_size(*view) + 1);
+  crypto::open_into(key, *view, context, plain.data());
+  plain.truncate(crypto::plaintext_size(*view));
+  return plain;
+}
 
 // decrypt_credentials(ciphertext bytea, context text) -> jsonb; every call is audited.
 extern "C" Datum gateway_decrypt_credentials(PG_FUNCTION_ARGS) { return decrypt_to_jsonb(fcinfo, false); }

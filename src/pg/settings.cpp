@@ -155,6 +155,11 @@ void define_settings() {
       "Temporal has its own share: Kong's requests (gateway.sync_concurrency) never wait for it.",
       &settings.temporal_concurrency, 8, 1, 256, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
+      "gateway.nexus_concurrency", "Nexus call starts and cancels the worker keeps in flight at once.",
+      "Calls have their own share, apart from endpoint sync (gateway.temporal_concurrency), on the "
+      "same Temporal frontend (gateway.temporal_url).",
+      &settings.nexus_concurrency, 32, 1, 1024, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
       "gateway.sync_concurrency", "Kong Admin API requests the worker keeps in flight at once.",
       nullptr, &settings.sync_concurrency, 16, 1, 256, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(

@@ -34,6 +34,7 @@ struct Settings {
   int temporal_connect_timeout_ms = 5000;   // gateway.temporal_connect_timeout
   int temporal_request_timeout_ms = 30000;  // gateway.temporal_request_timeout
   int temporal_concurrency = 8;             // gateway.temporal_concurrency
+  int nexus_concurrency = 32;               // gateway.nexus_concurrency: calls in flight
 
   int sync_concurrency = 16;            // gateway.sync_concurrency
   int sync_reconcile_interval_s = 600;  // gateway.sync_reconcile_interval; 0: only on demand

@@ -2,8 +2,10 @@
 
 #include <malloc.h>
 
+#include "../core/callback_reach.hpp"
 #include "../core/temporal_endpoints.hpp"
 #include "../core/temporal_sync.hpp"
+#include "nexus_call_target.hpp"
 #include "settings.hpp"
 #include "worker_transaction.hpp"
 
@@ -44,7 +46,21 @@ class TemporalTarget final : public SyncTarget {
     if (kind == "project_connector") {
       temporal::run_connector_job(client, row, owner_tag_, finish, std::move(on_call));
     } else if (kind == "connector_test") {
-      temporal::run_connector_test(client, row, owner_tag_, finish, std::move(on_call));
+      // Calls need Temporal to reach the callback listener too: a test that passes says so when
+      // it cannot (a problem of this database's settings, not of the endpoint).
+      std::optional<std::string> problem = nexus::callback_problem(
+          settings.temporal_url != nullptr ? settings.temporal_url : "", callback_base_url());
+      auto tested = [done, problem](sync::JobOutcome&& outcome) {
+        if (problem && outcome.verdict == sync::Verdict::kDone && outcome.synced.is_object() &&
+            outcome.synced.value("test_status", "") == "ok") {
+          // No listener is a choice (synchronous calls work); one Temporal cannot reach is a fault.
+          if (problem->fatal) outcome.synced["test_status"] = "failed";
+          outcome.synced["test_detail"] =
+              outcome.synced.value("test_detail", "") + (problem->fatal ? "; but " : "; note: ") + problem->text;
+        }
+        done(std::move(outcome), std::nullopt);
+      };
+      temporal::run_connector_test(client, row, owner_tag_, tested, std::move(on_call));
     } else {
       done(outcome_of(sync::Verdict::kDead, "unknown Temporal sync job kind " + kind), std::nullopt);
     }

@@ -9,6 +9,7 @@
 // Core (nlohmann/json) headers before any PostgreSQL header: PostgreSQL redefines snprintf.
 #include "kong_target.hpp"
 #include "sync_engine.hpp"
+#include "nexus_call_target.hpp"
 #include "temporal_target.hpp"
 #include "error_bridge.hpp"
 #include "postgres.hpp"
@@ -232,7 +233,8 @@ extern "C" void gateway_worker_main(Datum) {
   // exits with them (an orderly stop abandons requests in flight; their jobs run again after the
   // restart).
   std::vector<EngineWait> engines;
-  for (auto* target : {make_kong_target().release(), make_temporal_target().release()}) {
+  for (auto* target : {make_kong_target().release(), make_temporal_target().release(),
+                       make_nexus_call_target().release()}) {
     EngineWait wait;
     wait.engine = new SyncEngine(std::unique_ptr<SyncTarget>(target));
     engines.push_back(std::move(wait));

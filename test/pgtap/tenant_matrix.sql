@@ -15,7 +15,7 @@
 -- Every attempt runs in a subtransaction that is rolled back, so each one starts from the same
 -- fixtures.
 BEGIN;
-SELECT plan(97);
+SELECT plan(109);
 
 \ir include/supabase_roles.psql
 \ir include/doc_grants.psql
@@ -219,6 +219,31 @@ INSERT INTO matrix VALUES
                                           '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
 ('reconcile Temporal', 'P', $$SELECT gateway.sync_reconcile('temporal')$$,
                                           '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
+-- Calls through connectors (P's {pc} is approved and has its endpoint; Q's is only requested).
+('call through the connector', 'P', $$SELECT gateway.connector_call({pc}, '{}')$$,
+                                          '42501 42501 42501 ok ok ok 42501 28000 ok'),
+('call through the connector', 'Q', $$SELECT gateway.connector_call({pc}, '{}')$$,
+                                          '42501 42501 42501 42501 42501 42501 55000 28000 55000'),
+('call through a connector coming in', 'P', $$SELECT gateway.connector_call({pcin}, '{}')$$,
+                                          '42501 42501 42501 42501 42501 42501 55000 28000 55000'),
+('read the project''s calls', 'P', $$SELECT id, input, result FROM gateway.connector_calls WHERE id = {call}$$,
+                                          '42501 none ok ok ok ok none none ok'),
+('read the project''s calls', 'Q', $$SELECT id, input, result FROM gateway.connector_calls WHERE id = {call}$$,
+                                          '42501 none none none none none ok none ok'),
+('cancel the project''s call', 'P', $$SELECT gateway.connector_call_cancel({call})$$,
+                                          '42501 42501 42501 ok ok ok 42501 28000 ok'),
+('cancel the project''s call', 'Q', $$SELECT gateway.connector_call_cancel({call})$$,
+                                          '42501 42501 42501 42501 42501 42501 ok 28000 ok'),
+('read the call stats', 'P', $$SELECT * FROM gateway.connector_call_stats WHERE source_project_id = {p}$$,
+                                          '42501 none ok ok ok ok none none ok'),
+('write a call directly', 'P', $$UPDATE gateway.connector_calls SET state = 'succeeded' WHERE id = {call}$$,
+                                          '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
+('complete a call as the listener does', 'P', $$SELECT gateway._connector_call_complete({call}, 'succeeded', '{}', NULL, NULL, NULL, NULL, NULL)$$,
+                                          '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
+('read a call''s callback token', 'P', $$SELECT gateway._callback_token({call})$$,
+                                          '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
+('prune finished calls', 'P', $$SELECT gateway.connector_calls_prune('0 s')$$,
+                                          '42501 42501 42501 42501 42501 42501 42501 42501 ok'),
 ('claim Temporal jobs as the worker does', 'P', $$SELECT * FROM gateway._sync_claim('temporal', 1, '{}')$$,
                                           '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
 ('ask the worker for a connector test directly', 'P', $$SELECT gateway._connector_test_now({pc})$$,
