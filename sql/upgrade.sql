@@ -69,6 +69,18 @@ SELECT gateway.connector_auth_config('b3000000-0000-4000-8000-000000000001');
 SELECT encrypted_auth_config IS NOT NULL AS sealed, auth_config IS NULL AS no_plaintext, consent_state, nexus_service_name
   FROM gateway.project_connectors;
 
+-- 0.5.0: calls through connectors. The connector made under 0.4.0 (approved, its endpoint
+-- recorded) takes calls; the outbox's third target appears in sync_status.
+ALTER EXTENSION pg_gateway UPDATE TO '0.5.0';
+SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
+SELECT target, pending FROM gateway.sync_status ORDER BY 1;
+INSERT INTO gateway.nexus_endpoints (connector_id, endpoint_id, endpoint_version, endpoint_name)
+VALUES ('b3000000-0000-4000-8000-000000000001', 'upgrade-endpoint', 1, 'upgraded');
+SELECT gateway.connector_call('b3000000-0000-4000-8000-000000000001', '{"from": "0.4.0"}') IS NOT NULL AS queued;
+SELECT object_kind, state ->> 'endpoint_id' AS endpoint_id, state ->> 'service' AS service, state ->> 'state' AS state
+  FROM gateway._sync_claim('nexus', 10, '{}');
+SELECT gateway._sync_recover('nexus') AS nexus_recovered;
+
 -- A fresh install runs the same chain (there is no separate install script per version), so the
 -- two paths cannot drift apart. Leave a fresh extension for whatever runs next.
 DROP EXTENSION pg_gateway CASCADE;
