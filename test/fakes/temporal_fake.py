@@ -169,7 +169,9 @@ class Handler(fake_server.BaseHandler):
         if server.faults.down:
             return self.hang_up()
         if path == "/nexus" or path.startswith("/nexus/"):
-            return self._nexus(method, path, parse_qs(url.query, keep_blank_values=True), raw)
+            # The path as sent (a trailing slash is an empty operation name, not nothing).
+            return self._nexus(method, url.path[len(prefix):] if prefix else url.path,
+                               parse_qs(url.query, keep_blank_values=True), raw)
         try:
             body = json.loads(raw) if raw else None
         except ValueError as e:
@@ -310,7 +312,7 @@ class Handler(fake_server.BaseHandler):
                 (len(parts) == 8 and not cancel):
             self._violation(method, path, ["path %s is not a Nexus start or cancel (nexus-rpc-SPEC.md)" % path])
             return self.send_answer(nexus_model.handler_error(404, "not found"))
-        endpoint_id, service, operation = (unquote(p) for p in parts[3:6])
+        endpoint_id, service, operation = unquote(parts[3]), unquote(parts[5]), unquote(parts[6])
         if method != "POST":
             self._violation(method, path, ["Nexus calls are POST, not %s" % method])
             return self.send_answer(nexus_model.handler_error(405, "method not allowed", "NOT_IMPLEMENTED"))
