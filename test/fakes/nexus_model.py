@@ -42,7 +42,7 @@ BEHAVIOUR_KEYS = {"sync": {"result"}, "async": {"delay_ms", "outcome", "result",
 ECHO_HEADERS = ("authorization", "nexus-request-id", "request-timeout", "operation-timeout")
 SECRET_HEADER = re.compile(r"authorization|token|secret|password|api-?key", re.I)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-DELIVERY_THREADS = 8
+DELIVERY_THREADS = 4
 DELIVERY_TIMEOUT = 10.0       # seconds per attempt, as the server's callback client
 RETRY_CAP = 10.0              # seconds (the server goes to 1 h; tests cannot wait that long)
 ATTEMPTS_KEPT = 50
@@ -165,6 +165,7 @@ class Nexus:
         self._wake = threading.Condition(self.lock)
         self._jobs = queue.Queue()
         self._stopped = False
+        self._local = threading.local()   # each delivery thread's kept-alive connections
         self.reset()
         self._threads = [threading.Thread(target=self._scheduler, daemon=True, name="nexus-scheduler")]
         self._threads += [threading.Thread(target=self._deliverer, daemon=True, name="nexus-delivery-%d" % i)
@@ -396,18 +397,29 @@ class Nexus:
             headers.append(("Content-Type", "application/json"))
         return record["callback_url"], headers, body
 
-    @staticmethod
-    def _post(url, headers, body):
-        """(status, None) or (None, transport error) of one delivery attempt."""
+    def _post(self, url, headers, body):
+        """(status, None) or (None, transport error) of one delivery attempt. Each delivery thread
+        keeps its connections alive per host, as the server's HTTP client does; a kept connection
+        the listener has closed meanwhile is replaced once, silently."""
         parts = urlsplit(url)
         try:
-            if parts.scheme == "https":
-                conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=DELIVERY_TIMEOUT,
-                                                   context=ssl._create_unverified_context())
-            else:
-                conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=DELIVERY_TIMEOUT)
+            key = (parts.scheme, parts.hostname, parts.port)
+        except ValueError as e:
+            return None, "ValueError: %s" % e
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        for fresh in (False, True):
+            conn = None if fresh else conns.pop(key, None)
+            reused = conn is not None
             try:
-                target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+                if conn is None:
+                    if parts.scheme == "https":
+                        conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=DELIVERY_TIMEOUT,
+                                                           context=ssl._create_unverified_context())
+                    else:
+                        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=DELIVERY_TIMEOUT)
                 conn.putrequest("POST", target)
                 for name, value in headers:
                     conn.putheader(name, value)
@@ -415,11 +427,18 @@ class Nexus:
                 conn.endheaders(body)
                 resp = conn.getresponse()
                 resp.read()
+                if resp.will_close:
+                    conn.close()
+                else:
+                    conns[key] = conn
                 return resp.status, None
-            finally:
-                conn.close()
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            return None, "%s: %s" % (type(e).__name__, e)
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                if conn is not None:
+                    conn.close()
+                if reused and isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+                    continue
+                return None, "%s: %s" % (type(e).__name__, e)
+        return None, "unreachable"
 
     # -- views -------------------------------------------------------------------------------------------
     def operations(self):
