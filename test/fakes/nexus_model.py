@@ -148,10 +148,6 @@ def rfc3339_ms(t):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
 
 
-def _attempt_time(t):
-    return rfc3339_ms(t)
-
-
 class Nexus:
     """Handlers, operations and deliveries. `controls()` returns the fake's current controls
     (an object with no_worker_wait_ms, callback_retry_base_ms, callback_allowed)."""
@@ -369,7 +365,7 @@ class Nexus:
             with self.lock:
                 if generation != self.generation:
                     continue
-                record["deliveries"].append({"at": _attempt_time(time.time()), "status": status, "error": error})
+                record["deliveries"].append({"at": rfc3339_ms(time.time()), "status": status, "error": error})
                 del record["deliveries"][:-ATTEMPTS_KEPT]
                 record["attempts"] = record.get("attempts", 0) + 1
                 if status is not None and 200 <= status < 300:

@@ -73,9 +73,48 @@ Options: --namespaces a,b (default "default"), --path-prefix /temporal (the API 
 it is 401 code 16), --tls-cert/--tls-key/--tls-client-ca (https only; mutual TLS), --port,
 --port-file, --parent-pid, --max-seconds, --spec-dir, --verbose.
 
-Later (not built): the Nexus calls themselves, POST /nexus/endpoints/{id}/services/{service}/
-{operation} and .../cancel, on the same port; they get their own routes in ROUTES and their own
-check (the OpenAPI document does not describe them; nexus-rpc-SPEC.md does).
+Nexus calls (nexus_model.py keeps their state; DESIGN section 3 "Nexus calls", nexus-rpc-SPEC.md):
+  POST /nexus/endpoints/{id}/services/{service}/{operation}[?callback=<url>]   start
+  POST /nexus/endpoints/{id}/services/{service}/{operation}/cancel             cancel (token in the
+       Nexus-Operation-Token header or ?token=) -> 202, empty body
+on the same port, under --path-prefix and --require-header like the rest, no /api/v1. Service and
+operation are URL-escaped path segments. Unknown endpoint id: 404 "nexus endpoint not found"; a
+worker target whose namespace is missing: 404 retryable. What a start does is the behaviour the
+test registered (POST /__fake/nexus/handlers); with none, 404 NOT_FOUND 'operation "s/o" is not
+registered'. Handler errors are {"message","metadata":{"type":"nexus.HandlerError"},
+"details":{"type"[,"retryableOverride"]}} (v1.31+). Starts are deduplicated by Nexus-Request-Id
+per (endpoint, service, operation). A callback URL must be http(s) on 127.0.0.1/localhost/::1 and
+match callback_allowed (else 400 "callback URL not allowed"). Request-Timeout and
+Operation-Timeout must match \d+(\.\d+)?(ms|s|m), a cancel needs a token, service and operation
+must not be empty, a JSON body must parse: else 400 BAD_REQUEST and a recorded contract
+violation. The fault switches apply (injected errors in the handler-error shape). Controls:
+  POST   /__fake/nexus/handlers {"service": s|"*", "operation": o|"*", "behaviour": {...}}
+         -> {"handlers": [{"service","operation","behaviour"}]}; most specific match wins
+         (s/o, then s/*, then */o, then */*). Behaviours:
+           {"kind":"sync","result":<json>}   200, result (null: empty body, no Content-Type)
+           {"kind":"async","delay_ms":N,"outcome":"succeeded"|"failed"|"canceled","result":..,
+            "failure":{..}}                  201 {"token","state":"running"} + Nexus-Link; completes
+                                             after delay_ms and calls the callback back
+           {"kind":"failure","state":"failed"|"canceled","failure":{..}}   424
+           {"kind":"handler_error","status":N,"type":"INTERNAL","message":"..","retryable":bool|null}
+           {"kind":"no_worker"}              520 upstream timeout after min(Request-Timeout, 60 s)
+                                             - 1 s, at most no_worker_wait_ms
+           {"kind":"echo"}                   200 {"input": body, "headers": {lower-cased
+                                             pg-gateway-*, authorization, nexus-request-id,
+                                             request-timeout, operation-timeout}}
+  GET    /__fake/nexus/handlers;  DELETE /__fake/nexus/handlers (clears them)
+  GET    /__fake/nexus/operations  {"operations": [{request_id, endpoint_id, service, operation,
+         kind, token, state, callback_url, cancel_requested, delivered, deliveries: [{at, status,
+         error}], duplicate_starts, start_time, close_time, headers (secrets "[redacted]"),
+         callback_headers (names, prefix stripped)}]}
+  POST   /__fake/faults also takes no_worker_wait_ms (1000), callback_retry_base_ms (200: the
+         first retry of a failed delivery; doubling to 10 s) and callback_allowed
+         (["127.0.0.1:*", "localhost:*"], host:port glob patterns)
+  GET    /__fake/stats also has nexus_starts, nexus_duplicate_starts, nexus_operations,
+         nexus_duplicate_operations (always 0 unless the fake is wrong), nexus_cancels,
+         nexus_canceled_operations, nexus_running, callbacks_delivered, callbacks_failed_attempts,
+         callbacks_pending
+  POST   /__fake/reset also forgets handlers, operations and pending deliveries
 
 Standard library only; binds to 127.0.0.1; exits by itself when its parent process dies or after
 --max-seconds.
@@ -125,8 +164,8 @@ class Stats:
 
 
 # The operator API's routes, after the path prefix is taken off: (regex, {method: handler name}).
-# Both bindings of each RPC are served. The Nexus calls of a later issue get their own entries
-# here (r"^/nexus/endpoints/(?P<id>[^/]+)/services/...").
+# Both bindings of each RPC are served. The Nexus calls (/nexus/...) are routed before these, by
+# Handler._nexus, since their segments must be split before they are decoded.
 _ENDPOINTS = ("/cluster/nexus/endpoints", "/api/v1/nexus/endpoints")
 ROUTES = []
 for _base in _ENDPOINTS:
@@ -165,6 +204,8 @@ class Handler(fake_server.BaseHandler):
         if not self.header_matches(server.required_header):
             with server.stats_lock:
                 server.stats.unauthenticated += 1
+            if path == "/nexus" or path.startswith("/nexus/"):
+                return self.send_answer(nexus_model.handler_error(401, "Request unauthenticated."))
             return self._error(TemporalError(16, "Request unauthenticated."))
         if server.faults.down:
             return self.hang_up()

@@ -688,6 +688,23 @@ def test_nexus_routing_errors():
           call("POST", "/api/v1/nexus/endpoints/%s/services/svc/op" % ep, {"x": 1})[0] != 200)
 
 
+def test_nexus_prefix_and_auth():
+    guarded = start(required_header="Authorization: Bearer xyz", path_prefix="/temporal")
+    try:
+        control("POST", "/__fake/endpoints", {"spec": spec("guarded-ep"), "id": "g-1"}, srv=guarded)
+        control("POST", "/__fake/nexus/handlers", {"service": "s", "operation": "o",
+                                                   "behaviour": {"kind": "sync", "result": "ok"}}, srv=guarded)
+        c = Client(guarded)
+        resp, data = c.raw("POST", "/temporal/nexus/endpoints/g-1/services/s/o", {})
+        check("nexus under --require-header: without it, 401 UNAUTHENTICATED handler error",
+              resp.status == 401 and is_handler_error(data, "UNAUTHENTICATED"), data)
+        resp, data = c.raw("POST", "/temporal/nexus/endpoints/g-1/services/s/o", {}, {"Authorization": "Bearer xyz"})
+        check("nexus under --path-prefix, with the header: served", resp.status == 200 and json.loads(data) == "ok", data)
+        c.close()
+    finally:
+        guarded.shutdown()
+
+
 def test_nexus_behaviours():
     ep = nexus_setup([("*", "*", {"kind": "sync", "result": {"any": True}}),
                       ("svc", "*", {"kind": "sync", "result": "service-wide"}),
