@@ -73,9 +73,48 @@ Options: --namespaces a,b (default "default"), --path-prefix /temporal (the API 
 it is 401 code 16), --tls-cert/--tls-key/--tls-client-ca (https only; mutual TLS), --port,
 --port-file, --parent-pid, --max-seconds, --spec-dir, --verbose.
 
-Later (not built): the Nexus calls themselves, POST /nexus/endpoints/{id}/services/{service}/
-{operation} and .../cancel, on the same port; they get their own routes in ROUTES and their own
-check (the OpenAPI document does not describe them; nexus-rpc-SPEC.md does).
+Nexus calls (nexus_model.py keeps their state; DESIGN section 3 "Nexus calls", nexus-rpc-SPEC.md):
+  POST /nexus/endpoints/{id}/services/{service}/{operation}[?callback=<url>]   start
+  POST /nexus/endpoints/{id}/services/{service}/{operation}/cancel             cancel (token in the
+       Nexus-Operation-Token header or ?token=) -> 202, empty body
+on the same port, under --path-prefix and --require-header like the rest, no /api/v1. Service and
+operation are URL-escaped path segments. Unknown endpoint id: 404 "nexus endpoint not found"; a
+worker target whose namespace is missing: 404 retryable. What a start does is the behaviour the
+test registered (POST /__fake/nexus/handlers); with none, 404 NOT_FOUND 'operation "s/o" is not
+registered'. Handler errors are {"message","metadata":{"type":"nexus.HandlerError"},
+"details":{"type"[,"retryableOverride"]}} (v1.31+). Starts are deduplicated by Nexus-Request-Id
+per (endpoint, service, operation). A callback URL must be http(s) on 127.0.0.1/localhost/::1 and
+match callback_allowed (else 400 "callback URL not allowed"). Request-Timeout and
+Operation-Timeout must match \d+(\.\d+)?(ms|s|m), a cancel needs a token, service and operation
+must not be empty, a JSON body must parse: else 400 BAD_REQUEST and a recorded contract
+violation. The fault switches apply (injected errors in the handler-error shape). Controls:
+  POST   /__fake/nexus/handlers {"service": s|"*", "operation": o|"*", "behaviour": {...}}
+         -> {"handlers": [{"service","operation","behaviour"}]}; most specific match wins
+         (s/o, then s/*, then */o, then */*). Behaviours:
+           {"kind":"sync","result":<json>}   200, result (null: empty body, no Content-Type)
+           {"kind":"async","delay_ms":N,"outcome":"succeeded"|"failed"|"canceled","result":..,
+            "failure":{..}}                  201 {"token","state":"running"} + Nexus-Link; completes
+                                             after delay_ms and calls the callback back
+           {"kind":"failure","state":"failed"|"canceled","failure":{..}}   424
+           {"kind":"handler_error","status":N,"type":"INTERNAL","message":"..","retryable":bool|null}
+           {"kind":"no_worker"}              520 upstream timeout after min(Request-Timeout, 60 s)
+                                             - 1 s, at most no_worker_wait_ms
+           {"kind":"echo"}                   200 {"input": body, "headers": {lower-cased
+                                             pg-gateway-*, authorization, nexus-request-id,
+                                             request-timeout, operation-timeout}}
+  GET    /__fake/nexus/handlers;  DELETE /__fake/nexus/handlers (clears them)
+  GET    /__fake/nexus/operations  {"operations": [{request_id, endpoint_id, service, operation,
+         kind, token, state, callback_url, cancel_requested, delivered, deliveries: [{at, status,
+         error}], duplicate_starts, start_time, close_time, headers (secrets "[redacted]"),
+         callback_headers (names, prefix stripped)}]}
+  POST   /__fake/faults also takes no_worker_wait_ms (1000), callback_retry_base_ms (200: the
+         first retry of a failed delivery; doubling to 10 s) and callback_allowed
+         (["127.0.0.1:*", "localhost:*"], host:port glob patterns)
+  GET    /__fake/stats also has nexus_starts, nexus_duplicate_starts, nexus_operations,
+         nexus_duplicate_operations (always 0 unless the fake is wrong), nexus_cancels,
+         nexus_canceled_operations, nexus_running, callbacks_delivered, callbacks_failed_attempts,
+         callbacks_pending
+  POST   /__fake/reset also forgets handlers, operations and pending deliveries
 
 Standard library only; binds to 127.0.0.1; exits by itself when its parent process dies or after
 --max-seconds.
@@ -88,9 +127,11 @@ import random
 import re
 import sys
 import time
+import uuid
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import fake_server
+import nexus_model
 import temporal_contract
 from temporal_model import (CODE_NAMES, GRPC_CODE, Registry, TemporalError, decode_spec, int64_field,
                             invalid, method_not_allowed, route_not_found, strict_fields)
@@ -101,6 +142,10 @@ class Faults(fake_server.Faults):
         super().__init__()
         self.list_lag_ms = 0
         self.page_size_max = 0  # > 0: pages are at most this long, whatever pageSize asks
+        # Nexus controls (they live here so /__fake/faults sets them and /__fake/reset restores them).
+        self.no_worker_wait_ms = 1000   # caps the wait of a no_worker answer
+        self.callback_retry_base_ms = 200
+        self.callback_allowed = ["127.0.0.1:*", "localhost:*"]  # callback.allowedAddresses
 
 
 class Stats:
@@ -119,8 +164,8 @@ class Stats:
 
 
 # The operator API's routes, after the path prefix is taken off: (regex, {method: handler name}).
-# Both bindings of each RPC are served. The Nexus calls of a later issue get their own entries
-# here (r"^/nexus/endpoints/(?P<id>[^/]+)/services/...").
+# Both bindings of each RPC are served. The Nexus calls (/nexus/...) are routed before these, by
+# Handler._nexus, since their segments must be split before they are decoded.
 _ENDPOINTS = ("/cluster/nexus/endpoints", "/api/v1/nexus/endpoints")
 ROUTES = []
 for _base in _ENDPOINTS:
@@ -159,9 +204,15 @@ class Handler(fake_server.BaseHandler):
         if not self.header_matches(server.required_header):
             with server.stats_lock:
                 server.stats.unauthenticated += 1
+            if path == "/nexus" or path.startswith("/nexus/"):
+                return self.send_answer(nexus_model.handler_error(401, "Request unauthenticated."))
             return self._error(TemporalError(16, "Request unauthenticated."))
         if server.faults.down:
             return self.hang_up()
+        if path == "/nexus" or path.startswith("/nexus/"):
+            # The path as sent (a trailing slash is an empty operation name, not nothing).
+            return self._nexus(method, url.path[len(prefix):] if prefix else url.path,
+                               parse_qs(url.query, keep_blank_values=True), raw)
         try:
             body = json.loads(raw) if raw else None
         except ValueError as e:
@@ -195,7 +246,10 @@ class Handler(fake_server.BaseHandler):
             return "name:%s" % body["spec"].get("name")
         return None
 
-    def _serve(self, method, path, query, body, raw):
+    def _faulted(self, method, path, raw, nexus=False):
+        """Applies the fault switches (latency, rate limit, injected errors) and counts the
+        request; True when a fault already answered it. Nexus routes get their errors in the
+        handler-error shape, the operator API in the gRPC-status shape."""
         server = self.server
         faults = server.faults
         if faults.latency_ms:
@@ -204,21 +258,41 @@ class Handler(fake_server.BaseHandler):
             server.stats.requests += 1
             server.stats.by_method[method] = server.stats.by_method.get(method, 0) + 1
         if faults.rate_limit:
-            return self.send_json(429, {"code": 8, "message": "namespace rate limit exceeded", "details": []},
-                                  {"Retry-After": "1"})
+            if nexus:
+                self.send_answer(nexus_model.handler_error(429, "namespace rate limit exceeded"),
+                                 [("Retry-After", "1")])
+            else:
+                self.send_json(429, {"code": 8, "message": "namespace rate limit exceeded", "details": []},
+                               {"Retry-After": "1"})
+            return True
         if (faults.error_rate and random.random() < faults.error_rate
                 and (not faults.error_path or faults.error_path in path
                      or faults.error_path in raw.decode("utf-8", "replace"))):
             with server.stats_lock:
                 server.stats.injected_errors += 1
             if faults.error_body:
-                return self.send_hostile(faults.error_status, faults.error_body)
-            return self.send_json(faults.error_status, injected_error(faults.error_status))
+                self.send_hostile(faults.error_status, faults.error_body)
+            elif nexus:
+                status = faults.error_status
+                self.send_answer(nexus_model.handler_error(
+                    status, "injected fault: %s" % nexus_model.HANDLER_TYPES.get(status, "INTERNAL").lower()))
+            else:
+                self.send_json(faults.error_status, injected_error(faults.error_status))
+            return True
+        return False
+
+    def _violation(self, method, path, problems):
+        with self.server.stats_lock:
+            self.server.stats.contract_violations.append({"method": method, "path": path, "problems": problems})
+        sys.stderr.write("temporal-fake: CONTRACT VIOLATION %s %s: %s\n" % (method, path, "; ".join(problems)))
+
+    def _serve(self, method, path, query, body, raw):
+        server = self.server
+        if self._faulted(method, path, raw):
+            return
         problems = server.contract.check(method, path, query, body, bool(raw))
         if problems:
-            with server.stats_lock:
-                server.stats.contract_violations.append({"method": method, "path": path, "problems": problems})
-            sys.stderr.write("temporal-fake: CONTRACT VIOLATION %s %s: %s\n" % (method, path, "; ".join(problems)))
+            self._violation(method, path, problems)
             return self._error(invalid("request not accepted by the Temporal HTTP API document: "
                                        + "; ".join(problems)))
         for regex, methods in ROUTES:
@@ -251,6 +325,89 @@ class Handler(fake_server.BaseHandler):
             if method == "GET":
                 server.stats.reads += 1
         self.send_json(200, out)
+
+    # -- Nexus calls (nexus_model.py keeps the state) ------------------------------------------------
+    def send_answer(self, answer, extra_headers=()):
+        """A nexus_model.Answer in one write (Content-Type as the answer says, no charset)."""
+        self.send_response(answer.status)
+        if self.server.faults.close_connections:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.send_header("Content-Length", str(len(answer.body)))
+        for name, value in list(answer.headers) + list(extra_headers):
+            self.send_header(name, value)
+        self.end_headers()
+        if answer.body:
+            self.wfile.write(answer.body)
+
+    def _nexus(self, method, path, query, raw):
+        """POST /nexus/endpoints/{id}/services/{service}/{operation}[/cancel]. The path is still
+        percent-encoded: segments are split first, then decoded, so a service or operation may
+        hold any character."""
+        server = self.server
+        if self._faulted(method, path, raw, nexus=True):
+            return
+        parts = path.split("/")
+        cancel = len(parts) == 8 and parts[7] == "cancel"
+        if len(parts) not in (7, 8) or parts[2] != "endpoints" or parts[4] != "services" or \
+                (len(parts) == 8 and not cancel):
+            self._violation(method, path, ["path %s is not a Nexus start or cancel (nexus-rpc-SPEC.md)" % path])
+            return self.send_answer(nexus_model.handler_error(404, "not found"))
+        endpoint_id, service, operation = unquote(parts[3]), unquote(parts[5]), unquote(parts[6])
+        if method != "POST":
+            self._violation(method, path, ["Nexus calls are POST, not %s" % method])
+            return self.send_answer(nexus_model.handler_error(405, "method not allowed", "NOT_IMPLEMENTED"))
+        headers = list(self.headers.items())
+        problems = []
+        if not service:
+            problems.append("the service name is empty")
+        if not operation:
+            problems.append("the operation name is empty")
+        timeouts = {}
+        for name in ("Request-Timeout", "Operation-Timeout"):
+            value = self.headers.get(name)
+            if value is not None:
+                timeouts[name] = nexus_model.parse_timeout(value.strip())
+                if timeouts[name] is None:
+                    problems.append("%s %r does not match %s" % (name, value, nexus_model.TIMEOUT_RE.pattern))
+        token = self.headers.get("Nexus-Operation-Token") or (query.get("token") or [None])[-1]
+        body = None
+        if cancel:
+            if not token:
+                problems.append("cancel without Nexus-Operation-Token (header or token query parameter)")
+        else:
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if raw and (ctype == "application/json" or ctype.endswith("+json")):
+                try:
+                    body = json.loads(raw)
+                except ValueError as e:
+                    problems.append("the body is not the JSON its Content-Type says: %s" % e)
+            elif raw:
+                body = raw.decode("utf-8", "replace")
+        if problems:
+            self._violation(method, path, problems)
+            return self.send_answer(nexus_model.handler_error(400, "; ".join(problems)))
+        registry = server.registry
+        with registry.lock:
+            endpoint = registry.endpoints.get(endpoint_id)
+            target = endpoint["spec"].get("target", {}) if endpoint else {}
+            namespace = target.get("worker", {}).get("namespace")
+            namespace_missing = namespace is not None and namespace not in registry.namespaces
+        if endpoint is None:
+            return self.send_answer(nexus_model.handler_error(404, "nexus endpoint not found"))
+        if namespace_missing:
+            # From v1.30 a target namespace that is gone is retryable: it may come back.
+            return self.send_answer(nexus_model.handler_error(
+                404, "namespace not found: %s" % json.dumps(namespace), retryable=True))
+        nexus = server.nexus
+        if cancel:
+            return self.send_answer(nexus.cancel(token))
+        callback = (query.get("callback") or [None])[-1] or None
+        if callback is not None and not nexus_model.callback_allowed(callback, server.faults.callback_allowed):
+            return self.send_answer(nexus_model.handler_error(400, "callback URL not allowed"))
+        request_id = self.headers.get("Nexus-Request-Id") or str(uuid.uuid4())
+        self.send_answer(nexus.start(endpoint_id, namespace, service, operation, request_id, headers, body,
+                                     callback, timeouts.get("Request-Timeout")))
 
     # -- the operator API (each returns (answer, whether it changed the registry)) -------------
     @staticmethod
@@ -333,10 +490,14 @@ class Handler(fake_server.BaseHandler):
             # 200 too: a hostile body in a "successful" answer.
             if isinstance(status, bool) or not isinstance(status, int) or not (status == 200 or 400 <= status <= 599):
                 return self.send_json(400, {"message": "error_status is 200 or an HTTP status from 400 to 599"})
-            for number in ("error_rate", "latency_ms", "list_lag_ms", "page_size_max"):
+            for number in ("error_rate", "latency_ms", "list_lag_ms", "page_size_max", "no_worker_wait_ms",
+                           "callback_retry_base_ms"):
                 value = body.get(number, 0)
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                     return self.send_json(400, {"message": number + " is a number >= 0"})
+            allowed = body.get("callback_allowed", [])
+            if not isinstance(allowed, list) or not all(isinstance(p, str) for p in allowed):
+                return self.send_json(400, {"message": "callback_allowed is a list of host:port patterns"})
             unknown = server.faults.set(body)
             if unknown:
                 return self.send_json(400, {"message": "unknown fault " + unknown})
@@ -344,9 +505,27 @@ class Handler(fake_server.BaseHandler):
         if path == "/__fake/stats" and method == "GET":
             with registry.lock:
                 counts = {"endpoints": len(registry.endpoints), "namespaces": len(registry.namespaces)}
+            nexus = server.nexus.stats()
             with server.stats_lock:
                 return self.send_json(200, dict(vars(server.stats), contract_checked=server.contract.available,
-                                                objects=counts))
+                                                objects=counts, **nexus))
+        if path == "/__fake/nexus/handlers" and method == "POST":
+            if not isinstance(body, dict) or set(body) - {"service", "operation", "behaviour"}:
+                return self.send_json(400, {"message": 'expected {"service", "operation", "behaviour"}'})
+            service, operation = body.get("service", "*"), body.get("operation", "*")
+            if not isinstance(service, str) or not service or not isinstance(operation, str) or not operation:
+                return self.send_json(400, {"message": 'service and operation are non-empty strings ("*": any)'})
+            problem = nexus_model.validate_behaviour(body.get("behaviour"))
+            if problem:
+                return self.send_json(400, {"message": problem})
+            return self.send_json(200, {"handlers": server.nexus.set_handler(service, operation, body["behaviour"])})
+        if path == "/__fake/nexus/handlers" and method == "GET":
+            return self.send_json(200, {"handlers": server.nexus.handler_list()})
+        if path == "/__fake/nexus/handlers" and method == "DELETE":
+            server.nexus.clear_handlers()
+            return self.send_json(200, {"handlers": []})
+        if path == "/__fake/nexus/operations" and method == "GET":
+            return self.send_json(200, {"operations": server.nexus.operations()})
         if path == "/__fake/endpoints" and method == "GET":
             with registry.lock:
                 return self.send_json(200, {"endpoints": [registry.render(registry.endpoints[i])
@@ -381,6 +560,7 @@ class Handler(fake_server.BaseHandler):
             with server.stats_lock:
                 server.stats = Stats()
             server.faults = Faults()
+            server.nexus.reset()
             return self.send_json(200, {})
         return self.send_json(404, {"message": "Not found"})
 
@@ -406,6 +586,11 @@ class FakeServer(fake_server.BaseServer):
         self.stats = Stats()
         self.writing = {}  # endpoint id or claimed name -> writes to it in progress
         self.contract = temporal_contract.Contract(spec_dir)
+        self.nexus = nexus_model.Nexus(lambda: self.faults)
+
+    def shutdown(self):
+        self.nexus.stop()  # pending deliveries end with the fake
+        super().shutdown()
 
 
 def main():

@@ -2,6 +2,7 @@
 """The Temporal fake's own tests: it must behave as DESIGN section 3 says Temporal's frontend HTTP
 API does. Prints TAP."""
 import base64
+import email.utils
 import http.client
 import json
 import os
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -560,6 +562,486 @@ def test_tls():
     finally:
         shutil.rmtree(folder)
 
+
+
+# -- Nexus calls ----------------------------------------------------------------------------------
+class Receiver:
+    """A callback listener on 127.0.0.1: records every POST; answers the first `fail_first` with 500."""
+
+    def __init__(self, fail_first=0):
+        receiver = self
+        self.requests = []
+        self.fail_first = fail_first
+        self.lock = threading.Lock()
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.lock:
+                    receiver.requests.append({"path": self.path, "headers": dict(self.headers.items()),
+                                              "header_list": list(self.headers.items()), "body": body,
+                                              "time": time.time()})
+                    failing = len(receiver.requests) <= receiver.fail_first
+                self.send_response(500 if failing else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.http.daemon_threads = True
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d" % self.http.server_address[1]
+
+    def wait(self, n, seconds=5):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            with self.lock:
+                if len(self.requests) >= n:
+                    return list(self.requests)
+            time.sleep(0.01)
+        return list(self.requests)
+
+    def close(self):
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def nexus_setup(behaviours=(), namespace="default"):
+    """Reset; one endpoint (worker target in `namespace`); the behaviours [(service, operation, b)].
+    Returns the endpoint id."""
+    control("POST", "/__fake/reset")
+    control("POST", "/__fake/faults", {"callback_retry_base_ms": 30})
+    if namespace == "default":
+        ep = create("nexus-ep")[1]["endpoint"]
+    else:
+        ep = control("POST", "/__fake/endpoints", {"spec": spec("nexus-ep", namespace=namespace)})[1]["endpoint"]
+    for service, operation, behaviour in behaviours:
+        status, out = control("POST", "/__fake/nexus/handlers",
+                              {"service": service, "operation": operation, "behaviour": behaviour})
+        assert status == 200, out
+    return ep["id"]
+
+
+def nexus_path(endpoint_id, service="svc", operation="op", callback=None, cancel=False):
+    path = "/nexus/endpoints/%s/services/%s/%s" % (endpoint_id, quote(service, safe=""), quote(operation, safe=""))
+    if cancel:
+        path += "/cancel"
+    if callback:
+        path += "?callback=" + quote(callback, safe="")
+    return path
+
+
+def nexus(endpoint_id, body=None, headers=None, **kw):
+    """(status, response headers {lower-case name: value}, body bytes) of a start or cancel."""
+    h = {"Content-Type": "application/json"} if body is not None else {}
+    h.update(headers or {})
+    c = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=15)
+    try:
+        c.request("POST", nexus_path(endpoint_id, **kw), None if body is None else
+                  (body if isinstance(body, bytes) else json.dumps(body)), h)
+        resp = c.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        c.close()
+
+
+def stats():
+    return control("GET", "/__fake/stats")[1]
+
+
+def operations():
+    return control("GET", "/__fake/nexus/operations")[1]["operations"]
+
+
+def is_handler_error(data, error_type, message=None):
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return False
+    return (body.get("metadata") == {"type": "nexus.HandlerError"} and body.get("details", {}).get("type") == error_type
+            and isinstance(body.get("message"), str) and (message is None or body["message"] == message))
+
+
+def test_nexus_routing_errors():
+    ep = nexus_setup()
+    status, headers, data = nexus("no-such-endpoint", {"x": 1})
+    check("nexus: an unknown endpoint id is 404 nexus endpoint not found (v1.31 handler error, not retryable)",
+          status == 404 and json.loads(data) == {"message": "nexus endpoint not found", "metadata": {"type": "nexus.HandlerError"},
+                                                  "details": {"type": "NOT_FOUND"}}
+          and "nexus-request-retryable" not in headers, (status, headers, data))
+    status, headers, data = nexus(ep, {"x": 1})
+    check('nexus: no registered behaviour is 404 NOT_FOUND operation "svc/op" is not registered',
+          status == 404 and is_handler_error(data, "NOT_FOUND", 'operation "svc/op" is not registered')
+          and "nexus-request-retryable" not in headers, (status, data))
+    gone = nexus_setup([("*", "*", {"kind": "sync", "result": 1})], namespace="vanished")
+    status, headers, data = nexus(gone, {"x": 1})
+    check("nexus: a target namespace that does not exist is a retryable 404",
+          status == 404 and is_handler_error(data, "NOT_FOUND") and json.loads(data)["details"].get("retryableOverride") is True
+          and headers.get("nexus-request-retryable") == "true", (status, headers, data))
+    check("nexus: nothing starts on those errors", stats()["nexus_operations"] == 0, stats())
+    status, headers, data = nexus(ep, {"x": 1}, headers={"Request-Timeout": "1500"})
+    check("nexus: the operator API's prefix is not the Nexus one: /api/v1/nexus/... is not a Nexus route",
+          call("POST", "/api/v1/nexus/endpoints/%s/services/svc/op" % ep, {"x": 1})[0] != 200)
+
+
+def test_nexus_prefix_and_auth():
+    guarded = start(required_header="Authorization: Bearer xyz", path_prefix="/temporal")
+    try:
+        control("POST", "/__fake/endpoints", {"spec": spec("guarded-ep"), "id": "g-1"}, srv=guarded)
+        control("POST", "/__fake/nexus/handlers", {"service": "s", "operation": "o",
+                                                   "behaviour": {"kind": "sync", "result": "ok"}}, srv=guarded)
+        c = Client(guarded)
+        resp, data = c.raw("POST", "/temporal/nexus/endpoints/g-1/services/s/o", {})
+        check("nexus under --require-header: without it, 401 UNAUTHENTICATED handler error",
+              resp.status == 401 and is_handler_error(data, "UNAUTHENTICATED"), data)
+        resp, data = c.raw("POST", "/temporal/nexus/endpoints/g-1/services/s/o", {}, {"Authorization": "Bearer xyz"})
+        check("nexus under --path-prefix, with the header: served", resp.status == 200 and json.loads(data) == "ok", data)
+        c.close()
+    finally:
+        guarded.shutdown()
+
+
+def test_nexus_behaviours():
+    ep = nexus_setup([("*", "*", {"kind": "sync", "result": {"any": True}}),
+                      ("svc", "*", {"kind": "sync", "result": "service-wide"}),
+                      ("svc", "exact", {"kind": "sync", "result": [1, 2]}),
+                      ("*", "by-op", {"kind": "sync", "result": "op-wide"}),
+                      ("svc", "nothing", {"kind": "sync", "result": None}),
+                      ("svc", "echo", {"kind": "echo"}),
+                      ("svc", "fail", {"kind": "failure", "state": "failed", "failure": {"message": "no stock"}}),
+                      ("svc", "cancelled", {"kind": "failure", "state": "canceled"}),
+                      ("svc", "busy", {"kind": "handler_error", "status": 503, "message": "busy", "retryable": True}),
+                      ("svc", "denied", {"kind": "handler_error", "status": 403, "type": "UNAUTHORIZED",
+                                         "message": "no", "retryable": False}),
+                      ("svc", "plain", {"kind": "handler_error", "status": 500, "message": "boom", "retryable": None})])
+    status, headers, data = nexus(ep, {"x": 1}, operation="exact")
+    check("nexus sync: 200 with the result, Content-Type application/json, no Nexus-Operation-State",
+          status == 200 and json.loads(data) == [1, 2] and headers.get("content-type") == "application/json"
+          and "nexus-operation-state" not in headers, (status, headers, data))
+    check("nexus handlers: service/* wins over */*", json.loads(nexus(ep, {}, operation="other")[2]) == "service-wide")
+    check("nexus handlers: */operation wins over */*", json.loads(nexus(ep, {}, service="s2", operation="by-op")[2]) == "op-wide")
+    check("nexus handlers: */* catches the rest", json.loads(nexus(ep, {}, service="s2", operation="x")[2]) == {"any": True})
+    status, headers, data = nexus(ep, {}, operation="nothing")
+    check("nexus sync: a null result is an empty body without a content type",
+          status == 200 and data == b"" and "content-type" not in headers, (status, headers, data))
+    status, headers, data = nexus(ep, {"amount": 5, "s": "\u00e9"}, operation="echo", headers={
+        "Authorization": "Bearer abc", "Pg-Gateway-Callable": "charge", "Pg-Gateway-Interface-Type": "update",
+        "Nexus-Request-Id": "echo-1", "Request-Timeout": "5000ms", "Operation-Timeout": "2m",
+        "X-Other": "not echoed", "Nexus-Callback-Pg-Gateway-Token": "secret"})
+    out = json.loads(data) if status == 200 else None
+    check("nexus echo: the input and the selected headers, names lower-cased",
+          out == {"input": {"amount": 5, "s": "\u00e9"},
+                  "headers": {"authorization": "Bearer abc", "pg-gateway-callable": "charge",
+                              "pg-gateway-interface-type": "update", "nexus-request-id": "echo-1",
+                              "request-timeout": "5000ms", "operation-timeout": "2m"}}, (status, data))
+    status, headers, data = nexus(ep, {}, operation="fail")
+    body = json.loads(data)
+    check("nexus failure: 424, Nexus-Operation-State failed, the Failure as given plus details.state",
+          status == 424 and headers.get("nexus-operation-state") == "failed" and body["message"] == "no stock"
+          and body["details"]["state"] == "failed" and headers.get("content-type") == "application/json", (status, headers, body))
+    status, headers, data = nexus(ep, {}, operation="cancelled")
+    body = json.loads(data)
+    check("nexus failure canceled: 424, Nexus-Operation-State canceled, canceledFailureInfo and details.state",
+          status == 424 and headers.get("nexus-operation-state") == "canceled"
+          and body["details"]["state"] == "canceled" and "canceledFailureInfo" in body["details"], (status, headers, body))
+    status, headers, data = nexus(ep, {}, operation="busy")
+    check("nexus handler_error retryable true: the status, the v1.31 body with retryableOverride, Nexus-Request-Retryable: true",
+          status == 503 and json.loads(data) == {"message": "busy", "metadata": {"type": "nexus.HandlerError"},
+                                                  "details": {"type": "UNAVAILABLE", "retryableOverride": True}}
+          and headers.get("nexus-request-retryable") == "true", (status, headers, data))
+    status, headers, data = nexus(ep, {}, operation="denied")
+    check("nexus handler_error retryable false: Nexus-Request-Retryable: false and the given type",
+          status == 403 and is_handler_error(data, "UNAUTHORIZED", "no")
+          and headers.get("nexus-request-retryable") == "false", (status, headers, data))
+    status, headers, data = nexus(ep, {}, operation="plain")
+    check("nexus handler_error retryable null: no Nexus-Request-Retryable, no retryableOverride",
+          status == 500 and is_handler_error(data, "INTERNAL", "boom") and "nexus-request-retryable" not in headers
+          and "retryableOverride" not in json.loads(data)["details"], (status, headers, data))
+    check("nexus: handler errors start nothing; sync answers and 424s are operations",
+          stats()["nexus_operations"] == 8 and stats()["nexus_starts"] == 11, stats())
+    for bad in ({"kind": "teleport"}, {"kind": "async", "delay_ms": -1}, {"kind": "sync", "reslt": 1},
+                {"kind": "handler_error", "status": 200}, {"kind": "failure", "state": "running"}):
+        status, err = control("POST", "/__fake/nexus/handlers", {"service": "a", "operation": "b", "behaviour": bad})
+        check("nexus handlers: a bad behaviour %s is refused" % json.dumps(bad), status == 400, err)
+    status, out = control("DELETE", "/__fake/nexus/handlers")
+    check("nexus handlers: DELETE clears them", status == 200 and control("GET", "/__fake/nexus/handlers")[1] == {"handlers": []})
+    check("nexus: after DELETE the operation is unknown again", nexus(ep, {}, operation="exact")[0] == 404)
+
+
+def test_nexus_no_worker():
+    ep = nexus_setup([("*", "*", {"kind": "no_worker"})])
+    t0 = time.time()
+    status, headers, data = nexus(ep, {}, headers={"Request-Timeout": "1300ms"})
+    took = time.time() - t0
+    check("nexus no_worker: 520 upstream timeout after Request-Timeout less 1 s",
+          status == 520 and is_handler_error(data, "UPSTREAM_TIMEOUT", "upstream timeout") and 0.27 <= took < 0.95,
+          (status, data, took))
+    control("POST", "/__fake/faults", {"no_worker_wait_ms": 150})
+    t0 = time.time()
+    status, _, data = nexus(ep, {}, headers={"Request-Timeout": "30s"})
+    took = time.time() - t0
+    check("nexus no_worker: the wait is capped by no_worker_wait_ms", status == 520 and 0.12 <= took < 0.6, (status, took))
+    control("POST", "/__fake/faults", {"no_worker_wait_ms": 5000})
+    t0 = time.time()
+    status, _, _ = nexus(ep, {}, headers={"Request-Timeout": "0.5s"})
+    check("nexus no_worker: a Request-Timeout under 1 s answers at once", status == 520 and time.time() - t0 < 0.4,
+          time.time() - t0)
+    check("nexus no_worker: nothing started", stats()["nexus_operations"] == 0)
+
+
+def test_nexus_async_dedupe_and_delivery():
+    receiver = Receiver(fail_first=1)
+    try:
+        ep = nexus_setup([("svc", "op", {"kind": "async", "delay_ms": 100, "outcome": "succeeded",
+                                         "result": {"charged": 5}})])
+        cb = receiver.url + "/nexus/calls/abc?x=1"
+        hdrs = {"Nexus-Request-Id": "req-1", "Nexus-Callback-Pg-Gateway-Token": "tok-123",
+                "Authorization": "Bearer secret", "Request-Timeout": "5000ms", "Operation-Timeout": "60000ms"}
+        t0 = time.time()
+        status, headers, data = nexus(ep, {"amount": 5}, headers=hdrs, callback=cb)
+        first = json.loads(data)
+        check("nexus async: 201 {token, state running} with a Nexus-Link header",
+              status == 201 and set(first) == {"token", "state"} and first["state"] == "running" and first["token"]
+              and 'type="' in headers.get("nexus-link", "") and headers.get("content-type") == "application/json",
+              (status, headers, data))
+        status2, _, data2 = nexus(ep, {"amount": 5}, headers=hdrs, callback=cb)
+        check("nexus dedupe: a repeated request id returns the same token and state",
+              status2 == 201 and json.loads(data2) == first, (status2, data2))
+        status3, _, data3 = nexus(ep, {"amount": 5}, headers=dict(hdrs, **{"Nexus-Request-Id": "req-2"}), callback=cb)
+        check("nexus dedupe: another request id starts another operation",
+              status3 == 201 and json.loads(data3)["token"] != first["token"])
+        other_op = nexus(ep, {}, headers=hdrs, operation="other")[0]
+        check("nexus dedupe: one request id on another operation is not a duplicate (no handler there: 404)", other_op == 404)
+        st = stats()
+        check("nexus stats: starts 4, duplicate starts 1, operations 2, duplicate operations 0",
+              st["nexus_starts"] == 4 and st["nexus_duplicate_starts"] == 1 and st["nexus_operations"] == 2
+              and st["nexus_duplicate_operations"] == 0, st)
+        got = receiver.wait(3)
+        mine = [r for r in got if r["headers"].get("Nexus-Operation-Token") == first["token"]]
+        check("nexus delivery: the first attempt failed (500) and was retried; the op is delivered once more",
+              len(mine) >= 1 and len(got) == 3, [(r["headers"].get("Nexus-Operation-Token"), r["time"] - t0) for r in got])
+        last = mine[-1] if mine else {"headers": {}, "body": b"", "path": "", "header_list": []}
+        h = last["headers"]
+        check("nexus delivery: POST to the callback URL (path and query kept)", last["path"] == "/nexus/calls/abc?x=1", last["path"])
+        check("nexus delivery: Nexus-Callback-* headers arrive with the prefix stripped",
+              h.get("Pg-Gateway-Token") == "tok-123" and not any(n.lower().startswith("nexus-callback-") for n, _ in last["header_list"]), h)
+        check("nexus delivery: the start's other headers (Authorization) are not sent back", "Authorization" not in h, h)
+        check("nexus delivery: Nexus-Operation-State succeeded, the token, Content-Type application/json, body = result",
+              h.get("Nexus-Operation-State") == "succeeded" and h.get("Nexus-Operation-Token") == first["token"]
+              and h.get("Content-Type") == "application/json" and json.loads(last["body"] or b"null") == {"charged": 5}, (h, last["body"]))
+        start_time = email.utils.parsedate_to_datetime(h.get("Nexus-Operation-Start-Time", "x")) if h.get("Nexus-Operation-Start-Time") else None
+        check("nexus delivery: Nexus-Operation-Start-Time is an RFC 5322 date",
+              start_time is not None and abs(start_time.timestamp() - t0) < 2, h.get("Nexus-Operation-Start-Time"))
+        check("nexus delivery: Nexus-Operation-Close-Time is RFC 3339 with milliseconds",
+              re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", h.get("Nexus-Operation-Close-Time", "")), h)
+        check("nexus delivery: Nexus-Link is sent", 'type="' in h.get("Nexus-Link", ""), h)
+        deadline = time.time() + 5
+        while time.time() < deadline and stats()["callbacks_delivered"] < 2:
+            time.sleep(0.02)
+        st = stats()
+        check("nexus stats: callbacks_delivered 2, callbacks_failed_attempts 1",
+              st["callbacks_delivered"] == 2 and st["callbacks_failed_attempts"] == 1, st)
+        ops = {o["token"]: o for o in operations()}
+        op = ops.get(first["token"], {})
+        hdr = dict((n.lower(), v) for n, v in op.get("headers", []))
+        check("nexus operations: request id, endpoint, service, operation, state, callback url",
+              op.get("request_id") == "req-1" and op.get("endpoint_id") == ep and op.get("service") == "svc"
+              and op.get("operation") == "op" and op.get("state") == "succeeded" and op.get("callback_url") == cb, op)
+        check("nexus operations: deliveries list each attempt", len(op.get("deliveries", [])) in (1, 2)
+              and op["deliveries"][-1]["status"] == 200 and op.get("delivered") is True, op.get("deliveries"))
+        check("nexus operations: the start headers without secrets",
+              hdr.get("authorization") == "[redacted]" and hdr.get("nexus-callback-pg-gateway-token") == "[redacted]"
+              and hdr.get("request-timeout") == "5000ms" and "Bearer secret" not in json.dumps(op), hdr)
+    finally:
+        receiver.close()
+
+
+def test_nexus_failed_and_retry_backoff():
+    receiver = Receiver(fail_first=3)
+    try:
+        ep = nexus_setup([("svc", "op", {"kind": "async", "delay_ms": 0, "outcome": "failed",
+                                         "failure": {"message": "card declined"}})])
+        control("POST", "/__fake/faults", {"callback_retry_base_ms": 100})
+        status, _, data = nexus(ep, {}, callback=receiver.url + "/cb")
+        got = receiver.wait(4)
+        gaps = [b["time"] - a["time"] for a, b in zip(got, got[1:])]
+        check("nexus delivery: retries back off from callback_retry_base_ms, doubling (0.1, 0.2, 0.4 s)",
+              len(got) == 4 and 0.08 <= gaps[0] < 2 and 0.18 <= gaps[1] < 2 and 0.36 <= gaps[2] < 2, gaps)
+        body = json.loads(got[-1]["body"]) if got else {}
+        check("nexus delivery of a failure: state failed, the Failure body",
+              got and got[-1]["headers"].get("Nexus-Operation-State") == "failed" and body.get("message") == "card declined"
+              and body.get("details", {}).get("state") == "failed", body)
+        time.sleep(0.05)
+        check("nexus stats: three failed attempts", stats()["callbacks_failed_attempts"] == 3, stats())
+    finally:
+        receiver.close()
+
+
+def test_nexus_cancel():
+    receiver = Receiver()
+    try:
+        ep = nexus_setup([("svc", "op", {"kind": "async", "delay_ms": 60000, "result": 1})])
+        status, _, data = nexus(ep, {}, headers={"Nexus-Callback-Pg-Gateway-Token": "t"}, callback=receiver.url + "/c")
+        token = json.loads(data)["token"]
+        status, headers, data = nexus(ep, headers={"Nexus-Operation-Token": token}, cancel=True)
+        check("nexus cancel: 202 with an empty body", status == 202 and data == b"", (status, data))
+        got = receiver.wait(1)
+        h = got[0]["headers"] if got else {}
+        body = json.loads(got[0]["body"]) if got else {}
+        check("nexus cancel: the running operation completes as canceled, by callback (canceledFailureInfo)",
+              h.get("Nexus-Operation-State") == "canceled" and h.get("Nexus-Operation-Token") == token
+              and "canceledFailureInfo" in body.get("details", {}) and body["details"].get("state") == "canceled", (h, body))
+        c = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+        c.request("POST", nexus_path(ep, cancel=True) + "?token=" + quote(token, safe=""))
+        resp = c.getresponse()
+        resp.read()
+        c.close()
+        check("nexus cancel: a repeated cancel (token in the query) is 202 and changes nothing",
+              resp.status == 202 and len(receiver.wait(2, 0.3)) == 1, resp.status)
+        status, _, data = nexus(ep, headers={"Nexus-Operation-Token": "bm8tc3VjaA"}, cancel=True)
+        check("nexus cancel: an unknown token is a 404 handler error", status == 404 and is_handler_error(data, "NOT_FOUND"), (status, data))
+        before = len(server.stats.contract_violations)
+        status, _, data = nexus(ep, cancel=True)
+        check("nexus cancel: no token is 400 BAD_REQUEST and a recorded contract violation",
+              status == 400 and is_handler_error(data, "BAD_REQUEST") and len(server.stats.contract_violations) == before + 1,
+              (status, data))
+        server.stats.contract_violations.clear()
+        st = stats()
+        check("nexus stats: two cancels accepted, one operation canceled",
+              st["nexus_cancels"] == 2 and st["nexus_canceled_operations"] == 1, st)
+        check("nexus operations: the op shows canceled", [o["state"] for o in operations()] == ["canceled"], operations())
+    finally:
+        receiver.close()
+
+
+def test_nexus_contract_checks():
+    ep = nexus_setup([("*", "*", {"kind": "sync", "result": 1})])
+    cases = [
+        ("Request-Timeout without a unit", {"Request-Timeout": "5000"}, {}, "svc", "op"),
+        ("Request-Timeout in hours", {"Request-Timeout": "1h"}, {}, "svc", "op"),
+        ("Operation-Timeout with a space", {"Operation-Timeout": "5 s"}, {}, "svc", "op"),
+        ("an empty service", {}, {}, "", "op"),
+        ("an empty operation", {}, {}, "svc", ""),
+        ("a body that is not the JSON its Content-Type says", {}, b"{not json", "svc", "op"),
+    ]
+    for what, headers, body, service, operation in cases:
+        before = len(server.stats.contract_violations)
+        status, _, data = nexus(ep, body, headers=headers, service=service, operation=operation)
+        check("nexus contract: %s is 400 BAD_REQUEST and a recorded contract violation" % what,
+              status == 400 and is_handler_error(data, "BAD_REQUEST") and len(server.stats.contract_violations) == before + 1,
+              (status, data))
+    server.stats.contract_violations.clear()
+    for value in ("250ms", "1.5s", "2m", "0ms"):
+        check("nexus contract: Request-Timeout %s is accepted" % value,
+              nexus(ep, {}, headers={"Request-Timeout": value, "Operation-Timeout": value})[0] == 200)
+    status, _, data = nexus(ep, {}, service="a/b c", operation="\u00fcber?x")
+    check("nexus: service and operation are URL-escaped path segments", status == 200 and
+          [(o["service"], o["operation"]) for o in operations()][-1] == ("a/b c", "\u00fcber?x"), operations()[-1:])
+    check("nexus contract: no violations for valid calls", server.stats.contract_violations == [], server.stats.contract_violations)
+
+
+def test_nexus_callback_allowed():
+    ep = nexus_setup([("*", "*", {"kind": "async", "delay_ms": 0, "result": 1})])
+    for url in ("http://example.com/cb", "http://10.0.0.1:8790/cb", "ftp://127.0.0.1/cb", "not a url"):
+        status, _, data = nexus(ep, {}, callback=url)
+        check("nexus callback %s is 400 callback URL not allowed" % url,
+              status == 400 and is_handler_error(data, "BAD_REQUEST", "callback URL not allowed"), (status, data))
+    check("nexus: localhost is allowed by default", nexus(ep, {}, callback="http://localhost:9/x")[0] == 201)
+    control("POST", "/__fake/faults", {"callback_allowed": ["127.0.0.1:8790"]})
+    check("nexus: callback_allowed limits the ports", nexus(ep, {}, callback="http://127.0.0.1:8791/x")[0] == 400
+          and nexus(ep, {}, callback="http://127.0.0.1:8790/x")[0] == 201)
+    status, err = control("POST", "/__fake/faults", {"callback_allowed": "127.0.0.1:*"})
+    check("nexus: callback_allowed must be a list", status == 400, err)
+    check("nexus: refused starts start nothing", stats()["nexus_operations"] == 2, stats())
+
+
+def test_nexus_faults():
+    ep = nexus_setup([("*", "*", {"kind": "async", "delay_ms": 0, "result": 1})])
+    control("POST", "/__fake/faults", {"error_rate": 1.0, "error_status": 503})
+    status, _, data = nexus(ep, {}, headers={"Nexus-Request-Id": "f-1"})
+    check("nexus faults: an injected 503 is a handler error UNAVAILABLE", status == 503 and is_handler_error(data, "UNAVAILABLE"),
+          (status, data))
+    check("nexus faults: nothing started before the fault", stats()["nexus_starts"] == 0 and stats()["nexus_operations"] == 0)
+    control("POST", "/__fake/faults", {"error_rate": 0.3})
+    seen_503, tokens = 0, {}
+    for i in range(40):
+        rid = "retry-%d" % i
+        for _ in range(30):
+            status, _, data = nexus(ep, {}, headers={"Nexus-Request-Id": rid})
+            if status == 503:
+                seen_503 += 1
+                continue
+            tokens.setdefault(rid, set()).add(json.loads(data)["token"])
+            if random_again():
+                continue
+            break
+    control("POST", "/__fake/faults", {"error_rate": 0})
+    st = stats()
+    check("nexus faults: a 30 %% error rate fails some starts with 503 (%d)" % seen_503, seen_503 > 0)
+    check("nexus faults: retried with the same request id, each call starts exactly once",
+          st["nexus_operations"] == 40 and st["nexus_duplicate_operations"] == 0
+          and all(len(t) == 1 for t in tokens.values()) and len(tokens) == 40, st)
+    control("POST", "/__fake/faults", {"latency_ms": 120})
+    t0 = time.time()
+    nexus(ep, {})
+    check("nexus faults: latency_ms applies", time.time() - t0 >= 0.12)
+    control("POST", "/__fake/faults", {"latency_ms": 0, "rate_limit": True})
+    status, headers, data = nexus(ep, {})
+    check("nexus faults: rate_limit is 429 RESOURCE_EXHAUSTED with Retry-After",
+          status == 429 and is_handler_error(data, "RESOURCE_EXHAUSTED") and headers.get("retry-after") == "1", (status, data))
+    control("POST", "/__fake/faults", {"rate_limit": False, "down": True})
+    try:
+        nexus(ep, {})
+        check("nexus faults: down ends the connection without an answer", False)
+    except (http.client.HTTPException, ConnectionError, OSError):
+        check("nexus faults: down ends the connection without an answer", True)
+    control("POST", "/__fake/faults", {"down": False})
+
+
+_coin = [0]
+
+
+def random_again():
+    """Every third successful start is sent once more (a retry after a lost answer)."""
+    _coin[0] += 1
+    return _coin[0] % 3 == 0
+
+
+def test_nexus_delivery_does_not_block():
+    # A callback listener that never answers: deliveries wait (10 s per attempt) in the pool,
+    # while starts keep being answered at once.
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(64)
+    try:
+        ep = nexus_setup([("*", "*", {"kind": "async", "delay_ms": 0, "result": 1})])
+        url = "http://127.0.0.1:%d/cb" % hang.getsockname()[1]
+        t0 = time.time()
+        codes = [nexus(ep, {}, callback=url)[0] for _ in range(30)]
+        took = time.time() - t0
+        check("nexus: 30 starts whose callbacks hang are answered at once (%.2f s)" % took,
+              codes == [201] * 30 and took < 3, (codes, took))
+        time.sleep(0.2)
+        check("nexus: delivery threads are bounded (not a thread per operation)",
+              sum(1 for t in threading.enumerate() if t.name.startswith("nexus-delivery")) <= 8 * 4,
+              [t.name for t in threading.enumerate()])
+    finally:
+        control("POST", "/__fake/reset")
+        hang.close()
+
+
+def test_nexus_reset():
+    ep = nexus_setup([("*", "*", {"kind": "sync", "result": 1})])
+    nexus(ep, {})
+    control("POST", "/__fake/reset")
+    st = stats()
+    check("nexus: reset forgets handlers, operations and counters",
+          control("GET", "/__fake/nexus/handlers")[1] == {"handlers": []} and operations() == []
+          and st["nexus_starts"] == 0 and st["nexus_operations"] == 0, st)
 
 for name, fn in sorted(globals().items()):
     if name.startswith("test_") and callable(fn):
