@@ -370,12 +370,12 @@ MHD_Daemon* start_daemon(const sockaddr_in& address, std::string& error) {
   }
   MHD_Daemon* daemon = MHD_start_daemon(
       MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, nullptr, nullptr, &on_request, nullptr,
+      MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, nullptr,  // first, or earlier options log to stderr
       MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),
       MHD_OPTION_CONNECTION_TIMEOUT, kConnectionTimeoutS,
       MHD_OPTION_CONNECTION_LIMIT, kConnectionLimit,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, kConnectionMemory,
       MHD_OPTION_NOTIFY_COMPLETED, &request_completed, nullptr,
-      MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, nullptr,
       MHD_OPTION_END);
   if (daemon == nullptr) {
     error = "libmicrohttpd could not start (see the lines above)";
