@@ -467,6 +467,12 @@ extern "C" void gateway_callback_listener_main(Datum) {
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnection(settings.database, nullptr, 0);
   pgstat_report_appname("pg_gateway callback listener");
+  // A completion waits this long at most for a row another transaction holds (the listener
+  // serves one request at a time); then 503, and Temporal retries.
+  try {
+    pg_call([] { SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE); });
+  } catch (const PgError&) {
+  }
 
   sockaddr_in address{};
   std::string error;

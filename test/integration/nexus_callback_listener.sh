@@ -5,7 +5,7 @@
 # up the others; a burst of 200 is accepted; a taken address is retried, not a crash loop.
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 36
+plan 37
 
 LCLUSTER=$(own_cluster callback-listener)
 lport=$(free_port 26600)
@@ -231,6 +231,11 @@ ok $(grep -q "refused a completion for call $c2 with 401" "$LCLUSTER/server.log"
    "each refusal is logged with the call id and the reason"
 ok $(lq "ALTER SYSTEM SET gateway.callback_listen = 'example.com:80'" 2>&1 | grep -q 'not an IPv4 address or localhost' && echo 0 || echo 1) \
    "a callback_listen that is not an IPv4 address is refused with a clear message"
+
+lq "CREATE ROLE regress_cb_peek; GRANT USAGE ON SCHEMA gateway TO regress_cb_peek" >/dev/null
+ok $(cluster_psql "$LCLUSTER" -d gateway -At -c "SET ROLE regress_cb_peek" -c "SELECT gateway._callback_token('$c2')" 2>&1 |
+     grep -q 'permission denied for function _callback_token' && echo 0 || echo 1) \
+   "only a superuser may compute a callback token"
 
 old_pid=$(lq "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_gateway callback listener'")
 lq "SELECT pg_terminate_backend($old_pid)" >/dev/null
