@@ -353,8 +353,8 @@ void mhd_log(void*, const char* format, va_list args) {
 }
 
 // Binds the configured address (our own socket, so a failure can name its errno) and starts
-// libmicrohttpd on it; nullptr and `error` when either fails.
-MHD_Daemon* start_daemon(const sockaddr_in& address, std::string& error) {
+// libmicrohttpd on it, with `epoll_fd` its epoll set; nullptr and `error` when either fails.
+MHD_Daemon* start_daemon(const sockaddr_in& address, std::string& error, int& epoll_fd) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     error = std::string("could not create a socket: ") + strerror(errno);
@@ -380,6 +380,14 @@ MHD_Daemon* start_daemon(const sockaddr_in& address, std::string& error) {
   if (daemon == nullptr) {
     error = "libmicrohttpd could not start (see the lines above)";
     close(fd);
+    return nullptr;
+  }
+  const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_EPOLL_FD);
+  epoll_fd = info != nullptr ? info->epoll_fd : -1;
+  if (epoll_fd < 0) {  // the epoll mode always has one; without it there is nothing to wait on
+    MHD_stop_daemon(daemon);  // closes the listening socket too
+    error = "libmicrohttpd has no epoll descriptor";
+    return nullptr;
   }
   return daemon;
 }
@@ -487,7 +495,7 @@ extern "C" void gateway_callback_listener_main(Datum) {
   int bind_failures = 0;
   while (!ShutdownRequestPending) {
     if (daemon == nullptr) {
-      daemon = start_daemon(address, error);
+      daemon = start_daemon(address, error, epoll_fd);
       if (daemon == nullptr) {
         // Logged at the first failure and then once a minute, tried every few seconds.
         if (bind_failures++ % 12 == 0) {
@@ -505,8 +513,6 @@ extern "C" void gateway_callback_listener_main(Datum) {
         handle_signals();
         continue;
       }
-      const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_EPOLL_FD);
-      epoll_fd = info != nullptr ? info->epoll_fd : -1;
       bind_failures = 0;
       ereport(LOG, (errmsg("pg_gateway callback listener listening on %s in database \"%s\"",
                            settings.callback_listen, settings.database)));

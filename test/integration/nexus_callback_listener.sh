@@ -5,7 +5,7 @@
 # up the others; a burst of 200 is accepted; a taken address is retried, not a crash loop.
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 37
+plan 39
 
 LCLUSTER=$(own_cluster callback-listener)
 lport=$(free_port 26600)
@@ -152,6 +152,18 @@ is "$(complete "$c3" "$(token "$c3")" failed '{"message": "order rejected", "fai
 is "$(lq "SELECT state || ' ' || (failure->>'message') FROM gateway.connector_calls WHERE id = '$c3'")" \
    "failed order rejected" "its Failure is recorded"
 
+# --- a call row another transaction holds: 503 once lock_timeout passes; Temporal's retry lands ---
+c6=$(new_call six)
+t6=$(token "$c6")
+cluster_psql "$LCLUSTER" -d gateway -At -c "BEGIN" -c "SELECT 1 FROM gateway.connector_calls WHERE id = '$c6' FOR UPDATE" \
+  -c "SELECT pg_sleep(6.5)" -c "COMMIT" >/dev/null 2>&1 &
+locker=$!
+sleep 0.5
+is "$(complete "$c6" "$t6" succeeded '{"locked": true}')" 503 \
+   "a call locked by another transaction for longer than the listener waits: 503 (Temporal retries)"
+wait "$locker"
+is "$(complete "$c6" "$t6" succeeded '{"locked": true}')" 200 "the retry once the lock is gone is accepted"
+
 # --- a client that stalls does not hold up the others; the connection timeout ends it ---
 c4=$(new_call four)
 t4=$(token "$c4")
@@ -254,13 +266,14 @@ for _ in range(100):  # a closing connection of the old listener may hold the po
     except OSError:
         s.close(); time.sleep(0.1)
 open('$squat', 'w').write('bound')
-time.sleep(4)" &
+time.sleep(6)" &
 squatter=$!
 for i in $(seq 120); do [[ -s "$squat" ]] && break; sleep 0.1; done
 ss -tln 2>/dev/null | grep ":$cport " | sed "s/^/# squatter: /"
 cluster_start "$LCLUSTER"
-sleep 1
-ok $(grep -q "callback listener could not listen on 127.0.0.1:$cport: Address already in use" "$LCLUSTER/server.log" && echo 0 || echo 1) \
+taken="callback listener could not listen on 127.0.0.1:$cport: Address already in use"
+for i in $(seq 100); do grep -q "$taken" "$LCLUSTER/server.log" && break; sleep 0.1; done
+ok $(grep -q "$taken" "$LCLUSTER/server.log" && echo 0 || echo 1) \
    "a taken address is logged with the reason"
 wait "$squatter"
 c5=$(new_call five)
