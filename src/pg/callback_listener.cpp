@@ -477,8 +477,15 @@ extern "C" void gateway_callback_listener_main(Datum) {
   pgstat_report_appname("pg_gateway callback listener");
   // A completion waits this long at most for a row another transaction holds (the listener
   // serves one request at a time); then 503, and Temporal retries.
+  // A 2xx tells Temporal to stop retrying, so it must follow a durable commit even where the
+  // administrator turned synchronous_commit off for speed.
   try {
-    pg_call([] { SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE); });
+    pg_call([] {
+      SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
+      if (synchronous_commit == SYNCHRONOUS_COMMIT_OFF) {
+        SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+      }
+    });
   } catch (const PgError&) {
   }
 
