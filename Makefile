@@ -17,7 +17,7 @@ EXTRA_CLEAN = pg_gateway.control META.json build build-fuzz build-asan results r
 REGRESS      = $(filter-out pg_gateway--%,$(notdir $(basename $(wildcard sql/*.sql))))
 REGRESS_OPTS = --load-extension=pg_gateway
 
-SHLIB_LINK += -lsodium -lcurl -lstdc++
+SHLIB_LINK += -lsodium -lcurl -lmicrohttpd -lstdc++
 PG_CPPFLAGS += -DEXTVERSION=\"$(EXTVERSION)\" -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror
 

@@ -1,4 +1,5 @@
 // Module entry point: checks how the library was loaded, then lets each concern register itself.
+#include "callback_listener.hpp"
 #include "postgres.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
@@ -28,5 +29,6 @@ extern "C" void _PG_init(void) {
   gateway::pg::request_shared_memory();
   gateway::pg::install_shmem_hooks();
   gateway::pg::register_worker();
+  gateway::pg::register_callback_listener();  // only when gateway.callback_listen is set
   gateway::pg::install_sync_wake_hook();
 }

@@ -14,6 +14,7 @@ namespace {
 // Credential keys are derived under their own context, so they share nothing with peppers.
 constexpr char kCredentialKeyContext[] = "gwcreds1";
 constexpr char kHandoffKeyContext[] = "gwkong01";
+constexpr char kCallbackKeyContext[] = "gwcallbk";  // 8 characters: crypto_kdf's context size
 
 // Loaded lazily so that a bad key file fails the statement that needs it, with a clear error,
 // instead of stopping the server.
@@ -24,6 +25,7 @@ std::string fingerprint;
 std::unique_ptr<api_key::Hasher> hasher;
 std::map<std::pair<std::string, std::uint32_t>, SecureBuffer> credential_keys;
 std::unique_ptr<SecureBuffer> handoff;
+std::unique_ptr<SecureBuffer> callback;
 
 const MasterKey& loaded_master_key() {
   if (!master_key) {
@@ -84,6 +86,13 @@ const SecureBuffer& credential_key(std::uint32_t key_id, const std::string& mast
 const SecureBuffer& handoff_key() {
   if (!handoff) handoff = std::make_unique<SecureBuffer>(loaded_master_key().derive(kHandoffKeyContext, 1));
   return *handoff;
+}
+
+const SecureBuffer& callback_key() {
+  if (!callback) {
+    callback = std::make_unique<SecureBuffer>(loaded_master_key().derive(kCallbackKeyContext, 1));
+  }
+  return *callback;
 }
 
 }  // namespace gateway::pg

@@ -25,4 +25,7 @@ const SecureBuffer& credential_key(std::uint32_t key_id, const std::string& mast
 // The key that seals API keys on their way to Kong (see key_handoff.cpp).
 const SecureBuffer& handoff_key();
 
+// The key of the per-call tokens that Nexus completion callbacks carry (callback_listener.cpp).
+const SecureBuffer& callback_key();
+
 }  // namespace gateway::pg

@@ -1,10 +1,37 @@
 #include "settings.hpp"
 
+#include <string>
+
+#include "callback_listener.hpp"
 #include "postgres.hpp"
 
 namespace gateway::pg {
 
 Settings settings;
+
+namespace {
+
+bool check_callback_listen(char** value, void**, GucSource) {
+  if (*value == nullptr || (*value)[0] == '\0') return true;
+  std::string error;
+  if (parse_listen_address(*value, nullptr, error)) return true;
+  GUC_check_errdetail("%s", error.c_str());
+  GUC_check_errhint("Use host:port with an IPv4 address or localhost, e.g. 127.0.0.1:8790; "
+                    "empty runs no callback listener.");
+  return false;
+}
+
+bool check_callback_url(char** value, void**, GucSource) {
+  if (*value == nullptr || (*value)[0] == '\0') return true;
+  const std::string url = *value;
+  if (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) return true;
+  GUC_check_errdetail("\"%s\" is not an http:// or https:// URL.", *value);
+  GUC_check_errhint("Temporal calls <gateway.callback_url>/nexus/calls/<call id>; empty means "
+                    "http://<gateway.callback_listen>.");
+  return false;
+}
+
+}  // namespace
 
 void define_settings() {
   DefineCustomStringVariable(
@@ -175,6 +202,25 @@ void define_settings() {
       "gateway.sync_retry_max", "Longest delay between retries of a failed sync job.", nullptr,
       &settings.sync_retry_max_ms, 300000, 10, 24 * 3600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
       nullptr, nullptr);
+
+  DefineCustomStringVariable(
+      "gateway.callback_listen",
+      "Address (host:port) where a background worker receives Nexus completion callbacks.",
+      "An IPv4 address or localhost, e.g. 127.0.0.1:8790. Empty runs no listener, and Nexus calls "
+      "are started without a callback URL. Temporal's callback.allowedAddresses must allow it.",
+      &settings.callback_listen, "", PGC_POSTMASTER, 0, check_callback_listen, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "gateway.callback_url",
+      "Base URL Temporal calls to deliver completions (a proxy in front of the listener).",
+      "Each call's callback is this URL followed by /nexus/calls/<call id>. Empty: "
+      "http://<gateway.callback_listen>.",
+      &settings.callback_url, "", PGC_SIGHUP, 0, check_callback_url, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "gateway.callback_max_body", "Largest completion callback body the listener accepts.",
+      "A larger one is refused with 413 and changes nothing. Applies to requests that start "
+      "after a reload.",
+      &settings.callback_max_body, 1048576, 1024, 256 * 1024 * 1024, PGC_SIGHUP, GUC_UNIT_BYTE,
+      nullptr, nullptr, nullptr);
 
   MarkGUCPrefixReserved("gateway");
 }

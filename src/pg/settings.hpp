@@ -40,6 +40,11 @@ struct Settings {
   int sync_reconcile_interval_s = 600;  // gateway.sync_reconcile_interval; 0: only on demand
   int sync_retry_base_ms = 1000;        // gateway.sync_retry_base
   int sync_retry_max_ms = 300000;       // gateway.sync_retry_max
+
+  // Nexus completion callbacks (callback_listener.cpp).
+  char* callback_listen = nullptr;     // gateway.callback_listen: "host:port"; empty: no listener
+  char* callback_url = nullptr;        // gateway.callback_url; empty: http://<callback_listen>
+  int callback_max_body = 1048576;     // gateway.callback_max_body (bytes)
 };
 
 extern Settings settings;
