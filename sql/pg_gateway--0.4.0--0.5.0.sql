@@ -340,6 +340,9 @@ BEGIN
     IF FOUND THEN
       PERFORM pg_notify('gateway_connector_calls', jsonb_build_object('id', $1, 'state', 'failed')::text);
     END IF;
+    -- The call's row is its dead letter (state failed, with the reason): none in the outbox too.
+    DELETE FROM gateway.sync_jobs AS j
+     WHERE j.target = 'nexus' AND j.object_kind = 'connector_call' AND j.object_id = $1 AND j.state = 'dead';
   ELSE
     UPDATE gateway.connector_calls AS k SET last_error = $3, last_status = $4
      WHERE k.id = $1 AND k.state IN ('queued', 'started', 'running');
@@ -531,6 +534,9 @@ BEGIN
          links = COALESCE($5, x.links), operation_token = COALESCE(x.operation_token, $6),
          last_error = NULL, last_status = NULL
    WHERE x.id = $1;
+  -- The job waiting for the deadline has nothing left to do.
+  DELETE FROM gateway.sync_jobs AS j
+   WHERE j.target = 'nexus' AND j.object_kind = 'connector_call' AND j.object_id = $1 AND j.state = 'pending';
   PERFORM pg_notify('gateway_connector_calls', jsonb_build_object('id', $1, 'state', $2)::text);
   RETURN 'accepted';
 END

@@ -8,6 +8,7 @@
 
 #include "../core/nexus_call.hpp"
 #include "../core/nexus_call_job.hpp"
+#include "callback_listener.hpp"
 #include "credentials.hpp"
 #include "secrets.hpp"
 #include "settings.hpp"
@@ -180,14 +181,5 @@ class NexusCallTarget final : public SyncTarget {
 }  // namespace
 
 std::unique_ptr<SyncTarget> make_nexus_call_target() { return std::make_unique<NexusCallTarget>(); }
-
-std::string callback_base_url() {
-  std::string base = settings.callback_url != nullptr ? settings.callback_url : "";
-  if (base.empty() && settings.callback_listen != nullptr && *settings.callback_listen != '\0') {
-    base = std::string("http://") + settings.callback_listen;
-  }
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return base;
-}
 
 }  // namespace gateway::pg

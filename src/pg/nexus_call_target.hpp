@@ -5,16 +5,11 @@
 #pragma once
 
 #include <memory>
-#include <string>
 
 #include "sync_target.hpp"
 
 namespace gateway::pg {
 
 std::unique_ptr<SyncTarget> make_nexus_call_target();
-
-// Where Temporal delivers completions: gateway.callback_url, else the listener's own address;
-// empty when no listener runs (calls then get no callback: an async one can only time out).
-std::string callback_base_url();
 
 }  // namespace gateway::pg

@@ -5,7 +5,7 @@
 #include "../core/callback_reach.hpp"
 #include "../core/temporal_endpoints.hpp"
 #include "../core/temporal_sync.hpp"
-#include "nexus_call_target.hpp"
+#include "callback_listener.hpp"
 #include "settings.hpp"
 #include "worker_transaction.hpp"
 
