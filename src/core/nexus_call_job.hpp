@@ -62,7 +62,7 @@ using CallFinish = std::function<void(sync::JobOutcome&&, std::optional<double> 
 void run_call_job(http::Client& client, const CallRow& row, const CallOptions& options, CallFinish finish,
                   sync::CallObserver on_call = nullptr);
 
-// The request that starts the operation (exposed for tests); `now` in epoch seconds.
+// The request that starts the operation (exposed for tests); timeouts from row.now and row.deadline.
 http::Request start_request(const CallRow& row, const CallOptions& options);
 // The request that cancels it.
 http::Request cancel_request(const CallRow& row, const CallOptions& options);
