@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <set>
+#include <string_view>
 #include <stdexcept>
 #include <utility>
 
@@ -17,15 +20,6 @@
 #include "cpp_only.hpp"  // last: proves no PostgreSQL header came in above
 
 namespace gateway::http {
-
-struct Client::Transfer {
-  CURL* easy = nullptr;
-  curl_slist* headers = nullptr;
-  Request request;
-  Callback done;
-  Response response;
-  char error[CURL_ERROR_SIZE] = {0};
-};
 
 namespace {
 
@@ -38,27 +32,58 @@ void check(CURLMcode code, const char* what) {
 }
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* body = static_cast<std::string*>(user);
-  // Kong's answers are small; a runaway body is cut rather than held.
-  if (body->size() < (1u << 24)) body->append(data, size * count);
-  return size * count;
+  auto* response = static_cast<Response*>(user);
+  const std::size_t n = size * count;
+  // Answers are small; a runaway body is cut (and said to be) rather than held.
+  const std::size_t room = kMaxBodyBytes - std::min(kMaxBodyBytes, response->body.size());
+  if (n > room) response->body_truncated = true;
+  response->body.append(data, std::min(n, room));
+  return n;
 }
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
   auto* response = static_cast<Response*>(user);
-  std::string line(data, size * count);
-  static const char kRetryAfter[] = "retry-after:";
-  if (line.size() > sizeof kRetryAfter) {
-    bool match = true;
-    for (std::size_t i = 0; i + 1 < sizeof kRetryAfter; ++i) {
-      if (std::tolower(static_cast<unsigned char>(line[i])) != kRetryAfter[i]) {
-        match = false;
-        break;
-      }
-    }
-    if (match) response->retry_after_s = std::strtol(line.c_str() + sizeof kRetryAfter - 1, nullptr, 10);
+  const std::size_t n = size * count;
+  std::string_view line(data, n);
+  if (line.compare(0, 5, "HTTP/") == 0) {
+    // A new answer's status line (after a 1xx): only the final answer's headers count.
+    response->headers.clear();
+    response->content_type.clear();
+    response->retry_after_s = -1;
+    return n;
   }
-  return size * count;
+  const std::size_t colon = line.find(':');
+  // Blank end-of-headers line, obsolete folded continuation lines, lines without a name.
+  if (colon == std::string_view::npos || colon == 0 || is_space(line[0])) return n;
+  std::string name(line.substr(0, colon));
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
+  while (!value.empty() && is_space(value.back())) value.remove_suffix(1);
+  if (name == "retry-after") response->retry_after_s = std::strtol(std::string(value).c_str(), nullptr, 10);
+  if (name == "content-type") response->content_type = std::string(value.substr(0, kMaxHeaderValueBytes));
+  if (response->headers.size() < kMaxResponseHeaders) {
+    response->headers.emplace_back(std::move(name), std::string(value.substr(0, kMaxHeaderValueBytes)));
+  }
+  return n;
+}
+
+// The header name of a "Name: value" line, lower-cased.
+std::string header_name(const std::string& line) {
+  std::string name = line.substr(0, line.find(':'));
+  while (!name.empty() && is_space(name.back())) name.pop_back();
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
+}
+
+// Frees a header list after wiping its text: a per-request list may carry a connector's token.
+void free_wiped(curl_slist* list) {
+  for (curl_slist* item = list; item != nullptr; item = item->next) {
+    if (item->data != nullptr) sodium_memzero(item->data, std::strlen(item->data));
+  }
+  curl_slist_free_all(list);
 }
 
 std::int64_t steady_ms() {
@@ -71,6 +96,16 @@ std::int64_t steady_ms() {
 std::uint64_t last_generation = 0;
 
 }  // namespace
+
+struct Client::Transfer {
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  Request request;
+  Callback done;
+  Response response;
+  char error[CURL_ERROR_SIZE] = {0};
+  ~Transfer() { free_wiped(headers); }  // this request's own header lines, if any
+};
 
 int Client::on_socket(void*, int fd, int what, void* self, void*) {
   auto* client = static_cast<Client*>(self);
@@ -114,11 +149,16 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
   check(curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer_fn), "CURLMOPT_TIMERFUNCTION");
   check(curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this), "CURLMOPT_TIMERDATA");
   generation_ = ++last_generation;
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  headers = curl_slist_append(headers, "Accept: application/json");
-  headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
-  for (const std::string& h : options_.headers) headers = curl_slist_append(headers, h.c_str());
+  curl_slist* headers = nullptr;
+  for (const std::string& h : shared_lines()) headers = curl_slist_append(headers, h.c_str());
   shared_headers_ = headers;
+}
+
+std::vector<std::string> Client::shared_lines() const {
+  std::vector<std::string> lines{"Content-Type: application/json", "Accept: application/json",
+                                 "Expect:"};  // Expect: no 100-continue round trip
+  lines.insert(lines.end(), options_.headers.begin(), options_.headers.end());
+  return lines;
 }
 
 Client::~Client() {
@@ -154,10 +194,23 @@ void Client::start_queued() {
     check(curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "CURLOPT_PROTOCOLS_STR");
     check(curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L), "CURLOPT_NOSIGNAL");
     check(curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms), "CURLOPT_CONNECTTIMEOUT_MS");
-    check(curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, options_.timeout_ms), "CURLOPT_TIMEOUT_MS");
-    check(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(shared_headers_)), "CURLOPT_HTTPHEADER");
+    const long timeout_ms = transfer->request.timeout_ms > 0 ? transfer->request.timeout_ms : options_.timeout_ms;
+    check(curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms), "CURLOPT_TIMEOUT_MS");
+    if (!transfer->request.headers.empty()) {
+      // This request's lines replace the shared lines of the same name.
+      std::set<std::string> replaced;
+      for (const std::string& h : transfer->request.headers) replaced.insert(header_name(h));
+      curl_slist* list = nullptr;
+      for (const std::string& h : shared_lines()) {
+        if (replaced.count(header_name(h)) == 0) list = curl_slist_append(list, h.c_str());
+      }
+      for (const std::string& h : transfer->request.headers) list = curl_slist_append(list, h.c_str());
+      transfer->headers = list;
+    }
+    curl_slist* header_list = transfer->headers != nullptr ? transfer->headers : static_cast<curl_slist*>(shared_headers_);
+    check(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, header_list), "CURLOPT_HTTPHEADER");
     check(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body), "CURLOPT_WRITEFUNCTION");
-    check(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer->response.body), "CURLOPT_WRITEDATA");
+    check(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer->response), "CURLOPT_WRITEDATA");
     check(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header), "CURLOPT_HEADERFUNCTION");
     check(curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer->response), "CURLOPT_HEADERDATA");
     check(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->error), "CURLOPT_ERRORBUFFER");
@@ -202,8 +255,12 @@ void Client::finish(Transfer* raw, int curl_code) {
   }
   curl_multi_remove_handle(multi, transfer->easy);
   curl_easy_cleanup(transfer->easy);
-  // A body may carry an API key on its way to Kong: wipe it before the memory is reused.
+  // A body may carry an API key on its way to Kong, a header a connector's token: wipe them
+  // before the memory is reused.
   sodium_memzero(transfer->request.body.data(), transfer->request.body.size());
+  for (std::string& h : transfer->request.headers) sodium_memzero(h.data(), h.size());
+  free_wiped(transfer->headers);  // before `done`, which may take long
+  transfer->headers = nullptr;
   transfer->done(std::move(transfer->response));
 }
 

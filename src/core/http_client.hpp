@@ -36,7 +36,18 @@ struct Request {
   std::string method;  // GET, PUT, POST, PATCH, DELETE
   std::string path;    // appended to base_url; must start with '/'
   std::string body;    // JSON; empty for none
+  // Extra "Name: value" lines for this request only. Each replaces the shared line of the same
+  // name (ClientOptions.headers and the defaults, compared case-insensitively), e.g. a
+  // connector's own Authorization instead of the headers file's. Wiped when the request ends.
+  std::vector<std::string> headers{};
+  long timeout_ms = 0;  // this request's whole-transfer timeout; 0: ClientOptions.timeout_ms
 };
+
+// Bounds on what an answer's headers may hold (Response.headers): more are dropped, longer values cut.
+inline constexpr std::size_t kMaxResponseHeaders = 100;
+inline constexpr std::size_t kMaxHeaderValueBytes = 8192;
+// A body longer than this is cut (Response.body_truncated).
+inline constexpr std::size_t kMaxBodyBytes = std::size_t{1} << 24;
 
 using Response = sync::CallResult;
 
@@ -83,6 +94,7 @@ class Client {
  private:
   struct Transfer;
   void start_queued();
+  std::vector<std::string> shared_lines() const;  // the defaults, then ClientOptions.headers
   void finish(Transfer* transfer, int curl_code);
   int drain_finished();
   static int on_socket(void* easy, int fd, int what, void* self, void* socket_data);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace gateway::sync {
 
@@ -19,6 +21,11 @@ struct CallResult {
   std::string transport_error;   // curl's message when there was no answer
   std::string body;
   long retry_after_s = -1;       // from a Retry-After header, when present
+  // Every header of the final answer: names lower-cased, values trimmed. Bounded (see
+  // http_client.cpp) so a hostile server cannot make us hold more than a little.
+  std::vector<std::pair<std::string, std::string>> headers{};
+  std::string content_type{};    // the Content-Type header's value ("" when absent)
+  bool body_truncated = false;   // the body went over the client's limit and was cut
 };
 
 // `missing_ok`: a 404 means the object is already gone (DELETE of a child under a parent path).
