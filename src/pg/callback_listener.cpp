@@ -25,7 +25,7 @@
 #include <nlohmann/json.hpp>
 #include <sodium.h>
 
-#include "../core/callback_token.hpp"
+#include "../core/nexus_call.hpp"
 #include "../core/error.hpp"
 #include "error_bridge.hpp"
 #include "postgres.hpp"
@@ -111,94 +111,6 @@ MHD_Result refuse(MHD_Connection* connection, unsigned status, const std::string
   return answer(connection, status, reason);
 }
 
-// ---------------------------------------------------------------------------------------------
-// TEMPORARY until i12-core merges: use nexus::parse_completion (src/core/nexus_call.hpp) instead
-// of this minimal parser (Completion, header_value, parse_links, parse_completion below).
-struct Completion {
-  std::string state;
-  std::optional<std::string> result, failure, links, token, start_time, close_time;  // JSON / text
-};
-
-std::optional<std::string> header_value(const Headers& headers, std::string_view name) {
-  for (const auto& [n, v] : headers) {
-    if (n == name) return v;
-  }
-  return std::nullopt;
-}
-
-// Nexus-Link values: `<url>; type="..."` (several per header, comma-separated, or several headers).
-bool parse_links(const Headers& headers, nlohmann::json& out) {
-  out = nlohmann::json::array();
-  for (const auto& [name, value] : headers) {
-    if (name != "nexus-link") continue;
-    std::size_t pos = 0;
-    while (pos < value.size()) {
-      const std::size_t open = value.find('<', pos);
-      if (open == std::string::npos) {
-        if (value.find_first_not_of(" \t,", pos) != std::string::npos) return false;
-        break;
-      }
-      if (value.find_first_not_of(" \t,", pos) != open) return false;
-      const std::size_t close = value.find('>', open);
-      if (close == std::string::npos) return false;
-      nlohmann::json link{{"url", value.substr(open + 1, close - open - 1)}};
-      const std::size_t end = std::min(value.find(",", close), value.size());
-      const std::string params = value.substr(close + 1, end - close - 1);
-      const std::size_t type = params.find("type=");
-      if (type != std::string::npos) {
-        std::string t = params.substr(type + 5);
-        t = t.substr(0, t.find(';'));
-        while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.pop_back();
-        if (t.size() >= 2 && t.front() == '"' && t.back() == '"') t = t.substr(1, t.size() - 2);
-        link["type"] = t;
-      }
-      out.push_back(std::move(link));
-      pos = end + 1;
-    }
-  }
-  return true;
-}
-
-// nullopt: parsed into `out`; otherwise why the completion is malformed (400).
-std::optional<std::string> parse_completion(const Headers& headers, const std::string& body,
-                                            std::size_t max_body, Completion& out) {
-  if (body.size() > max_body) return "the body is too large";
-  const auto state = header_value(headers, "nexus-operation-state");
-  if (!state) return "Nexus-Operation-State is missing";
-  if (*state != "succeeded" && *state != "failed" && *state != "canceled") {
-    return "Nexus-Operation-State is not succeeded, failed or canceled";
-  }
-  out.state = *state;
-  nlohmann::json parsed;
-  const std::string content_type = header_value(headers, "content-type").value_or("");
-  const bool json_body = content_type.empty() || content_type.find("json") != std::string::npos;
-  if (out.state == "succeeded" && !body.empty() && !json_body) {
-    // Not JSON: kept as bytes, like the result of a synchronous start.
-    std::string b64(sodium_base64_ENCODED_LEN(body.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-    sodium_bin2base64(b64.data(), b64.size(), reinterpret_cast<const unsigned char*>(body.data()),
-                      body.size(), sodium_base64_VARIANT_ORIGINAL);
-    b64.resize(b64.size() - 1);
-    parsed = {{"contentType", content_type}, {"base64", b64}};
-  } else if (!body.empty()) {
-    parsed = nlohmann::json::parse(body, nullptr, false);  // also refuses invalid UTF-8
-    if (parsed.is_discarded()) return "the body is not valid JSON";
-  }
-  if (out.state == "succeeded") {
-    out.result = parsed.dump();
-  } else {
-    if (!parsed.is_object()) return "the body of a failed or canceled completion is not a Failure object";
-    out.failure = parsed.dump();
-  }
-  nlohmann::json links;
-  if (!parse_links(headers, links)) return "a Nexus-Link header is malformed";
-  if (!links.empty()) out.links = links.dump();
-  out.token = header_value(headers, "nexus-operation-token");
-  out.start_time = header_value(headers, "nexus-operation-start-time");
-  out.close_time = header_value(headers, "nexus-operation-close-time");
-  return std::nullopt;
-}
-// End of TEMPORARY.
-// ---------------------------------------------------------------------------------------------
 
 MHD_Result collect_header(void* cls, MHD_ValueKind, const char* key, const char* value) {
   auto* headers = static_cast<Headers*>(cls);
@@ -210,17 +122,33 @@ MHD_Result collect_header(void* cls, MHD_ValueKind, const char* key, const char*
 
 constexpr char kCompleteSql[] =
     "SELECT gateway._connector_call_complete($1::uuid, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, "
-    "$7::timestamptz, $8::timestamptz)";
+    "to_timestamp($7::float8), to_timestamp($8::float8))";
+
+std::optional<std::string> json_text(const nlohmann::json& value, bool present) {
+  if (!present) return std::nullopt;
+  return value.dump();
+}
+
+std::optional<std::string> time_text(const std::optional<double>& seconds) {
+  if (!seconds) return std::nullopt;
+  char text[64];
+  std::snprintf(text, sizeof text, "%.6f", *seconds);
+  return std::string(text);
+}
 
 // Records the completion in its own transaction and answers by its verdict once committed.
-MHD_Result record(MHD_Connection* connection, const std::string& call_id, const Completion& c) {
+MHD_Result record(MHD_Connection* connection, const std::string& call_id, const nexus::Completion& c) {
   std::optional<std::string> verdict;
   std::string error;
   int sqlstate = 0;
   try {
     begin_worker_transaction("pg_gateway callback listener: completing a call");
-    auto rows = spi_query(kCompleteSql, {call_id, c.state, c.result, c.failure, c.links, c.token,
-                                         c.start_time, c.close_time});
+    const bool succeeded = c.state == "succeeded";
+    auto rows = spi_query(kCompleteSql, {call_id, c.state, json_text(c.result, succeeded),
+                                         json_text(c.failure, !succeeded),
+                                         json_text(c.links, c.links.is_array() && !c.links.empty()),
+                                         c.token.empty() ? std::nullopt : std::optional<std::string>(c.token),
+                                         time_text(c.start_time), time_text(c.close_time)});
     if (!rows.empty() && !rows[0].empty()) verdict = rows[0][0];
     commit_worker_transaction();
   } catch (const PgError& e) {
@@ -276,7 +204,7 @@ MHD_Result start_request(MHD_Connection* connection, const char* url, const char
   }
   bool valid = false;
   try {
-    valid = callback::token_valid(callback_key(), request->call_id, presented);
+    valid = nexus::callback_token_valid(callback_key(), request->call_id, presented);
   } catch (const Error& e) {
     log_line(LOG, std::string("cannot check callback tokens: ") + e.what());
     return refuse(connection, MHD_HTTP_SERVICE_UNAVAILABLE, request->call_id, "the master key is unavailable");
@@ -320,9 +248,13 @@ MHD_Result handle(MHD_Connection* connection, const char* url, const char* metho
   }
   Headers headers;
   MHD_get_connection_values(connection, MHD_HEADER_KIND, &collect_header, &headers);
-  Completion completion;
-  if (auto malformed = parse_completion(headers, request->body, request->max_body, completion)) {
-    return refuse(connection, MHD_HTTP_BAD_REQUEST, request->call_id, malformed->c_str());
+  nexus::Completion completion = nexus::parse_completion(headers, request->body, request->max_body);
+  if (completion.too_large) {
+    return refuse(connection, MHD_HTTP_CONTENT_TOO_LARGE, request->call_id,
+                  "the body is larger than gateway.callback_max_body");
+  }
+  if (!completion.error.empty()) {
+    return refuse(connection, MHD_HTTP_BAD_REQUEST, request->call_id, completion.error.c_str());
   }
   return record(connection, request->call_id, completion);
 }
@@ -566,7 +498,7 @@ extern "C" Datum gateway_callback_token(PG_FUNCTION_ARGS) {
       }
     });
     const std::string call_id = id_to_text(uuid_to_id(PG_GETARG_DATUM(0)));
-    const std::string token = callback::token(callback_key(), call_id);
+    const std::string token = nexus::callback_token(callback_key(), call_id);
     Datum out = 0;
     pg_call([&] { out = CStringGetTextDatum(token.c_str()); });
     return out;

@@ -93,7 +93,7 @@ class NexusCallTarget final : public SyncTarget {
     options.request_timeout_ms = settings.temporal_request_timeout_ms;
     const std::string base = callback_base_url();
     if (!base.empty()) {
-      options.callback_url = base + "/nexus/calls/" + object_id;
+      options.callback_url = base;  // the job appends /nexus/calls/<id>
       options.callback_token = nexus::callback_token(callback_key(), object_id);
     }
     std::string auth_error;
