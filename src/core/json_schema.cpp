@@ -181,7 +181,10 @@ class SchemaWalk {
     if (draft_ != Draft::k4) below.insert(below.end(), {"contains", "propertyNames"});
     for (const char* key : below) {
       auto it = node.find(key);
-      if (it != node.end() && is_schema_value(*it)) child(*it, at + "/" + key, false);
+      if (it == node.end()) continue;
+      // Draft 4 allows true/false here (not boolean schemas in general).
+      if (draft_ == Draft::k4 && it->is_boolean()) continue;
+      child(*it, at + "/" + key, false);
     }
     auto items = node.find("items");
     if (items != node.end()) {
@@ -316,10 +319,10 @@ std::string pointer_of(const std::vector<std::string>& context, const Json& inst
 
 }  // namespace
 
-Draft draft_of(const Json& schema) {
-  if (!schema.is_object()) return Draft::k7;
+Draft draft_of(const Json& schema, Draft fallback) {
+  if (!schema.is_object()) return fallback;
   auto it = schema.find("$schema");
-  if (it == schema.end()) return Draft::k7;
+  if (it == schema.end()) return fallback;
   if (!it->is_string()) throw InvalidSchema("\"$schema\" is not a string");
   std::string uri = it->get<std::string>();
   std::string bare = uri;
@@ -343,8 +346,8 @@ struct CompiledSchema::Impl {
   mutable valijson::Validator validator;  // caches compiled regexes across validations
 };
 
-CompiledSchema::CompiledSchema(const Json& schema) : impl_(std::make_unique<Impl>()) {
-  impl_->draft = draft_of(schema);
+CompiledSchema::CompiledSchema(const Json& schema, Draft fallback) : impl_(std::make_unique<Impl>()) {
+  impl_->draft = draft_of(schema, fallback);
   SchemaWalk walk(schema, impl_->draft);
   walk.run();
   impl_->uses_regex = walk.uses_regex();

@@ -59,13 +59,15 @@ struct Violation {
 };
 
 // The draft a schema declares: its root "$schema" (http or https, with or without the trailing
-// "#"), draft 7 without one. Throws InvalidSchema for any other "$schema".
-Draft draft_of(const Json& schema);
+// "#"), `fallback` (draft 7 unless said otherwise) without one. Throws InvalidSchema for any other
+// "$schema".
+Draft draft_of(const Json& schema, Draft fallback = Draft::k7);
 
 class CompiledSchema {
  public:
-  // Throws InvalidSchema when `schema` is not a valid schema of a supported draft.
-  explicit CompiledSchema(const Json& schema);
+  // Throws InvalidSchema when `schema` is not a valid schema of a supported draft. `fallback` is
+  // the draft of a schema without "$schema".
+  explicit CompiledSchema(const Json& schema, Draft fallback = Draft::k7);
   ~CompiledSchema();
   CompiledSchema(const CompiledSchema&) = delete;
   CompiledSchema& operator=(const CompiledSchema&) = delete;
