@@ -93,6 +93,15 @@ class SchemaWalk {
 
   bool uses_regex() const { return uses_regex_; }
 
+  // Draft 4 and 6 have no if/then/else, draft 4 no const/contains/propertyNames: unknown
+  // keywords, so ignored; valijson would apply or refuse some of them. nullopt when there are none.
+  std::optional<Json> without_later_keywords() const {
+    if (ignored_.empty()) return std::nullopt;
+    Json copy = root_;
+    for (const auto& [at, key] : ignored_) copy.at(Json::json_pointer(at)).erase(key);
+    return copy;
+  }
+
  private:
   const Json& resolve(const std::string& pointer) {
     try {
@@ -160,8 +169,15 @@ class SchemaWalk {
       }
     }
     std::vector<const char*> same = {"not"};
-    if (draft_ != Draft::k4) {
+    if (draft_ == Draft::k7) {
       same.insert(same.end(), {"if", "then", "else"});
+    }
+    // Keywords of later drafts are no keywords in this one: ignored (see without_later_keywords).
+    std::vector<const char*> later;
+    if (draft_ != Draft::k7) later.insert(later.end(), {"if", "then", "else"});
+    if (draft_ == Draft::k4) later.insert(later.end(), {"const", "contains", "propertyNames"});
+    for (const char* key : later) {
+      if (node.contains(key)) ignored_.emplace_back(at, key);
     }
     for (const char* key : same) {
       auto it = node.find(key);
@@ -255,6 +271,7 @@ class SchemaWalk {
   bool uses_regex_ = false;
   std::map<std::string, std::vector<std::string>> edges_;  // every node, with its in-place edges
   std::vector<std::string> pending_;
+  std::vector<std::pair<std::string, std::string>> ignored_;  // (subschema, keyword)
 };
 
 // The instance checks that keep validation within the stack (see the header). Recursion is
@@ -351,10 +368,11 @@ CompiledSchema::CompiledSchema(const Json& schema, Draft fallback) : impl_(std::
   SchemaWalk walk(schema, impl_->draft);
   walk.run();
   impl_->uses_regex = walk.uses_regex();
-  // valijson knows drafts 3, 4 and 7; draft 6 is draft 7 without if/then/else (see the skip list).
+  // valijson knows drafts 3, 4 and 7; draft 6 is draft 7 without if/then/else.
   valijson::SchemaParser parser(impl_->draft == Draft::k4 ? valijson::SchemaParser::kDraft4
                                                           : valijson::SchemaParser::kDraft7);
-  valijson::adapters::NlohmannJsonAdapter adapter(schema);
+  const std::optional<Json> plain = walk.without_later_keywords();
+  valijson::adapters::NlohmannJsonAdapter adapter(plain ? *plain : schema);
   try {
     parser.populateSchema(adapter, impl_->schema);
   } catch (const InvalidSchema&) {
@@ -363,11 +381,6 @@ CompiledSchema::CompiledSchema(const Json& schema, Draft fallback) : impl_(std::
     throw;
   } catch (const std::exception& e) {
     const std::string what = e.what();
-    if (what == "Not supported") {
-      throw InvalidSchema(std::string("it uses a keyword the validator does not support in ") +
-                          (impl_->draft == Draft::k4 ? "draft-04 (if/then/else or propertyNames: declare draft-07 in \"$schema\")"
-                                                     : "this draft"));
-    }
     throw InvalidSchema(bounded(what, kMaxMessage));
   }
 }
