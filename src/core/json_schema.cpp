@@ -92,6 +92,7 @@ class SchemaWalk {
   }
 
   bool uses_regex() const { return uses_regex_; }
+  bool uses_unique_items() const { return uses_unique_items_; }
 
   // Draft 4 and 6 have no if/then/else, draft 4 no const/contains/propertyNames: unknown
   // keywords, so ignored; valijson would apply or refuse some of them. nullopt when there are none.
@@ -223,6 +224,7 @@ class SchemaWalk {
       compile_regex(pattern->get_ref<const std::string&>(), at + "/pattern");
     }
     if (node.contains("format")) uses_regex_ = true;
+    if (node.contains("uniqueItems")) uses_unique_items_ = true;
   }
 
   // Refuses a cycle of in-place edges, and a chain of them longer than kMaxSchemaDepth. Iterative
@@ -269,6 +271,7 @@ class SchemaWalk {
   const Json& root_;
   Draft draft_;
   bool uses_regex_ = false;
+  bool uses_unique_items_ = false;
   std::map<std::string, std::vector<std::string>> edges_;  // every node, with its in-place edges
   std::vector<std::string> pending_;
   std::vector<std::pair<std::string, std::string>> ignored_;  // (subschema, keyword)
@@ -276,7 +279,14 @@ class SchemaWalk {
 
 // The instance checks that keep validation within the stack (see the header). Recursion is
 // bounded by kMaxInstanceDepth.
-std::optional<Violation> instance_bounds(const Json& value, const std::string& at, int depth, bool strings) {
+struct InstanceLimits {
+  bool strings = false;  // string lengths (regular expressions)
+  bool arrays = false;   // array lengths (uniqueItems)
+};
+
+std::optional<Violation> instance_bounds(const Json& value, const std::string& at, int depth,
+                                         InstanceLimits limits) {
+  const bool strings = limits.strings;
   if (depth > kMaxInstanceDepth) {
     return Violation{at, "the input nests more than " + std::to_string(kMaxInstanceDepth) + " levels deep", 0};
   }
@@ -289,14 +299,20 @@ std::optional<Violation> instance_bounds(const Json& value, const std::string& a
   if (value.is_string()) {
     if (strings && value.get_ref<const std::string&>().size() > kMaxMatchedString) return too_long(at, "the string");
   } else if (value.is_array()) {
+    if (limits.arrays && value.size() > kMaxUniqueItems) {
+      return Violation{at,
+                       "the array has more than " + std::to_string(kMaxUniqueItems) +
+                           " items, the most checked against the schema's uniqueItems",
+                       0};
+    }
     for (std::size_t i = 0; i < value.size(); ++i) {
-      if (auto v = instance_bounds(value[i], at + "/" + std::to_string(i), depth + 1, strings)) return v;
+      if (auto v = instance_bounds(value[i], at + "/" + std::to_string(i), depth + 1, limits)) return v;
     }
   } else if (value.is_object()) {
     for (const auto& [name, member] : value.items()) {
       const std::string path = at + "/" + escape_token(name);
       if (strings && name.size() > kMaxMatchedString) return too_long(path, "the property name");
-      if (auto v = instance_bounds(member, path, depth + 1, strings)) return v;
+      if (auto v = instance_bounds(member, path, depth + 1, limits)) return v;
     }
   }
   return std::nullopt;
@@ -358,7 +374,7 @@ Draft draft_of(const Json& schema, Draft fallback) {
 
 struct CompiledSchema::Impl {
   Draft draft = Draft::k7;
-  bool uses_regex = false;
+  InstanceLimits limits;
   valijson::Schema schema;
   mutable valijson::Validator validator;  // caches compiled regexes across validations
 };
@@ -367,7 +383,8 @@ CompiledSchema::CompiledSchema(const Json& schema, Draft fallback) : impl_(std::
   impl_->draft = draft_of(schema, fallback);
   SchemaWalk walk(schema, impl_->draft);
   walk.run();
-  impl_->uses_regex = walk.uses_regex();
+  impl_->limits.strings = walk.uses_regex();
+  impl_->limits.arrays = walk.uses_unique_items();
   // valijson knows drafts 3, 4 and 7; draft 6 is draft 7 without if/then/else.
   valijson::SchemaParser parser(impl_->draft == Draft::k4 ? valijson::SchemaParser::kDraft4
                                                           : valijson::SchemaParser::kDraft7);
@@ -390,7 +407,7 @@ CompiledSchema::~CompiledSchema() = default;
 Draft CompiledSchema::draft() const noexcept { return impl_->draft; }
 
 std::optional<Violation> CompiledSchema::validate(const Json& instance) const {
-  if (auto v = instance_bounds(instance, "", 1, impl_->uses_regex)) return v;
+  if (auto v = instance_bounds(instance, "", 1, impl_->limits)) return v;
   valijson::adapters::NlohmannJsonAdapter adapter(instance);
   valijson::ValidationResults results;
   bool valid = false;
@@ -441,6 +458,7 @@ std::shared_ptr<const CompiledSchema> compiled(const std::string& schema_text) {
   }
   auto made = std::make_shared<const CompiledSchema>(schema);
   ++c.compilations;
+  if (schema_text.size() > kMaxCachedText) return made;
   c.order.emplace_front(schema_text, made);
   c.by_text[schema_text] = c.order.begin();
   if (c.order.size() > kCacheEntries) {

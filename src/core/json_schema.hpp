@@ -13,7 +13,9 @@
 //  - an instance nesting deeper than kMaxInstanceDepth is a violation;
 //  - when the schema uses "pattern", "patternProperties" or "format" (std::regex, which recurses
 //    once per character matched), a string or property name longer than kMaxMatchedString bytes
-//    in the instance is a violation.
+//    in the instance is a violation;
+//  - when the schema uses "uniqueItems" (valijson compares every pair of items), an array of more
+//    than kMaxUniqueItems items in the instance is a violation: validation cannot be interrupted.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +34,7 @@ using Json = nlohmann::json;
 inline constexpr int kMaxSchemaDepth = 64;
 inline constexpr int kMaxInstanceDepth = 128;
 inline constexpr std::size_t kMaxMatchedString = 1024;
+inline constexpr std::size_t kMaxUniqueItems = 2000;
 
 enum class Draft { k4, k6, k7 };
 
@@ -85,9 +88,10 @@ class CompiledSchema {
 
 // A compiled schema from the last kCacheEntries distinct schema texts (least recently used goes
 // first), so repeated calls against one interface parse its schema once. `schema_text` must be
-// the JSON text of the schema; equal texts share one compiled schema. Invalid schemas are not
-// cached (each call throws InvalidSchema again). Not thread-safe.
+// the JSON text of the schema; equal texts share one compiled schema. Invalid schemas, and texts
+// longer than kMaxCachedText, are not cached (each call compiles them again). Not thread-safe.
 inline constexpr std::size_t kCacheEntries = 64;
+inline constexpr std::size_t kMaxCachedText = 64 * 1024;
 std::shared_ptr<const CompiledSchema> compiled(const std::string& schema_text);
 
 // For tests: how many compilations compiled() has done, and a way to start from empty.

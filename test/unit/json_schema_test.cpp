@@ -226,6 +226,15 @@ TEST(JsonSchema, InstanceBounds) {
   v = CompiledSchema(j(R"({"patternProperties": {"^x": {}}})")).validate(Json{{long_text, 1}});
   ASSERT_TRUE(v);
   EXPECT_TRUE(contains(v->message, "property name"));
+  // uniqueItems compares every pair: long arrays are refused where it applies.
+  Json many = Json::array();
+  for (std::size_t i = 0; i <= kMaxUniqueItems; ++i) many.push_back(i);
+  EXPECT_EQ(check(R"({"items": {"type": "integer"}})", many), "valid");
+  v = CompiledSchema(j(R"({"properties": {"a": {"uniqueItems": true}}})")).validate(Json{{"b", many}});
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->pointer, "/b");
+  many.erase(many.size() - 1);
+  EXPECT_EQ(check(R"({"uniqueItems": true})", many), "valid");
   // At the limit it is matched (and does not exhaust the stack).
   EXPECT_EQ(check(R"({"pattern": "^(a|b)*$"})", std::string(kMaxMatchedString, 'a')), "valid");
 }
@@ -253,6 +262,10 @@ TEST(JsonSchema, CacheReusesCompiledSchemas) {
   EXPECT_THROW(compiled("{not json"), InvalidSchema);
   EXPECT_THROW(compiled(R"({"$ref": "http://x/"})"), InvalidSchema);
   EXPECT_EQ(cache_compilations(), 2u + kCacheEntries);
+  // Large texts are compiled each time rather than held.
+  const std::string large = R"({"description": ")" + std::string(kMaxCachedText, 'd') + R"("})";
+  auto big = compiled(large);
+  EXPECT_NE(big.get(), compiled(large).get());
   cache_clear();
 }
 
