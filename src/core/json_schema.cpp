@@ -7,6 +7,9 @@
 #include "json_schema.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <list>
 #include <map>
 #include <regex>
@@ -318,6 +321,33 @@ std::optional<Violation> instance_bounds(const Json& value, const std::string& a
   return std::nullopt;
 }
 
+// Drafts 6 and 7 count 1.0 as an integer; valijson does not, and jsonb keeps "1.0" as written.
+// Such numbers (within the exact range of a double) become integers before validation.
+// Recursion is bounded: instance_bounds() has checked the depth.
+bool integral_float(const Json& v) {
+  if (!v.is_number_float()) return false;
+  const double d = v.get<double>();
+  return std::trunc(d) == d && std::fabs(d) <= 9007199254740992.0;  // 2^53
+}
+
+bool has_integral_floats(const Json& v) {
+  if (integral_float(v)) return true;
+  if (v.is_structured()) {
+    for (const Json& child : v) {
+      if (has_integral_floats(child)) return true;
+    }
+  }
+  return false;
+}
+
+void make_integers(Json& v) {
+  if (integral_float(v)) {
+    v = static_cast<std::int64_t>(v.get<double>());
+  } else if (v.is_structured()) {
+    for (Json& child : v) make_integers(child);
+  }
+}
+
 // valijson's error context ("<root>", then "[name]" or "[index]" per step; a property named "0"
 // and index 0 look alike) as a JSON pointer, disambiguated by walking the instance itself.
 std::string pointer_of(const std::vector<std::string>& context, const Json& instance) {
@@ -408,7 +438,12 @@ Draft CompiledSchema::draft() const noexcept { return impl_->draft; }
 
 std::optional<Violation> CompiledSchema::validate(const Json& instance) const {
   if (auto v = instance_bounds(instance, "", 1, impl_->limits)) return v;
-  valijson::adapters::NlohmannJsonAdapter adapter(instance);
+  std::optional<Json> integers;
+  if (impl_->draft != Draft::k4 && has_integral_floats(instance)) {
+    integers = instance;
+    make_integers(*integers);
+  }
+  valijson::adapters::NlohmannJsonAdapter adapter(integers ? *integers : instance);
   valijson::ValidationResults results;
   bool valid = false;
   try {

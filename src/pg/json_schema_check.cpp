@@ -41,11 +41,12 @@ Json instance_of(FunctionCallInfo fcinfo, int n) {
   if (PG_ARGISNULL(n)) return Json();
   try {
     return Json::parse(jsonb_text(fcinfo, n));
-  } catch (const Json::exception& e) {
-    // jsonb holds numbers JSON parsers cannot (e.g. 1e400).
+  } catch (const Json::exception&) {
+    // jsonb holds numbers a double cannot (e.g. 1e400); nlohmann's message would quote it whole.
     throw Error(sqlstate::kInvalidParameterValue,
-                std::string("the input cannot be validated: ") + e.what(), {},
-                "Numbers beyond the range of a double cannot be checked against a JSON Schema.");
+                "the input cannot be checked against a JSON Schema: it holds a number beyond the "
+                "range of a double", {},
+                "Send such numbers as strings.");
   }
 }
 

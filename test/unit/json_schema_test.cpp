@@ -149,6 +149,15 @@ TEST(JsonSchema, DraftSelection) {
   EXPECT_NE(check(R"({"const": 1})", 2), "valid");
 }
 
+TEST(JsonSchema, IntegralFloatsAreIntegersFromDraft6) {
+  // jsonb keeps 1.0 as written; drafts 6 and 7 call it an integer, draft 4 does not.
+  EXPECT_EQ(check(R"({"type": "integer"})", j("1.0")), "valid");
+  EXPECT_EQ(check(R"({"items": {"type": "integer", "maximum": 3}})", j("[1.0, 2, 3.0]")), "valid");
+  EXPECT_EQ(pointer_of(R"({"items": {"type": "integer"}})", "[1.0, 2.5]"), "/1");
+  EXPECT_NE(check(R"({"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"})", j("1.0")), "valid");
+  EXPECT_NE(check(R"({"type": "integer"})", j("1e300")), "valid");  // beyond 2^53: left a float
+}
+
 TEST(JsonSchema, InvalidSchemasAreRefused) {
   EXPECT_TRUE(contains(refusal(j("3")), "not a JSON object or boolean"));
   EXPECT_TRUE(contains(refusal(j(R"({"properties": {"a": 3}})")), "/properties/a"));
