@@ -75,6 +75,70 @@ std::string percent_decoded(const std::string& text) {
   return out;
 }
 
+// Whether `pattern` repeats a group that itself repeats something, as "(a+)+" or "(\\w+\\s?)*":
+// std::regex backtracks exponentially on such patterns (seconds at 25 characters, uninterruptible).
+// A syntactic check of star height: "?" and a bounded "{n}" do not count as repetition inside.
+bool nested_repetition(const std::string& pattern) {
+  struct Group {
+    bool repeats = false;  // something inside repeats
+  };
+  std::vector<Group> groups(1);
+  bool last_atom_repeats = false;  // the atom just closed was a group whose inside repeats
+  auto quantifier_at = [&](std::size_t i) -> int {  // 0 none, 1 bounded (? or {n}), 2 unbounded-ish
+    if (i >= pattern.size()) return 0;
+    const char c = pattern[i];
+    if (c == '*' || c == '+') return 2;
+    if (c == '?') return 1;
+    if (c == '{') {
+      const std::size_t close = pattern.find('}', i);
+      if (close == std::string::npos) return 0;
+      const std::string inside = pattern.substr(i + 1, close - i - 1);
+      if (inside.empty() || inside.find_first_not_of("0123456789,") != std::string::npos) return 0;
+      const std::size_t comma = inside.find(',');
+      if (comma == std::string::npos) return 1;  // {n}: exactly n
+      return 2;
+    }
+    return 0;
+  };
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    bool atom = true;
+    if (c == '\\') {
+      ++i;
+    } else if (c == '[') {
+      ++i;
+      if (i < pattern.size() && pattern[i] == '^') ++i;
+      if (i < pattern.size() && pattern[i] == ']') ++i;
+      while (i < pattern.size() && pattern[i] != ']') {
+        if (pattern[i] == '\\') ++i;
+        ++i;
+      }
+    } else if (c == '(') {
+      groups.emplace_back();
+      last_atom_repeats = false;
+      continue;
+    } else if (c == ')') {
+      if (groups.size() > 1) {
+        last_atom_repeats = groups.back().repeats;
+        groups.pop_back();
+      }
+    } else if (c == '*' || c == '+' || c == '?' || c == '{' || c == '|' || c == '^' || c == '$') {
+      atom = false;
+    }
+    if (!atom) continue;
+    const bool closed_group = c == ')';
+    const int q = quantifier_at(i + 1);
+    if (q == 2) {
+      if (closed_group && last_atom_repeats) return true;
+      groups.back().repeats = true;
+    } else if (closed_group && last_atom_repeats) {
+      groups.back().repeats = true;
+    }
+    last_atom_repeats = false;
+  }
+  return false;
+}
+
 // The structural checks valijson does not do, and what validation needs to know about the schema.
 // Every subschema is a node named by its JSON pointer; "in place" edges (allOf, anyOf, oneOf,
 // not, if/then/else, $ref) validate the same instance location again, so a cycle of them never
@@ -117,6 +181,11 @@ class SchemaWalk {
 
   void compile_regex(const std::string& pattern, const std::string& where) {
     uses_regex_ = true;
+    if (nested_repetition(pattern)) {
+      throw InvalidSchema("the regular expression at " + where + " repeats a group that itself repeats (" +
+                          bounded(pattern, kMaxMessage) +
+                          "), which can take exponential time; rewrite it without nested repetition");
+    }
     try {
       std::regex re(pattern);
     } catch (const std::regex_error&) {

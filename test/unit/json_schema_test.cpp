@@ -170,6 +170,20 @@ TEST(JsonSchema, InvalidSchemasAreRefused) {
   EXPECT_NE(refusal(j(R"({"required": "a"})")), "accepted");
 }
 
+TEST(JsonSchema, ExponentialPatternsAreRefused) {
+  for (const char* pattern : {"^(a+)+$", "(a*)*", "^(\\w+\\s?)*$", "((ab)+c)*", "(x(a+)y){2,}", "([a-z]+)+"}) {
+    Json schema = {{"pattern", pattern}};
+    EXPECT_TRUE(contains(refusal(schema), "exponential")) << pattern;
+    Json names = {{"patternProperties", {{pattern, Json::object()}}}};
+    EXPECT_TRUE(contains(refusal(names), "exponential")) << pattern;
+  }
+  for (const char* pattern : {"^[a-z0-9-]+$", "^(foo|bar)*$", "^(ab)+$", "^(a+)?b$", "^(\\d{3})+$",
+                              "^[(]+\\)*$", "\\(a+\\)+", "^([a-z]{2}-)*[a-z]{2}$", "^(a?b)+$"}) {
+    Json schema = {{"pattern", pattern}};
+    EXPECT_EQ(refusal(schema), "accepted") << pattern;
+  }
+}
+
 TEST(JsonSchema, RemoteReferencesAreRefusedNotFetched) {
   for (const char* ref : {"http://127.0.0.1:9/schema.json", "https://json-schema.org/draft-07/schema#",
                           "other.json#/definitions/a", "urn:example:x"}) {
