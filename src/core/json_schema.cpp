@@ -451,6 +451,10 @@ std::string pointer_of(const std::vector<std::string>& context, const Json& inst
 
 }  // namespace
 
+std::string Violation::where() const {
+  return pointer.empty() ? "(root)" : bounded(pointer, kMaxShownPointer);
+}
+
 Draft draft_of(const Json& schema, Draft fallback) {
   if (!schema.is_object()) return fallback;
   auto it = schema.find("$schema");

@@ -35,6 +35,7 @@ inline constexpr int kMaxSchemaDepth = 64;
 inline constexpr int kMaxInstanceDepth = 128;
 inline constexpr std::size_t kMaxMatchedString = 1024;
 inline constexpr std::size_t kMaxUniqueItems = 2000;
+inline constexpr std::size_t kMaxShownPointer = 256;
 
 enum class Draft { k4, k6, k7 };
 
@@ -57,8 +58,9 @@ struct Violation {
   // How many further failures validation found (0 when this is the only one).
   std::size_t others = 0;
 
-  // The pointer for people: "(root)" for the whole instance, else the pointer itself.
-  std::string where() const { return pointer.empty() ? "(root)" : pointer; }
+  // The pointer for people: "(root)" for the whole instance, else the pointer, cut after
+  // kMaxShownPointer bytes (with "...") so a long property name cannot flood a message.
+  std::string where() const;
 };
 
 // The draft a schema declares: its root "$schema" (http or https, with or without the trailing

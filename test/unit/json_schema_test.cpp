@@ -104,6 +104,8 @@ TEST(JsonSchema, PointerEscapesAndDisambiguates) {
   EXPECT_EQ(root.where(), "(root)");
   Violation inner{"/a", "m", 0};
   EXPECT_EQ(inner.where(), "/a");
+  Violation long_name{"/" + std::string(1000, 'k'), "m", 0};
+  EXPECT_EQ(long_name.where().size(), kMaxShownPointer + 3);
 }
 
 TEST(JsonSchema, CountsFurtherViolations) {
