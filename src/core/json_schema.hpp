@@ -1,7 +1,9 @@
 // JSON Schema validation of connector_call inputs (issue 12), over valijson (Debian's
 // libvalijson-dev). Drafts 4, 6 and 7; the draft comes from the root "$schema", default draft 7.
 //
-// valijson itself is kept out of this header (it is large and needs -isystem to build warning-free).
+// valijson itself is kept out of this header (it is large, and must be included with
+// VALIJSON_USE_EXCEPTIONS, else a bad schema aborts the process); only json_schema.cpp includes it.
+// Drafts 6 and 7 count 1.0 as an integer (jsonb keeps "1.0" as written; valijson would not).
 //
 // Bounds, because validation runs inside a PostgreSQL backend, where a C++ stack overflow takes
 // the whole server down:
@@ -13,7 +15,8 @@
 //  - an instance nesting deeper than kMaxInstanceDepth is a violation;
 //  - when the schema uses "pattern", "patternProperties" or "format" (std::regex, which recurses
 //    once per character matched), a string or property name longer than kMaxMatchedString bytes
-//    in the instance is a violation;
+//    in the instance is a violation, and a pattern that repeats a group which itself repeats
+//    ("(a+)+", exponential backtracking that nothing can interrupt) makes the schema invalid;
 //  - when the schema uses "uniqueItems" (valijson compares every pair of items), an array of more
 //    than kMaxUniqueItems items in the instance is a violation: validation cannot be interrupted.
 #pragma once
