@@ -102,11 +102,11 @@ $$;
 -- 4, 6, 7 through valijson): 22023 naming the JSON pointer that fails.
 CREATE FUNCTION gateway._input_schema_check(schema jsonb, input jsonb) RETURNS void
 AS 'MODULE_PATHNAME', 'gateway_input_schema_check'
-LANGUAGE C VOLATILE;
+LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 
 CREATE FUNCTION gateway.json_schema_validate(schema jsonb, instance jsonb) RETURNS text
 AS 'MODULE_PATHNAME', 'gateway_json_schema_validate'
-LANGUAGE C IMMUTABLE;
+LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 COMMENT ON FUNCTION gateway.json_schema_validate(jsonb, jsonb) IS
   'NULL when instance matches the JSON Schema (drafts 4, 6, 7; default 7), else the JSON pointer of the first failing location and why. Raises 22023 when the schema itself is not valid. Remote references are never fetched.';
 
