@@ -8,7 +8,7 @@
 \ir helpers/fails.psql
 GRANT SELECT ON gateway.connector_calls, gateway.connector_call_stats TO regress_gw_user;
 GRANT EXECUTE ON FUNCTION gateway.connector_call(uuid, jsonb, interval), gateway.connector_call_cancel(uuid),
-  gateway.json_schema_validate(jsonb, jsonb) TO regress_gw_user;
+  gateway.json_schema_validate(jsonb, jsonb), gateway.connector_approve(uuid) TO regress_gw_user;
 
 \set src '''c7000000-0000-4000-8000-000000000001'''
 \set tgt '''c7000000-0000-4000-8000-000000000002'''
@@ -94,7 +94,7 @@ SELECT state, attempts, started_at IS NOT NULL AS started FROM gateway.connector
 SELECT gateway._sync_finish_batch(jsonb_build_array(jsonb_build_object(
   'job_id', (SELECT id FROM gateway.sync_jobs WHERE object_id = :'call_1'), 'outcome', 'done',
   'next_change', extract(epoch FROM (SELECT deadline FROM gateway.connector_calls WHERE id = :'call_1')),
-  'synced', '{"state": "running", "token": "tok-1", "links": [{"url": "temporal:///ns/x", "type": "workflow"}], "endpoint_id": "endpoint-1"}')));
+  'synced', '{"state": "running", "token": "tok-1", "links": [{"url": "temporal:///ns/x", "type": "workflow"}], "endpoint_id": "endpoint-1"}'::jsonb)));
 SELECT state, operation_token, links, endpoint_id, finished_at IS NULL AS open FROM gateway.connector_calls WHERE id = :'call_1';
 SELECT state, run_after = (SELECT deadline FROM gateway.connector_calls WHERE id = :'call_1') AS at_deadline
   FROM gateway.sync_jobs WHERE object_id = :'call_1';
@@ -109,7 +109,7 @@ UPDATE gateway.sync_jobs SET run_after = now() WHERE object_id = :'call_1';
 SELECT count(*) AS claimed FROM gateway._sync_claim('nexus', 10, '{}');
 SELECT gateway._sync_finish_batch(jsonb_build_array(jsonb_build_object(
   'job_id', (SELECT id FROM gateway.sync_jobs WHERE object_id = :'call_1'), 'outcome', 'done',
-  'synced', '{"state": "timed_out", "failure": {"message": "the call''s deadline passed"}}')));
+  'synced', '{"state": "timed_out", "failure": {"message": "the call''s deadline passed"}}'::jsonb)));
 SELECT state, result FROM gateway.connector_calls WHERE id = :'call_1';
 SELECT * FROM pg_temp.call_jobs;
 
@@ -126,7 +126,7 @@ SELECT count(*) AS claimed_again FROM gateway._sync_claim('nexus', 10, '{}');
 SELECT state, attempts FROM gateway.connector_calls WHERE id = :'call_2';
 SELECT gateway._sync_finish_batch(jsonb_build_array(jsonb_build_object(
   'job_id', (SELECT id FROM gateway.sync_jobs WHERE object_id = :'call_2'), 'outcome', 'done',
-  'synced', '{"state": "succeeded", "result": {"approved": true}}')));
+  'synced', '{"state": "succeeded", "result": {"approved": true}}'::jsonb)));
 SELECT state, result, last_error, attempts FROM gateway.connector_calls WHERE id = :'call_2';
 SELECT gateway.connector_call(:conn, '{"orderId": "o-3"}') AS call_3 \gset
 SELECT count(*) AS claimed FROM gateway._sync_claim('nexus', 10, '{}');
@@ -153,7 +153,7 @@ SELECT pg_temp.as_superuser() \g /dev/null
 SELECT count(*) AS claimed FROM gateway._sync_claim('nexus', 10, '{}');
 SELECT gateway._sync_finish_batch(jsonb_build_array(jsonb_build_object(
   'job_id', (SELECT id FROM gateway.sync_jobs WHERE object_id = :'call_5'), 'outcome', 'done',
-  'synced', '{"state": "running", "token": "tok-5"}')));
+  'synced', '{"state": "running", "token": "tok-5"}'::jsonb)));
 SELECT pg_temp.as_user(:editor) \g /dev/null
 SELECT gateway.connector_call_cancel(:'call_5') AS cancel_requested;
 SELECT state, cancel_requested_at IS NOT NULL AS requested FROM gateway.connector_calls WHERE id = :'call_5';
@@ -164,7 +164,7 @@ SELECT state ->> 'cancel_requested' AS cancel_requested, state ->> 'token' AS to
   FROM gateway._sync_claim('nexus', 10, '{}');
 SELECT gateway._sync_finish_batch(jsonb_build_array(jsonb_build_object(
   'job_id', (SELECT id FROM gateway.sync_jobs WHERE object_id = :'call_5'), 'outcome', 'done',
-  'synced', '{"state": "running", "cancel_sent": true}')));
+  'synced', '{"state": "running", "cancel_sent": true}'::jsonb)));
 SELECT state, cancel_sent_at IS NOT NULL AS cancel_sent FROM gateway.connector_calls WHERE id = :'call_5';
 
 ------------------------------------------------------------------------------------------------
@@ -197,6 +197,10 @@ SELECT pg_temp.fails($$SELECT gateway.json_schema_validate('{"type": 12}', '1')$
 SELECT pg_temp.fails($$SELECT gateway.json_schema_validate('{"$ref": "http://example.com/schema.json"}', '1')$$);
 
 DELETE FROM gateway.connector_calls;
-DELETE FROM gateway.sync_jobs WHERE target = 'nexus';
+DELETE FROM gateway.nexus_endpoints WHERE connector_id = :conn;
+DELETE FROM gateway.sync_jobs WHERE target IN ('nexus', 'temporal');
 DELETE FROM gateway.service_interfaces WHERE id = :iface;
 DELETE FROM gateway.project_members WHERE project_id IN (:src, :tgt);
+REVOKE SELECT ON gateway.connector_calls, gateway.connector_call_stats FROM regress_gw_user;
+REVOKE EXECUTE ON FUNCTION gateway.connector_call(uuid, jsonb, interval), gateway.connector_call_cancel(uuid),
+  gateway.json_schema_validate(jsonb, jsonb), gateway.connector_approve(uuid) FROM regress_gw_user;

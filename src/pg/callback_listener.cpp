@@ -132,7 +132,7 @@ std::optional<std::string> json_text(const nlohmann::json& value, bool present) 
 std::optional<std::string> time_text(const std::optional<double>& seconds) {
   if (!seconds) return std::nullopt;
   char text[64];
-  std::snprintf(text, sizeof text, "%.6f", *seconds);
+  snprintf(text, sizeof text, "%.6f", *seconds);
   return std::string(text);
 }
 

@@ -257,7 +257,7 @@ Datum decrypt_to_jsonb(FunctionCallInfo fcinfo, bool for_connector) {
 
 }  // namespace
 
-SecureBuffer open_sealed(const std::string& envelope, const std::string& context) {
+SecureBuffer gateway::pg::open_sealed(const std::string& envelope, const std::string& context) {
   auto view = crypto::parse_envelope(reinterpret_cast<const std::uint8_t*>(envelope.data()), envelope.size());
   if (!view) {
     throw Error(crypto::kDecryptFailed, "could not decrypt credentials",

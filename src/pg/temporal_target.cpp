@@ -48,7 +48,7 @@ class TemporalTarget final : public SyncTarget {
     } else if (kind == "connector_test") {
       // Calls need Temporal to reach the callback listener too: a test that passes says so when
       // it cannot (a problem of this database's settings, not of the endpoint).
-      std::optional<std::string> problem = nexus::callback_problem(
+      std::optional<nexus::CallbackProblem> problem = nexus::callback_problem(
           settings.temporal_url != nullptr ? settings.temporal_url : "", callback_base_url());
       auto tested = [done, problem](sync::JobOutcome&& outcome) {
         if (problem && outcome.verdict == sync::Verdict::kDone && outcome.synced.is_object() &&
