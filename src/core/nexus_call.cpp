@@ -706,7 +706,13 @@ Completion parse_completion(const Headers& headers, std::string_view body, std::
       c.token = *token;
     }
     if (const std::string* t = header(headers, "nexus-operation-start-time")) c.start_time = parse_time(*t);
-    if (const std::string* t = header(headers, "nexus-operation-close-time")) c.close_time = parse_time(*t);
+    // The spec makes the close time a must-be-valid RFC 3339 stamp: a sender writing garbage there
+    // is broken, and the completion is refused rather than dated by guesswork. (An unreadable start
+    // time is only informational and is dropped.)
+    if (const std::string* t = header(headers, "nexus-operation-close-time")) {
+      c.close_time = parse_time(*t);
+      if (!c.close_time) return fail("Nexus-Operation-Close-Time is not an RFC 3339 timestamp");
+    }
     return c;
   } catch (const std::exception& e) {
     return fail(std::string("unreadable completion: ") + e.what());

@@ -45,7 +45,8 @@ is "$state" 22023 "a missing required property is SQLSTATE 22023"
 # --- asynchronous: 201 now, the completion later through the listener, announced by NOTIFY
 handler '*' '*' '{"kind": "async", "delay_ms": 300, "outcome": "succeeded", "result": {"approved": true}}'
 listener_out="$STAGE/nexus-calls.notify"
-( cluster_psql "$TCLUSTER" -d gateway -At -c "LISTEN gateway_connector_calls; SELECT pg_sleep(4);" >"$listener_out" 2>&1 & )
+# Two commands, not one -c string: LISTEN takes effect when its own transaction commits.
+( printf 'LISTEN gateway_connector_calls;\nSELECT pg_sleep(4);\n' | cluster_psql "$TCLUSTER" -d gateway -At >"$listener_out" 2>&1 & )
 sleep 0.3
 id=$(call "$CONNECTOR" '{"orderId": "o-3"}')
 is "$(twait "SELECT state FROM gateway.connector_calls WHERE id = '$id'" running 10)" running "an asynchronous start (201) makes the call running"

@@ -327,6 +327,21 @@ TEST(NexusCompletion, Succeeded) {
             (Json{{"contentType", "text/plain"}, {"base64", "aGk="}}));
 }
 
+TEST(NexusCompletion, AnUnreadableCloseTimeIsRefusedAnUnreadableStartTimeDropped) {
+  Headers bad_close = completion_headers("succeeded");
+  for (auto& [name, value] : bad_close) {
+    if (name == "nexus-operation-close-time") value = "yesterday";
+  }
+  EXPECT_NE(parse_completion(bad_close, "{}", 100).error.find("Close-Time"), std::string::npos);
+  Headers bad_start = completion_headers("succeeded");
+  for (auto& [name, value] : bad_start) {
+    if (name == "nexus-operation-start-time") value = "a while ago";
+  }
+  const Completion c = parse_completion(bad_start, "{}", 100);
+  EXPECT_EQ(c.error, "");
+  EXPECT_FALSE(c.start_time.has_value());
+}
+
 TEST(NexusCompletion, FailedAndCanceledNeedAFailureObject) {
   Completion c = parse_completion(completion_headers("canceled"), R"({"message":"canceled","details":{"canceledFailureInfo":{}}})", 1000);
   ASSERT_EQ(c.error, "");
