@@ -441,7 +441,11 @@ void SyncEngine::wait_spec(std::vector<http::WaitSocket>& sockets, long& timeout
     long in = static_cast<long>(std::max<std::int64_t>(0, at_ms - now_ms()));
     if (timeout_ms < 0 || in < timeout_ms) timeout_ms = in;
   };
-  if (!finished_.empty()) consider(std::max(db_streak_.retry_at_ms(), first_finished_ms_ + 10));
+  // Outcomes are recorded at once when record_due() says so (e.g. the last job in flight has
+  // answered); only a partial batch waits up to 10 ms for its fellows.
+  if (!finished_.empty()) {
+    consider(std::max(db_streak_.retry_at_ms(), record_due() ? now_ms() : first_finished_ms_ + 10));
+  }
   // Paused: only what is in flight is waited for. A wish to claim (a reload sets one) or a due
   // reconcile would otherwise keep the wait at a zero timeout, a busy loop for the whole pause.
   if (paused()) return;
