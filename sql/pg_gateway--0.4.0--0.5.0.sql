@@ -463,6 +463,11 @@ BEGIN
     INSERT INTO gateway.sync_jobs AS j (target, object_kind, object_id, run_after)
     SELECT done.target, done.object_kind, done.object_id, to_timestamp(done.next_change)
       FROM done WHERE done.next_change IS NOT NULL
+       -- A call whose completion arrived while its start was being recorded is final: no job
+       -- waits for its deadline.
+       AND NOT (done.object_kind = 'connector_call'
+                AND EXISTS (SELECT FROM gateway.connector_calls AS k
+                             WHERE k.id = done.object_id AND k.finished_at IS NOT NULL))
     ON CONFLICT (target, object_kind, object_id) WHERE state = 'pending'
     DO UPDATE SET run_after = LEAST(j.run_after, EXCLUDED.run_after), updated_at = now()
   ), interfaces AS (
