@@ -79,19 +79,22 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
   k gateway.connector_calls;
+  present boolean;
 BEGIN
   IF $1 IS NULL THEN
     RAISE EXCEPTION 'call_id must not be null' USING ERRCODE = 'null_value_not_allowed';
   END IF;
   SELECT * INTO k FROM gateway.connector_calls AS x WHERE x.id OPERATOR(pg_catalog.=) $1 FOR UPDATE;
+  -- Kept now: PERFORM below sets FOUND (to true), so "NOT FOUND" after it never saw a missing call.
+  present := FOUND;
   IF gateway._caller_is_trusted() THEN
-    IF NOT FOUND THEN
+    IF NOT present THEN
       RAISE EXCEPTION 'connector call % does not exist', $1 USING ERRCODE = 'no_data_found';
     END IF;
     RETURN k;
   END IF;
   PERFORM gateway._require_user();
-  IF NOT FOUND OR NOT gateway.has_project_role(k.source_project_id, role) THEN
+  IF NOT present OR gateway.has_project_role(k.source_project_id, role) IS NOT TRUE THEN
     PERFORM gateway._deny('connector call', $1, NULL);
   END IF;
   RETURN k;
@@ -707,6 +710,44 @@ BEGIN
   RETURN n;
 END
 $$;
+
+------------------------------------------------------------------------------------------------
+-- Consent covers the Nexus service a call names
+------------------------------------------------------------------------------------------------
+
+-- connector_call sends every call to the connector's nexus_service_name, which the source
+-- project's editors may change: after approval they could point the target's approved endpoint
+-- at any other Nexus service its workers register on that task queue. The target approved one
+-- service, so a new one needs its consent again: the connector goes back to requested (its
+-- endpoint is removed, calls are refused with 55000 until the target approves), and the target
+-- project's audit log says why. Runs after project_connectors_prepare (triggers fire in name
+-- order), whose consent guard has already checked the caller's own columns.
+CREATE FUNCTION gateway._project_connectors_service_consent() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF gateway._restoring() OR NEW.nexus_service_name IS NOT DISTINCT FROM OLD.nexus_service_name
+     OR OLD.consent_state <> 'approved' OR NEW.consent_state <> 'approved' THEN
+    RETURN NEW;
+  END IF;
+  NEW.consent_state := 'requested';
+  NEW.consent_by := NULL;
+  NEW.consent_at := NULL;
+  NEW.sync_state := 'pending';
+  PERFORM gateway._audit('project_connector.consent_reset', 'project_connector', NEW.id, NEW.target_project_id, NULL,
+                         jsonb_build_object('name', NEW.name, 'source_project_id', NEW.source_project_id,
+                                            'target_project_id', NEW.target_project_id,
+                                            'target_interface_id', NEW.target_interface_id,
+                                            'reason', 'nexus_service_name changed',
+                                            'previous_service', OLD.nexus_service_name,
+                                            'service', NEW.nexus_service_name,
+                                            'previous_state', OLD.consent_state));
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER project_connectors_service_consent BEFORE UPDATE OF nexus_service_name
+  ON gateway.project_connectors FOR EACH ROW EXECUTE FUNCTION gateway._project_connectors_service_consent();
 
 ------------------------------------------------------------------------------------------------
 -- Row level security, privileges, dumps

@@ -139,6 +139,129 @@ bool nested_repetition(const std::string& pattern) {
   return false;
 }
 
+// Whether a repeated group's alternatives can begin with the same character, as "(a|a)*" or
+// "(\\w|\\d)+": std::regex then tries every way to split the text between them (exponential,
+// like nested repetition; "(a|a)*b" takes seconds at 24 characters). Conservative: an alternative
+// beginning with anything but a plain character (a class, an escape, ".", a group) may overlap
+// any other; "(foo|bar)*" is fine.
+bool ambiguous_repeated_alternation(const std::string& pattern) {
+  struct Group {
+    std::vector<std::string> firsts;  // per alternative: "c" + its first character, or "*"
+    bool at_start = true;             // the next atom begins an alternative
+  };
+  std::vector<Group> groups(1);
+  auto first = [&](const std::string& atom) {
+    Group& g = groups.back();
+    if (g.at_start) g.firsts.push_back(atom);
+    g.at_start = false;
+  };
+  auto repeats_at = [&](std::size_t i) {  // a quantifier that repeats (not "?", "{0,1}", "{1}")
+    if (i >= pattern.size()) return false;
+    const char c = pattern[i];
+    if (c == '*' || c == '+') return true;
+    if (c != '{') return false;
+    const std::size_t close = pattern.find('}', i);
+    if (close == std::string::npos) return false;
+    const std::string inside = pattern.substr(i + 1, close - i - 1);
+    return !inside.empty() && inside.find_first_not_of("0123456789,") == std::string::npos &&
+           inside != "1" && inside != "0,1" && inside != "0" && inside != "1,1";
+  };
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\') {
+      const char e = i + 1 < pattern.size() ? pattern[i + 1] : '\\';
+      first(std::string("dDwWsSbBcxu0123456789").find(e) != std::string::npos ? "*" : std::string("c") + e);
+      ++i;
+    } else if (c == '[') {
+      first("*");
+      ++i;
+      if (i < pattern.size() && pattern[i] == '^') ++i;
+      if (i < pattern.size() && pattern[i] == ']') ++i;
+      while (i < pattern.size() && pattern[i] != ']') {
+        if (pattern[i] == '\\') ++i;
+        ++i;
+      }
+    } else if (c == '(') {
+      first("*");
+      groups.emplace_back();
+      if (i + 1 < pattern.size() && pattern[i + 1] == '?') i += 2;  // (?: (?= (?!
+    } else if (c == ')') {
+      if (groups.size() > 1) {
+        const Group g = groups.back();
+        groups.pop_back();
+        if (g.firsts.size() > 1 && repeats_at(i + 1)) {
+          for (std::size_t a = 0; a < g.firsts.size(); ++a) {
+            for (std::size_t b = a + 1; b < g.firsts.size(); ++b) {
+              if (g.firsts[a] == "*" || g.firsts[b] == "*" || g.firsts[a] == g.firsts[b]) return true;
+            }
+          }
+        }
+      }
+    } else if (c == '|') {
+      groups.back().at_start = true;
+    } else if (c == '^' || c == '$' || c == '*' || c == '+' || c == '?' || c == '{') {
+      // anchors and quantifiers begin nothing ("{" of a quantifier: skip to its "}")
+      if (c == '{') {
+        const std::size_t close = pattern.find('}', i);
+        if (close != std::string::npos) i = close;
+      }
+    } else {
+      first(c == '.' ? std::string("*") : std::string("c") + c);
+    }
+  }
+  return false;
+}
+
+// The longest string a pattern may be matched against, so that std::regex's backtracking
+// (which nothing interrupts: not statement_timeout, not pg_cancel_backend) stays within about
+// kRegexBudget steps. Each unbounded quantifier ("*", "+", "{n,}", "{n,m}") may split the text
+// once more: k of them, and one more for a search not anchored by "^", cost up to n^k / k!
+// steps on a string of n bytes ("a*a*b" takes 7 s at 1000 bytes, ".*.*.*x" 7 s at 256). Each "?"
+// and each alternation multiplies the tries. 0: no length is short enough (refused).
+std::size_t regex_max_length(const std::string& pattern) {
+  constexpr double kRegexBudget = 2e6;  // steps: tens of milliseconds
+  int unbounded = 0;
+  double branches = 1;
+  int alternatives = 0;
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    const char before = i > 0 ? pattern[i - 1] : '\0';
+    if (c == '\\') {
+      ++i;
+    } else if (c == '[') {
+      ++i;
+      if (i < pattern.size() && pattern[i] == '^') ++i;
+      if (i < pattern.size() && pattern[i] == ']') ++i;
+      while (i < pattern.size() && pattern[i] != ']') {
+        if (pattern[i] == '\\') ++i;
+        ++i;
+      }
+    } else if (c == '*' || c == '+') {
+      ++unbounded;
+    } else if (c == '?') {
+      // "(?" opens a group; "*?" "+?" "??" "}?" make a quantifier lazy.
+      if (before != '(' && before != '*' && before != '+' && before != '?' && before != '}') branches *= 2;
+    } else if (c == '{') {
+      const std::size_t close = pattern.find('}', i);
+      if (close == std::string::npos) continue;
+      const std::string inside = pattern.substr(i + 1, close - i - 1);
+      if (inside.empty() || inside.find_first_not_of("0123456789,") != std::string::npos) continue;
+      if (inside.find(',') != std::string::npos) ++unbounded;
+      i = close;
+    } else if (c == '|') {
+      ++alternatives;
+    }
+  }
+  branches *= alternatives + 1;
+  const int degree = unbounded + (pattern.compare(0, 1, "^") == 0 ? 0 : 1);
+  for (std::size_t n = kMaxMatchedString; n >= 16; n = n * 3 / 4) {
+    double steps = branches;
+    for (int k = 1; k <= degree; ++k) steps = steps * static_cast<double>(n) / k;
+    if (steps <= kRegexBudget) return n;
+  }
+  return 0;
+}
+
 // The structural checks valijson does not do, and what validation needs to know about the schema.
 // Every subschema is a node named by its JSON pointer; "in place" edges (allOf, anyOf, oneOf,
 // not, if/then/else, $ref) validate the same instance location again, so a cycle of them never
@@ -159,6 +282,8 @@ class SchemaWalk {
   }
 
   bool uses_regex() const { return uses_regex_; }
+  // The longest string or property name the schema's regular expressions may be matched against.
+  std::size_t max_string() const { return max_string_; }
   bool uses_unique_items() const { return uses_unique_items_; }
 
   // Draft 4 and 6 have no if/then/else, draft 4 no const/contains/propertyNames: unknown
@@ -186,6 +311,18 @@ class SchemaWalk {
                           bounded(pattern, kMaxMessage) +
                           "), which can take exponential time; rewrite it without nested repetition");
     }
+    if (ambiguous_repeated_alternation(pattern)) {
+      throw InvalidSchema("the regular expression at " + where + " repeats a group whose alternatives can begin "
+                          "with the same character (" + bounded(pattern, kMaxMessage) +
+                          "), which can take exponential time; make the alternatives begin differently");
+    }
+    const std::size_t longest = regex_max_length(pattern);
+    if (longest == 0) {
+      throw InvalidSchema("the regular expression at " + where + " repeats or branches too often (" +
+                          bounded(pattern, kMaxMessage) +
+                          ") to be matched in bounded time; use fewer quantifiers, alternatives and \"?\"");
+    }
+    max_string_ = std::min(max_string_, longest);
     try {
       std::regex re(pattern);
     } catch (const std::regex_error&) {
@@ -343,6 +480,7 @@ class SchemaWalk {
   const Json& root_;
   Draft draft_;
   bool uses_regex_ = false;
+  std::size_t max_string_ = kMaxMatchedString;
   bool uses_unique_items_ = false;
   std::map<std::string, std::vector<std::string>> edges_;  // every node, with its in-place edges
   std::vector<std::string> pending_;
@@ -353,6 +491,7 @@ class SchemaWalk {
 // bounded by kMaxInstanceDepth.
 struct InstanceLimits {
   bool strings = false;  // string lengths (regular expressions)
+  std::size_t max_string = kMaxMatchedString;
   bool arrays = false;   // array lengths (uniqueItems)
 };
 
@@ -364,12 +503,12 @@ std::optional<Violation> instance_bounds(const Json& value, const std::string& a
   }
   auto too_long = [&](const std::string& where, const char* what) {
     return Violation{where,
-                     std::string(what) + " is longer than " + std::to_string(kMaxMatchedString) +
+                     std::string(what) + " is longer than " + std::to_string(limits.max_string) +
                          " bytes, the longest matched against the schema's regular expressions",
                      0};
   };
   if (value.is_string()) {
-    if (strings && value.get_ref<const std::string&>().size() > kMaxMatchedString) return too_long(at, "the string");
+    if (strings && value.get_ref<const std::string&>().size() > limits.max_string) return too_long(at, "the string");
   } else if (value.is_array()) {
     if (limits.arrays && value.size() > kMaxUniqueItems) {
       return Violation{at,
@@ -383,7 +522,7 @@ std::optional<Violation> instance_bounds(const Json& value, const std::string& a
   } else if (value.is_object()) {
     for (const auto& [name, member] : value.items()) {
       const std::string path = at + "/" + escape_token(name);
-      if (strings && name.size() > kMaxMatchedString) return too_long(path, "the property name");
+      if (strings && name.size() > limits.max_string) return too_long(path, "the property name");
       if (auto v = instance_bounds(member, path, depth + 1, limits)) return v;
     }
   }
@@ -487,6 +626,7 @@ CompiledSchema::CompiledSchema(const Json& schema, Draft fallback) : impl_(std::
   SchemaWalk walk(schema, impl_->draft);
   walk.run();
   impl_->limits.strings = walk.uses_regex();
+  impl_->limits.max_string = walk.max_string();
   impl_->limits.arrays = walk.uses_unique_items();
   // valijson knows drafts 3, 4 and 7; draft 6 is draft 7 without if/then/else.
   valijson::SchemaParser parser(impl_->draft == Draft::k4 ? valijson::SchemaParser::kDraft4

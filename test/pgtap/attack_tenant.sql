@@ -1,7 +1,7 @@
 -- Attacks on the tenant boundary (the outside review of 0.3.0): each test is one attempt to cross
 -- it that the tenant matrix does not cover, with the fixtures of tenant_matrix.sql.
 BEGIN;
-SELECT plan(39);
+SELECT plan(64);
 
 \ir include/supabase_roles.psql
 \ir include/doc_grants.psql
@@ -262,7 +262,8 @@ ROLLBACK TO c4;
 
 -- The recorded Nexus endpoints: no grant, and no policy behind it if one is granted by mistake.
 SAVEPOINT c5;
-INSERT INTO gateway.nexus_endpoints (connector_id, endpoint_id, endpoint_version) VALUES ((SELECT p_to_q FROM pcx), 'ep', 1);
+INSERT INTO gateway.nexus_endpoints (connector_id, endpoint_id, endpoint_version) VALUES ((SELECT p_to_q FROM pcx), 'ep', 1)
+  ON CONFLICT (connector_id) DO NOTHING;  -- (the 0.5.0 fixtures record P's endpoint already)
 SELECT is(pg_temp.answer('admin', 'SELECT * FROM gateway.nexus_endpoints'), '42501 permission denied for table nexus_endpoints',
           'an admin cannot read the recorded Nexus endpoints');
 SELECT is(pg_temp.answer('service', 'SELECT * FROM gateway.nexus_endpoints'), '42501 permission denied for table nexus_endpoints',
@@ -324,6 +325,128 @@ SELECT is((SELECT count(*)::int FROM gateway.audit_log
               AND actor_user_id = 'ab000000-0000-4000-8000-000000000006'), 1,
           'the target''s owner testing P''s connector leaves an audit record in P naming them');
 ROLLBACK TO t2;
+
+-- 40-64. Calls through connectors (0.5.0). P's call {call} goes through P's approved connector
+-- into Q: Q (its target) and outsiders must not read, cancel or even detect it.
+CREATE TEMP TABLE calls AS
+  SELECT (SELECT call FROM fx WHERE project = 'P') AS p_call, (SELECT call FROM fx WHERE project = 'Q') AS q_call;
+GRANT SELECT ON calls TO PUBLIC;
+
+-- 40-43. One answer for "exists, not yours" and "does not exist" (cancel and call look the row up
+-- with FOR UPDATE before they check the caller; PERFORM resets FOUND in between).
+SELECT is(pg_temp.answer('outsider', format('SELECT gateway.connector_call_cancel(%L)', (SELECT p_call FROM calls))),
+          pg_temp.answer('outsider', $$SELECT gateway.connector_call_cancel('00000000-0000-4000-8000-00000000dead')$$),
+          'an outsider gets the same answer for cancelling P''s call and a missing one');
+SELECT is(pg_temp.answer('owner_q', format('SELECT gateway.connector_call_cancel(%L)', (SELECT p_call FROM calls))),
+          '42501 permission denied for connector call <id>',
+          'the target''s owner cannot cancel a call coming in (42501)');
+SELECT is(pg_temp.answer('owner_q', $$SELECT gateway.connector_call_cancel('00000000-0000-4000-8000-00000000dead')$$),
+          '42501 permission denied for connector call <id>',
+          'and gets that answer for a missing call too');
+SELECT is(pg_temp.answer('owner_q', format($$SELECT gateway.connector_call(%L, '{}')$$, (SELECT p_to_q FROM pcx))),
+          pg_temp.answer('owner_q', $$SELECT gateway.connector_call('00000000-0000-4000-8000-00000000dead', '{}')$$),
+          'the target''s owner gets the same answer for calling through a connector coming in and a missing one');
+
+-- 44-46. The target project sees nothing of the calls coming in: not the rows (inputs, results),
+-- not the per-connector stats (a security_invoker view), not their count.
+SELECT is(pg_temp.answer('owner_q', format('SELECT input, result FROM gateway.connector_calls WHERE id = %L', (SELECT p_call FROM calls))),
+          'none', 'the target''s owner reads no call coming in');
+SELECT is(pg_temp.answer('owner_q', format('SELECT * FROM gateway.connector_call_stats WHERE connector_id = %L', (SELECT p_to_q FROM pcx))),
+          'none', 'the target''s owner reads no stats of the connector coming in');
+SELECT is(pg_temp.answer('outsider', 'SELECT * FROM gateway.connector_call_stats'), 'none',
+          'an outsider reads no stats at all');
+
+-- 47-50. Writing a call's state: no grant; and with every table granted (Supabase's guide to
+-- custom schemas) row level security still has no write policy, for P's own editor too.
+SELECT is(pg_temp.answer('editor', format($$UPDATE gateway.connector_calls SET state = 'succeeded', finished_at = now(), result = '{"forged": true}' WHERE id = %L$$, (SELECT p_call FROM calls))),
+          '42501 permission denied for table connector_calls', 'P''s editor cannot write its call''s result');
+SAVEPOINT w1;
+GRANT ALL ON gateway.connector_calls TO authenticated;
+SELECT is(pg_temp.answer('editor', format($$UPDATE gateway.connector_calls SET state = 'succeeded', finished_at = now(), result = '{"forged": true}' WHERE id = %L$$, (SELECT p_call FROM calls))),
+          'none', 'with every table granted, P''s editor still writes no call''s result');
+SELECT is(pg_temp.answer('owner_q', format($$DELETE FROM gateway.connector_calls WHERE id = %L$$, (SELECT p_call FROM calls))),
+          'none', 'with every table granted, the target''s owner deletes no call coming in');
+SELECT matches(pg_temp.answer('editor', format($$INSERT INTO gateway.connector_calls (connector_id, source_project_id, target_project_id, service, operation, deadline)
+                                                 VALUES (%L, 'cb000000-0000-4000-8000-00000000000a', 'cb000000-0000-4000-8000-00000000000b', 'anything', 'anything', now() + interval '1 hour')$$,
+                                               (SELECT p_to_q FROM pcx))),
+               '^42501', 'with every table granted, P''s editor cannot queue a call of its own choosing (service, operation) directly');
+ROLLBACK TO w1;
+
+-- 51-52. The worker's and the listener's functions are nobody's: not even service_role's.
+SELECT is(ARRAY[pg_temp.answer('service', format($$SELECT gateway._connector_call_complete(%L, 'succeeded', '{}', NULL, NULL, NULL, NULL, NULL)$$, (SELECT p_call FROM calls))),
+                pg_temp.answer('service', format($$SELECT gateway._connector_call_claim(%L)$$, (SELECT p_call FROM calls))),
+                pg_temp.answer('service', $$SELECT gateway._connector_calls_record('[]')$$),
+                pg_temp.answer('service', format($$SELECT gateway._connector_call_failed_attempt(%L, 'dead', 'x', 500)$$, (SELECT p_call FROM calls))),
+                pg_temp.answer('service', $$SELECT * FROM gateway._sync_claim('nexus', 10, '{}')$$),
+                pg_temp.answer('service', $$SELECT gateway._connector_calls_requeue()$$),
+                pg_temp.answer('service', format($$SELECT gateway._connector_call_for(%L, 'viewer')$$, (SELECT p_call FROM calls))),
+                pg_temp.answer('service', format($$SELECT gateway._callback_token(%L)$$, (SELECT p_call FROM calls)))],
+          ARRAY['42501 permission denied for function _connector_call_complete', '42501 permission denied for function _connector_call_claim',
+                '42501 permission denied for function _connector_calls_record', '42501 permission denied for function _connector_call_failed_attempt',
+                '42501 permission denied for function _sync_claim', '42501 permission denied for function _connector_calls_requeue',
+                '42501 permission denied for function _connector_call_for', '42501 permission denied for function _callback_token'],
+          'service_role runs none of the worker''s and listener''s call functions');
+SELECT is(ARRAY[pg_temp.answer('editor', format($$SELECT gateway._connector_call_complete(%L, 'succeeded', '{}', NULL, NULL, NULL, NULL, NULL)$$, (SELECT p_call FROM calls))),
+                pg_temp.answer('editor', format($$SELECT gateway._connector_call_failed_attempt(%L, 'dead', 'x', 500)$$, (SELECT p_call FROM calls))),
+                pg_temp.answer('owner', 'SELECT gateway.connector_calls_prune(''0 s'')')],
+          ARRAY['42501 permission denied for function _connector_call_complete', '42501 permission denied for function _connector_call_failed_attempt',
+                '42501 permission denied for function connector_calls_prune'],
+          'P''s editor completes or fails no call of its own, and P''s owner prunes nothing');
+
+-- 53-54. Consent is checked at every call: a revoked connector calls nothing.
+SAVEPOINT r1;
+SELECT gateway.connector_consent_revoke((SELECT p_to_q FROM pcx)) \g /dev/null
+SELECT matches(pg_temp.answer('editor', format($$SELECT gateway.connector_call(%L, '{}')$$, (SELECT p_to_q FROM pcx))),
+               '^55000 connector <id> is not approved', 'P''s editor cannot call through a revoked connector');
+SELECT ok((gateway._connector_call_claim((SELECT p_call FROM calls)) ->> 'endpoint_id') IS NULL,
+          'a call queued before the revocation gets no endpoint from the claim');
+ROLLBACK TO r1;
+
+-- 55-59. The Nexus service a call names is the connector's nexus_service_name, which P's editors
+-- may change: after Q approved service "live", P pointed its calls at any other service Q's workers
+-- register on that task queue. A new service name needs Q's consent again.
+SAVEPOINT s1;
+SELECT is(pg_temp.answer('editor', format($$UPDATE gateway.project_connectors SET display_name = 'renamed' WHERE id = %L$$, (SELECT p_to_q FROM pcx))),
+          'ok', 'P''s editor edits its approved connector');
+UPDATE gateway.project_connectors SET display_name = 'renamed' WHERE id = (SELECT p_to_q FROM pcx);
+SELECT is((SELECT consent_state FROM gateway.project_connectors WHERE id = (SELECT p_to_q FROM pcx)), 'approved',
+          'a display name change keeps the consent');
+SELECT set_config('request.jwt.claims', '{"sub": "ab000000-0000-4000-8000-000000000003", "role": "authenticated"}', true) \g /dev/null
+SET LOCAL ROLE authenticated;
+UPDATE gateway.project_connectors SET nexus_service_name = 'admin' WHERE id = (SELECT p_to_q FROM pcx);
+RESET ROLE;
+SELECT is((SELECT consent_state || ' ' || coalesce(consent_by::text, '-') FROM gateway.project_connectors WHERE id = (SELECT p_to_q FROM pcx)),
+          'requested -', 'a new nexus_service_name on an approved connector asks the target''s consent again');
+SELECT matches(pg_temp.answer('editor', format($$SELECT gateway.connector_call(%L, '{}')$$, (SELECT p_to_q FROM pcx))),
+               '^55000', 'and calls through it are refused until the target approves');
+SELECT is((SELECT count(*)::int FROM gateway.audit_log
+            WHERE object_id = (SELECT p_to_q FROM pcx) AND action = 'project_connector.consent_reset'
+              AND project_id = 'cb000000-0000-4000-8000-00000000000b' AND details ->> 'service' = 'admin'), 1,
+          'the target''s audit log says its consent was reset, naming the new service');
+ROLLBACK TO s1;
+
+-- 60-62. The target's input_schema runs in every caller's backend, inside std::regex, which no
+-- statement_timeout, cancel or terminate interrupts: Q's owner must not be able to make P's calls
+-- hang with a backtracking pattern.
+SAVEPOINT x1;
+SELECT is(pg_temp.answer('owner_q', format($$UPDATE gateway.service_interfaces SET input_schema = '{"properties": {"x": {"pattern": "(a|a)*b"}}}' WHERE id = %L$$,
+                                          (SELECT q_iface FROM pcx))),
+          'ok', 'Q''s owner sets an exponential pattern in the input_schema of Q''s interface');
+UPDATE gateway.service_interfaces SET input_schema = '{"properties": {"x": {"pattern": "(a|a)*b"}}}' WHERE id = (SELECT q_iface FROM pcx);
+SELECT matches(pg_temp.answer('editor', format($$SELECT gateway.connector_call(%L, jsonb_build_object('x', repeat('a', 1000) || '!'))$$, (SELECT p_to_q FROM pcx))),
+               '^22023 the target interface''s input_schema is not a valid JSON Schema: .*exponential',
+               'P''s call is refused at once (22023), not stuck for ever in std::regex');
+UPDATE gateway.service_interfaces SET input_schema = '{"properties": {"x": {"pattern": ".*.*.*x"}}}' WHERE id = (SELECT q_iface FROM pcx);
+SELECT matches(pg_temp.answer('editor', format($$SELECT gateway.connector_call(%L, jsonb_build_object('x', repeat('a', 1000) || '!'))$$, (SELECT p_to_q FROM pcx))),
+               '^22023 input does not match .* at /x: the string is longer than [0-9]+ bytes',
+               'a polynomial pattern bounds the strings it is matched against (.*.*.*x took hours at 1000 bytes)');
+ROLLBACK TO x1;
+-- 63-64. json_schema_validate is any signed-in user's: no file or URL behind a $ref, no hang.
+SELECT matches(pg_temp.answer('outsider', $$SELECT gateway.json_schema_validate('{"pattern": "^(\\w|\\d)+$"}', to_jsonb(repeat('a', 1000) || '!'))$$),
+               '^22023 .*exponential', 'a signed-in user''s own exponential pattern is refused, not run');
+SELECT is(ARRAY[pg_temp.answer('outsider', $$SELECT gateway.json_schema_validate('{"$ref": "file:///etc/passwd"}', '1')$$) ~ '^22023 .*nothing is fetched',
+                pg_temp.answer('outsider', $$SELECT gateway.json_schema_validate('{"properties": {"a": {"$ref": "http://127.0.0.1:9/s.json"}}}', '{"a": 1}')$$) ~ '^22023 .*nothing is fetched'],
+          ARRAY[true, true], 'a $ref to a file or a URL is refused, never read or fetched');
 
 SELECT * FROM finish();
 ROLLBACK;

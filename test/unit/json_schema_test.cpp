@@ -186,6 +186,41 @@ TEST(JsonSchema, ExponentialPatternsAreRefused) {
   }
 }
 
+// std::regex cannot be interrupted (statement_timeout and pg_terminate_backend wait for it), so
+// patterns are bounded before any instance is matched: a repeated group whose alternatives can
+// begin alike is exponential ("(a|a)*b": 1.7 s at 24 characters), and sequences of quantifiers
+// are polynomial of a degree that makes 1024 bytes hours ("a*a*a*b" at 1000 bytes: minutes), so
+// they shorten the strings matched.
+TEST(JsonSchema, BacktrackingIsBounded) {
+  for (const char* pattern : {"(a|a)*b", "(a|aa)*b", "^(\\w|\\d)+$", "(x|[xy])+", "(?:a|a)*", "(a|.){2,}"}) {
+    Json schema = {{"pattern", pattern}};
+    EXPECT_TRUE(contains(refusal(schema), "exponential")) << pattern;
+  }
+  std::string optional;
+  for (int i = 0; i < 30; ++i) optional += "a?";
+  EXPECT_TRUE(contains(refusal(Json{{"pattern", optional + std::string(30, 'a')}}), "bounded time"));
+  auto longest = [](const char* pattern) {
+    CompiledSchema c(Json{{"pattern", pattern}});
+    for (std::size_t n = kMaxMatchedString; n > 0; --n) {
+      auto v = c.validate(Json(std::string(n, '-')));
+      if (!v || v->message.find("longer than") == std::string::npos) return n;
+    }
+    return std::size_t{0};
+  };
+  EXPECT_EQ(longest("^[a-z]+$"), kMaxMatchedString);
+  EXPECT_EQ(longest("a*b"), kMaxMatchedString);
+  EXPECT_LT(longest("a*a*b"), 256u);
+  EXPECT_LT(longest(".*.*.*x"), 100u);
+  // Worst cases at their bound stay short (each took seconds to hours at 1024 bytes).
+  for (const char* pattern : {"a*a*b", "a*a*a*b", ".*.*.*x", "\\w*\\w*\\w*\\w*x"}) {
+    CompiledSchema c(Json{{"pattern", pattern}});
+    const std::string text(longest(pattern) - 1, 'a');
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(c.validate(Json(text + "!")));
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0) << pattern;
+  }
+}
+
 TEST(JsonSchema, RemoteReferencesAreRefusedNotFetched) {
   for (const char* ref : {"http://127.0.0.1:9/schema.json", "https://json-schema.org/draft-07/schema#",
                           "other.json#/definitions/a", "urn:example:x"}) {
