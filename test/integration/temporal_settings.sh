@@ -26,8 +26,9 @@ as_pg chmod 644 "$headers"
 tq "ALTER SYSTEM SET gateway.temporal_headers_file = '$headers'" >/dev/null
 tq "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
-is "$(grep -c 'Temporal header file .* is accessible by group or others' "$TCLUSTER/server.log")" 1 \
-   "a header file others can read is refused, with a warning that names it"
+# Two engines use the file (endpoint sync and calls): each refuses it and says so.
+is "$(grep -c 'Temporal header file .* is accessible by group or others' "$TCLUSTER/server.log")" 2 \
+   "a header file others can read is refused by both engines that use it, with a warning that names it"
 as_pg chmod 600 "$headers"
 tq "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
