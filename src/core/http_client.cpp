@@ -31,11 +31,9 @@ void check(CURLMcode code, const char* what) {
   if (code != CURLM_OK) throw std::runtime_error(std::string(what) + ": " + curl_multi_strerror(code));
 }
 
-std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* response = static_cast<Response*>(user);
-  const std::size_t n = size * count;
-  // Answers are small; a runaway body is cut (and said to be) rather than held.
-  const std::size_t room = kMaxBodyBytes - std::min(kMaxBodyBytes, response->body.size());
+// Answers are small; a runaway body is cut (and said to be) rather than held.
+std::size_t append_body(Response* response, std::size_t limit, const char* data, std::size_t n) {
+  const std::size_t room = limit - std::min(limit, response->body.size());
   if (n > room) response->body_truncated = true;
   response->body.append(data, std::min(n, room));
   return n;
@@ -209,8 +207,13 @@ void Client::start_queued() {
     }
     curl_slist* header_list = transfer->headers != nullptr ? transfer->headers : static_cast<curl_slist*>(shared_headers_);
     check(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, header_list), "CURLOPT_HTTPHEADER");
+    curl_write_callback on_body = [](char* data, std::size_t size, std::size_t count, void* user) -> std::size_t {
+      auto* t = static_cast<Transfer*>(user);
+      const std::size_t asked = t->request.max_body_bytes;
+      return append_body(&t->response, asked > 0 && asked < kMaxBodyBytes ? asked : kMaxBodyBytes, data, size * count);
+    };
     check(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body), "CURLOPT_WRITEFUNCTION");
-    check(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer->response), "CURLOPT_WRITEDATA");
+    check(curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get()), "CURLOPT_WRITEDATA");
     check(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header), "CURLOPT_HEADERFUNCTION");
     check(curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer->response), "CURLOPT_HEADERDATA");
     check(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->error), "CURLOPT_ERRORBUFFER");

@@ -41,6 +41,9 @@ struct Request {
   // connector's own Authorization instead of the headers file's. Wiped when the request ends.
   std::vector<std::string> headers{};
   long timeout_ms = 0;  // this request's whole-transfer timeout; 0: ClientOptions.timeout_ms
+  // The answer's body is cut beyond this many bytes (Response.body_truncated); 0 or more than
+  // kMaxBodyBytes: kMaxBodyBytes.
+  std::size_t max_body_bytes = 0;
 };
 
 // Bounds on what an answer's headers may hold (Response.headers): more are dropped, longer values cut.

@@ -397,7 +397,7 @@ StartAnswer handler_error(const sync::CallResult& r) {
     error = "the Nexus handler refused the call: " + type + " (HTTP " + std::to_string(r.status) + ")";
   }
   if (!message.empty()) error += ": " + message;
-  if (r.body_truncated) error += " (answer body over 16 MiB, cut)";
+  if (r.body_truncated) error += " (answer body cut: larger than pg_gateway reads)";
   a.error = safe_text(error, kMaxErrorText);
   a.failure = Json{{"message", message.empty() ? a.error : message},
                    {"metadata", {{"type", "nexus.HandlerError"}}},
@@ -610,7 +610,7 @@ StartAnswer classify_start(const sync::CallResult& r) {
     if (r.status == 200) {
       if (r.body_truncated) {
         a.kind = StartKind::kFailed;
-        a.failure = Json{{"message", "the operation succeeded, but its result is larger than 16 MiB, which pg_gateway does not keep"},
+        a.failure = Json{{"message", "the operation succeeded, but its result is larger than pg_gateway keeps (gateway.callback_max_body, at most 16 MiB)"},
                          {"details", {{"type", "result_too_large"}}}};
         return a;
       }

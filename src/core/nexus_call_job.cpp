@@ -50,6 +50,23 @@ bool header_line_ok(const std::string& line) {
   return header_safe(line);
 }
 
+// A connector's header line (auth_config "headers") that must not go out: names that frame the
+// message or steer the connection (next to curl's own Content-Length, "Transfer-Encoding: gzip"
+// lets a proxy in front of Temporal read the body otherwise: the shared keep-alive connection
+// desyncs, a request smuggled into it), and names the call sets itself.
+bool connector_header_forbidden(const std::string& line) {
+  std::string name = line.substr(0, line.find(':'));
+  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static const char* const kExact[] = {"transfer-encoding", "content-length", "content-encoding", "content-type",
+                                       "te", "trailer", "connection", "keep-alive", "upgrade", "host", "expect",
+                                       "request-timeout", "operation-timeout"};
+  for (const char* n : kExact) {
+    if (name == n) return true;
+  }
+  return name.rfind("nexus-", 0) == 0 || name.rfind("pg-gateway-", 0) == 0 || name.rfind("proxy-", 0) == 0;
+}
+
 // Milliseconds from the claim's now to the deadline (may be <= 0); nullopt without deadline.
 std::optional<long long> remaining_ms(const CallRow& row) {
   if (!row.deadline) return std::nullopt;
@@ -75,8 +92,15 @@ void set_timeout(http::Request& request, long request_timeout_ms, std::optional<
 }
 
 // What must hold before a request of this row is sent; "" when it does.
-std::string request_problem(const http::Request& request, const CallRow& row) {
+std::string request_problem(const http::Request& request, const CallRow& row,
+                            const std::vector<std::string>& connector_headers) {
   if (row.service.empty() || row.operation.empty()) return "the call has no Nexus service or operation name";
+  for (const std::string& line : connector_headers) {
+    if (connector_header_forbidden(line)) {
+      return "the connector's auth_config header " + safe_text(line.substr(0, std::min(line.find(':'), std::size_t{64})), 64) +
+             " is one pg_gateway sets itself or one that frames the request; remove it from the auth_config";
+    }
+  }
   for (const std::string& line : request.headers) {
     if (!header_line_ok(line)) {
       const std::string name = line.substr(0, std::min(line.find(':'), std::size_t{64}));
@@ -141,7 +165,7 @@ Json failed_with(const std::string& message, const std::string& type) {
 // Submits one request; `handle` runs with the answer after the observer saw it. Anything thrown
 // by our own code ends the job as a retry; a throw from the caller's `finish` goes on up.
 void call(const JobPtr& job, http::Request request, std::function<void(http::Response&)> handle) {
-  const std::string problem = request_problem(request, job->row);
+  const std::string problem = request_problem(request, job->row, job->options.headers);
   if (!problem.empty()) {
     done(job, Json{{"state", "failed"}, {"failure", failed_with(problem, "bad_request")}}, problem);
     return;
@@ -328,6 +352,7 @@ http::Request start_request(const CallRow& row, const CallOptions& options) {
   if (!options.callback_url.empty()) request.path += "?callback=" + url_escape(callback_url_for(options.callback_url, row.id));
   request.body = row.input.dump(-1, ' ', false, Json::error_handler_t::replace);
   request.headers = {"Content-Type: application/json", "Nexus-Request-Id: " + row.id};
+  request.max_body_bytes = options.max_result_bytes;
   const std::optional<long long> remaining = remaining_ms(row);
   set_timeout(request, options.request_timeout_ms, remaining);
   if (remaining) request.headers.push_back("Operation-Timeout: " + std::to_string(std::max<long long>(1, *remaining)) + "ms");

@@ -49,6 +49,9 @@ struct CallOptions {
   std::string callback_token;         // callback_token(callback_key(), call id)
   std::vector<std::string> headers;   // "Name: value" from the connector's auth_config
   long request_timeout_ms = 30000;    // gateway.temporal_request_timeout
+  // The largest start answer read (gateway.callback_max_body, as for completions): a longer
+  // result is not stored (the call fails with result_too_large). 0: the client's 16 MiB bound.
+  std::size_t max_result_bytes = 0;
 };
 
 // outcome.synced (connector_call):

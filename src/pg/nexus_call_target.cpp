@@ -52,8 +52,16 @@ bool header_ok(const std::string& name, const std::string& value) {
   }
   std::string lower;
   for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower.rfind("nexus-", 0) != 0 && lower.rfind("pg-gateway-", 0) != 0 && lower != "request-timeout" &&
-         lower != "operation-timeout" && lower != "content-type" && lower != "content-length" && lower != "host";
+  // Also none that frames the message or steers the connection (the core job refuses them too):
+  // next to curl's own Content-Length, "Transfer-Encoding: gzip" desyncs a proxy in front of Temporal.
+  static const char* const kFraming[] = {"transfer-encoding", "content-encoding", "te", "trailer", "connection",
+                                         "keep-alive", "upgrade", "expect"};
+  for (const char* n : kFraming) {
+    if (lower == n) return false;
+  }
+  return lower.rfind("nexus-", 0) != 0 && lower.rfind("pg-gateway-", 0) != 0 && lower.rfind("proxy-", 0) != 0 &&
+         lower != "request-timeout" && lower != "operation-timeout" && lower != "content-type" &&
+         lower != "content-length" && lower != "host";
 }
 
 class NexusCallTarget final : public SyncTarget {
@@ -91,6 +99,8 @@ class NexusCallTarget final : public SyncTarget {
 
     nexus::CallOptions options;
     options.request_timeout_ms = settings.temporal_request_timeout_ms;
+    // A result is bounded alike whichever way it comes (the start's answer or a completion).
+    options.max_result_bytes = static_cast<std::size_t>(settings.callback_max_body);
     const std::string base = callback_base_url();
     if (!base.empty()) {
       options.callback_url = base;  // the job appends /nexus/calls/<id>

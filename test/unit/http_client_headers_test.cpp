@@ -90,6 +90,21 @@ TEST(HttpClientHeaders, LongBodyIsCutAndSaysSo) {
   EXPECT_EQ(r.body.size(), kMaxBodyBytes);
 }
 
+TEST(HttpClientHeaders, PerRequestBodyBoundCutsEarlier) {
+  NexusServer server([](const NexusRequest&) { return NexusReply{200, std::string(300000, 'a'), {}}; });
+  Request request{"GET", "/x", ""};
+  request.max_body_bytes = 1000;
+  Response r = fetch(server.url(), request);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.body_truncated);
+  EXPECT_EQ(r.body.size(), 1000u);
+  // 0 (and anything above it) is the client's own bound.
+  request.max_body_bytes = 0;
+  r = fetch(server.url(), request);
+  EXPECT_FALSE(r.body_truncated);
+  EXPECT_EQ(r.body.size(), 300000u);
+}
+
 TEST(HttpClientHeaders, PerRequestTimeoutFires) {
   NexusServer server([](const NexusRequest&) { return NexusReply{200, "{}", {}, 3000}; });
   Request request{"GET", "/slow", ""};

@@ -170,6 +170,32 @@ TEST_F(NexusJob, HeaderInjectionIsRefusedBeforeAnythingIsSent) {
   EXPECT_EQ(out.outcome.synced["state"], "failed");
 }
 
+// A connector's auth_config header that frames the message or steers the connection (curl sends
+// "Transfer-Encoding: gzip" next to its own Content-Length: a proxy in front of Temporal may read
+// the body differently and the shared keep-alive connection desyncs), or that doubles a header
+// the call sets itself, is refused before anything is sent.
+TEST_F(NexusJob, FramingAndOwnHeadersFromTheConnectorAreRefused) {
+  serve([](const NexusRequest&) { return json_reply(200, Json()); });
+  for (const char* line : {"Transfer-Encoding: gzip", "transfer-encoding: chunked", "Content-Length: 3", "TE: trailers",
+                           "Connection: Authorization", "Keep-Alive: timeout=5", "Upgrade: h2c", "Trailer: X",
+                           "Host: evil.example", "Expect: 100-continue", "Proxy-Authorization: Basic eA==",
+                           "Content-Encoding: gzip", "Content-Type: text/plain", "NEXUS-REQUEST-ID: other",
+                           "Request-Timeout: 1ms", "Operation-Timeout: 1ms", "Nexus-Callback-Pg-Gateway-Token: x",
+                           "Pg-Gateway-Source-Project: other", "Nexus-Operation-Token: other"}) {
+    CallOptions o = options();
+    o.headers = {"Authorization: Bearer connector", line};
+    const JobRun out = run(claim(), o);
+    EXPECT_TRUE(received().empty()) << line;
+    EXPECT_EQ(out.outcome.verdict, sync::Verdict::kDone) << line;
+    EXPECT_EQ(out.outcome.synced["state"], "failed") << line;
+  }
+  // An ordinary one still goes.
+  CallOptions o = options();
+  o.headers = {"Authorization: Bearer connector", "X-Tenant: a"};
+  EXPECT_EQ(run(claim(), o).outcome.synced["state"], "succeeded");
+  EXPECT_EQ(received().at(0).header("x-tenant"), "a");
+}
+
 // --- answers to the start ------------------------------------------------------------------------
 
 TEST_F(NexusJob, SucceededWithJson) {
@@ -301,6 +327,24 @@ TEST_F(NexusJob, TwentyMegabyteResultIsNotStoredCut) {
   const JobRun out = run(claim());
   EXPECT_EQ(out.outcome.synced["state"], "failed");
   EXPECT_EQ(out.outcome.synced["failure"]["details"]["type"], "result_too_large");
+}
+
+// A start's result is bounded as a completion's is (gateway.callback_max_body): a 2 MB result
+// under a 1 MB bound is neither stored nor held, and the call fails saying why; one under it is stored.
+TEST_F(NexusJob, ResultOverTheConfiguredBoundIsNotStored) {
+  serve([](const NexusRequest&) {
+    return NexusReply{200, "[\"" + std::string(2u << 20, 'x') + "\"]", {"Content-Type: application/json"}};
+  });
+  CallOptions o = options();
+  o.max_result_bytes = 1u << 20;
+  JobRun out = run(claim(), o);
+  EXPECT_EQ(out.outcome.synced["state"], "failed");
+  EXPECT_EQ(out.outcome.synced["failure"]["details"]["type"], "result_too_large");
+  EXPECT_LT(out.outcome.synced.dump().size(), 4096u);
+  o.max_result_bytes = 3u << 20;
+  out = run(claim(), o);
+  EXPECT_EQ(out.outcome.synced["state"], "succeeded");
+  EXPECT_EQ(out.outcome.synced["result"][0].get<std::string>().size(), 2u << 20);
 }
 
 TEST_F(NexusJob, CutJsonResultIsKeptAsBytes) {
