@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,7 +48,7 @@ extern "C" PGDLLEXPORT void gateway_callback_listener_main(Datum);
 namespace gateway::pg {
 namespace {
 
-constexpr unsigned kConnectionTimeoutS = 10;    // bounds the time one request may take
+constexpr unsigned kConnectionTimeoutS = 10;    // idle time; libmicrohttpd restarts it on every byte
 constexpr unsigned kConnectionLimit = 64;
 constexpr std::size_t kConnectionMemory = 64 * 1024;  // headers (Nexus-Link lines) fit
 constexpr long kMaxWaitMs = 1000;
@@ -62,6 +63,41 @@ void log_line(int level, const std::string& message) {
     pg_call([&] { ereport(level, (errmsg("pg_gateway callback listener: %s", message.c_str()))); });
   } catch (...) {
   }
+}
+
+// Open connections and when each was accepted: libmicrohttpd's timeout counts idle time only,
+// so a client trickling a byte every few seconds would hold a slot for ever. The loop shuts down
+// a connection's socket once it is older than gateway.callback_request_timeout (libmicrohttpd
+// then closes it as a dropped connection).
+std::map<int, TimestampTz> connection_opened;
+
+void on_connection(void*, MHD_Connection* connection, void**, MHD_ConnectionNotificationCode code) noexcept {
+  const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (info == nullptr) return;
+  try {
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+      connection_opened[info->connect_fd] = GetCurrentTimestamp();
+    } else {
+      connection_opened.erase(info->connect_fd);
+    }
+  } catch (...) {
+  }
+}
+
+// Shuts down connections past their time; returns how long until the next one is due (ms).
+long close_overdue_connections() {
+  const TimestampTz now = GetCurrentTimestamp();
+  long next = kMaxWaitMs;
+  for (const auto& [fd, opened] : connection_opened) {
+    const TimestampTz due = TimestampTzPlusMilliseconds(opened, settings.callback_request_timeout_ms);
+    if (now >= due) {
+      shutdown(fd, SHUT_RDWR);
+      log_line(LOG, "closed a connection that took longer than gateway.callback_request_timeout");
+    } else {
+      next = std::min(next, static_cast<long>((due - now) / 1000) + 1);
+    }
+  }
+  return next;
 }
 
 // One request being received: the call it completes and its body so far.
@@ -308,6 +344,7 @@ MHD_Daemon* start_daemon(const sockaddr_in& address, std::string& error, int& ep
       MHD_OPTION_CONNECTION_LIMIT, kConnectionLimit,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, kConnectionMemory,
       MHD_OPTION_NOTIFY_COMPLETED, &request_completed, nullptr,
+      MHD_OPTION_NOTIFY_CONNECTION, &on_connection, nullptr,
       MHD_OPTION_END);
   if (daemon == nullptr) {
     error = "libmicrohttpd could not start (see the lines above)";
@@ -457,7 +494,7 @@ extern "C" void gateway_callback_listener_main(Datum) {
                            settings.callback_listen, settings.database)));
     }
 
-    long timeout = kMaxWaitMs;
+    long timeout = close_overdue_connections();
     MHD_UNSIGNED_LONG_LONG mhd_timeout = 0;
     if (MHD_get_timeout(daemon, &mhd_timeout) == MHD_YES && mhd_timeout < static_cast<MHD_UNSIGNED_LONG_LONG>(timeout)) {
       timeout = static_cast<long>(mhd_timeout);

@@ -221,6 +221,12 @@ void define_settings() {
       "after a reload.",
       &settings.callback_max_body, 1048576, 1024, 256 * 1024 * 1024, PGC_SIGHUP, GUC_UNIT_BYTE,
       nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "gateway.callback_request_timeout", "Longest a connection to the callback listener may stay open.",
+      "Counted from when it was accepted, however slowly its bytes arrive, so trickling clients "
+      "cannot hold the listener's 64 connections. Temporal spends at most 10 s on an attempt.",
+      &settings.callback_request_timeout_ms, 30000, 1000, 600000, PGC_SIGHUP, GUC_UNIT_MS,
+      nullptr, nullptr, nullptr);
 
   MarkGUCPrefixReserved("gateway");
 }

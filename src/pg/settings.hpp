@@ -45,6 +45,7 @@ struct Settings {
   char* callback_listen = nullptr;     // gateway.callback_listen: "host:port"; empty: no listener
   char* callback_url = nullptr;        // gateway.callback_url; empty: http://<callback_listen>
   int callback_max_body = 1048576;     // gateway.callback_max_body (bytes)
+  int callback_request_timeout_ms = 30000;  // gateway.callback_request_timeout
 };
 
 extern Settings settings;

@@ -5,7 +5,7 @@
 # up the others; a burst of 200 is accepted; a taken address is retried, not a crash loop.
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 39
+plan 42
 
 LCLUSTER=$(own_cluster callback-listener)
 lport=$(free_port 26600)
@@ -203,6 +203,55 @@ ok "$(python3 -c "import sys; sys.exit(0 if float('$slow_answered') < 2 else 1)"
 ok "$(python3 -c "import sys; sys.exit(0 if float('$slow_closed') < 16 else 1)"; echo $?)" \
    "the stalled connections are closed by the connection timeout"
 is "$(call_state "$c4")" 'succeeded {"fast": true} -' "the stalled partial completion changed nothing"
+
+# --- clients trickling a byte at a time hold no slot for long (gateway.callback_request_timeout) ---
+lq "ALTER SYSTEM SET gateway.callback_request_timeout = '3s'" >/dev/null
+lq "SELECT pg_reload_conf()" >/dev/null
+c6=$(lq "INSERT INTO gateway.connector_calls (id, source_project_id, target_project_id, endpoint_id, service,
+                                              operation, input, state, operation_token, attempts, created_by,
+                                              started_at, deadline)
+         VALUES (gen_random_uuid(), 'd1000000-0000-4000-8000-00000000000a', 'd2000000-0000-4000-8000-00000000000b',
+                 'endpoint-1', 'trickle', 'approve-order', '{}', 'running', 'op-t', 1,
+                 'e1000000-0000-4000-8000-000000000001', now(), now() + interval '1 hour') RETURNING id")
+trickle=$(python3 - "$cport" "$c6" "$(token "$c6")" <<'PY'
+import http.client, socket, sys, threading, time
+port, call, tok = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+stop = time.monotonic() + 14
+def trickle():
+    # Each of the listener's 64 connections gets a client sending one header byte every 0.5 s:
+    # never idle long enough for the idle timeout (10 s).
+    try:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"POST /nexus/calls/" + call.encode() + b" HTTP/1.1\r\nX-Slow: ")
+        while time.monotonic() < stop:
+            s.sendall(b"a"); time.sleep(0.5)
+    except OSError:
+        pass
+threads = [threading.Thread(target=trickle, daemon=True) for _ in range(64)]
+for t in threads: t.start()
+time.sleep(0.5)
+t0 = time.monotonic()
+status = 0
+# (A try that gave up client-side may still have landed: the next one then hears 409.)
+while time.monotonic() - t0 < 12 and status not in (200, 409):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("POST", "/nexus/calls/" + call, body=b'{"trickled": false}',
+                  headers={"Pg-Gateway-Token": tok, "Nexus-Operation-State": "succeeded", "Content-Type": "application/json"})
+        status = c.getresponse().status
+    except OSError:
+        time.sleep(0.2)
+print(status, "%.1f" % (time.monotonic() - t0))
+PY
+)
+read -r trickle_status trickle_after <<<"$trickle"
+diag "64 trickling clients: a valid completion got through after ${trickle_after}s"
+ok "$([[ $trickle_status == 200 || $trickle_status == 409 ]]; echo $?)" "with 64 clients trickling bytes into every connection, a valid completion still gets through ($trickle_status)"
+is "$(call_state "$c6" | cut -c1-9)" succeeded "and lands on its row"
+ok "$(python3 -c "import sys; sys.exit(0 if float('$trickle_after') < 8 else 1)"; echo $?)" \
+   "once gateway.callback_request_timeout (3 s here) closes them, long before the idle timeout would"
+lq "ALTER SYSTEM RESET gateway.callback_request_timeout" >/dev/null
+lq "SELECT pg_reload_conf()" >/dev/null
 
 # --- a burst of 200 ---
 lq "INSERT INTO gateway.connector_calls (id, source_project_id, target_project_id, endpoint_id, service,
