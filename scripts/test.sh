@@ -60,7 +60,7 @@ step "unit tests (ctest)"
 if ! want unit; then note "skipped (SUITES)"
 elif cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build-cmake.log 2>&1 &&
    cmake --build build -j2 >>build-cmake.log 2>&1; then
-  out=$(cd build && ctest --output-on-failure 2>&1)
+  out=$(cd build && ctest -j2 --output-on-failure 2>&1)  # one process per test: two at a time
   echo "$out" | tail -n 3
   total=$(echo "$out" | sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p')
   bad=$(echo "$out" | sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p')
@@ -74,6 +74,9 @@ step "fuzz (libFuzzer, ${FUZZ_SECONDS:-10}s per target)"
 if ! want fuzz; then note "skipped (SUITES)"
 elif command -v clang++ >/dev/null &&
    cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DGATEWAY_FUZZ=ON >build-fuzz.log 2>&1; then
+  # Every target at once, on both cores (a failure shows in the per-target build below).
+  cmake --build build-fuzz -j2 --target $(for f in test/fuzz/*_fuzz.cpp; do basename "$f" .cpp; done) \
+    >>build-fuzz.log 2>&1 || true
   for source in test/fuzz/*_fuzz.cpp; do
     target=$(basename "$source" .cpp)
     # New inputs go to a scratch corpus; the committed seeds stay untouched.
@@ -105,7 +108,7 @@ elif cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=De
        >>build-asan.log 2>&1; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-  out=$(cd build-asan && ctest --output-on-failure 2>&1)
+  out=$(cd build-asan && ctest -j2 --output-on-failure 2>&1)
   echo "$out" | tail -n 3
   total=$(echo "$out" | sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p')
   bad=$(echo "$out" | sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p')
