@@ -20,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include "loopback_reply.hpp"
+
 namespace gateway::testing {
 
 struct NexusRequest {
@@ -142,17 +144,7 @@ class NexusServer {
         ::close(c);
         continue;
       }
-      std::string answer = "HTTP/1.1 " + std::to_string(reply.status) + " X\r\n";
-      for (const std::string& h : reply.headers) answer += h + "\r\n";
-      answer += "Content-Length: " + std::to_string(reply.body.size()) + "\r\nConnection: close\r\n\r\n";
-      answer += reply.body;
-      std::size_t sent = 0;
-      while (sent < answer.size()) {
-        ssize_t n = ::send(c, answer.data() + sent, answer.size() - sent, MSG_NOSIGNAL);
-        if (n <= 0) break;
-        sent += static_cast<std::size_t>(n);
-      }
-      ::close(c);
+      send_reply_and_close(c, reply.status, reply.headers, reply.body);
     }
   }
 
