@@ -75,6 +75,19 @@ std::string percent_decoded(const std::string& text) {
   return out;
 }
 
+// The index of the ']' closing the character class that opens at pattern[open] ('['), or the
+// pattern's end: a leading '^' and a ']' right after the '[' (or "[^") are literal, '\\' escapes.
+std::size_t class_end(const std::string& pattern, std::size_t open) {
+  std::size_t i = open + 1;
+  if (i < pattern.size() && pattern[i] == '^') ++i;
+  if (i < pattern.size() && pattern[i] == ']') ++i;
+  while (i < pattern.size() && pattern[i] != ']') {
+    if (pattern[i] == '\\') ++i;
+    ++i;
+  }
+  return i;
+}
+
 // Whether `pattern` repeats a group that itself repeats something, as "(a+)+" or "(\\w+\\s?)*":
 // std::regex backtracks exponentially on such patterns (seconds at 25 characters, uninterruptible).
 // A syntactic check of star height: "?" and a bounded "{n}" do not count as repetition inside.
@@ -106,13 +119,7 @@ bool nested_repetition(const std::string& pattern) {
     if (c == '\\') {
       ++i;
     } else if (c == '[') {
-      ++i;
-      if (i < pattern.size() && pattern[i] == '^') ++i;
-      if (i < pattern.size() && pattern[i] == ']') ++i;
-      while (i < pattern.size() && pattern[i] != ']') {
-        if (pattern[i] == '\\') ++i;
-        ++i;
-      }
+      i = class_end(pattern, i);
     } else if (c == '(') {
       groups.emplace_back();
       last_atom_repeats = false;
@@ -174,13 +181,7 @@ bool ambiguous_repeated_alternation(const std::string& pattern) {
       ++i;
     } else if (c == '[') {
       first("*");
-      ++i;
-      if (i < pattern.size() && pattern[i] == '^') ++i;
-      if (i < pattern.size() && pattern[i] == ']') ++i;
-      while (i < pattern.size() && pattern[i] != ']') {
-        if (pattern[i] == '\\') ++i;
-        ++i;
-      }
+      i = class_end(pattern, i);
     } else if (c == '(') {
       first("*");
       groups.emplace_back();
@@ -229,13 +230,7 @@ std::size_t regex_max_length(const std::string& pattern) {
     if (c == '\\') {
       ++i;
     } else if (c == '[') {
-      ++i;
-      if (i < pattern.size() && pattern[i] == '^') ++i;
-      if (i < pattern.size() && pattern[i] == ']') ++i;
-      while (i < pattern.size() && pattern[i] != ']') {
-        if (pattern[i] == '\\') ++i;
-        ++i;
-      }
+      i = class_end(pattern, i);
     } else if (c == '*' || c == '+') {
       ++unbounded;
     } else if (c == '?') {
