@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "loopback_reply.hpp"
+#include "loopback_server.hpp"
 
 namespace gateway::testing {
 
@@ -40,15 +40,7 @@ class ScriptedServer {
   using Handler = std::function<Reply(const Received&)>;
 
   explicit ScriptedServer(Handler handler) : handler_(std::move(handler)) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(listener_, 16);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    listener_ = listen_on_loopback(port_);
     thread_ = std::thread([this] { serve(); });
   }
   virtual ~ScriptedServer() {

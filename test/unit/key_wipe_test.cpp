@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/http_client.hpp"
+#include "loopback_server.hpp"
 #include "core/kong_mapping.hpp"
 #include "core/kong_sync.hpp"
 
@@ -73,15 +74,7 @@ namespace {
 class EchoServer {
  public:
   EchoServer() {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    listen(listen_fd_, 4);
-    socklen_t len = sizeof addr;
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = gateway::testing::listen_on_loopback(port_);
     thread_ = std::thread([this] { serve(); });
   }
   ~EchoServer() {

@@ -159,15 +159,9 @@ struct FakeTemporal {
 
 // A port nothing listens on.
 int closed_port() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(s);
-  return ntohs(addr.sin_port);
+  int port = 0;
+  ::close(gateway::testing::listen_on_loopback(port));
+  return port;
 }
 
 class TemporalJob : public ::testing::Test {
