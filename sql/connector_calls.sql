@@ -29,14 +29,7 @@ INSERT INTO gateway.project_connectors (id, source_project_id, target_project_id
 VALUES ('b7000000-0000-4000-8000-000000000001', :src, :tgt, :wf, :iface, 'orders');
 \set conn '''b7000000-0000-4000-8000-000000000001'''
 
-CREATE FUNCTION pg_temp.as_user(uid uuid) RETURNS void LANGUAGE sql AS $$
-  SELECT set_config('request.jwt.claims', json_build_object('sub', uid)::text, false);
-  SELECT set_config('role', 'regress_gw_user', false);
-$$;
-CREATE FUNCTION pg_temp.as_superuser() RETURNS void LANGUAGE sql AS $$
-  SELECT set_config('role', 'none', false);
-  SELECT set_config('request.jwt.claims', '', false);
-$$;
+\ir helpers/act_as.psql
 CREATE VIEW pg_temp.call_jobs AS
   SELECT state, count(*) AS jobs FROM gateway.sync_jobs WHERE target = 'nexus' GROUP BY 1 ORDER BY 1;
 

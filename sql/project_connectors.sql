@@ -51,14 +51,7 @@ VALUES (:iface, :tgt, :wf, 'approve', 'signal', 'approve'),
        ('e6000000-0000-4000-8000-000000000002', :src, 'f6000000-0000-4000-8000-000000000002', 'own', 'query', 'own');
 DELETE FROM gateway.sync_jobs WHERE target = 'temporal';
 
-CREATE FUNCTION pg_temp.as_user(uid uuid) RETURNS void LANGUAGE sql AS $$
-  SELECT set_config('request.jwt.claims', json_build_object('sub', uid)::text, false);
-  SELECT set_config('role', 'regress_gw_user', false);
-$$;
-CREATE FUNCTION pg_temp.as_superuser() RETURNS void LANGUAGE sql AS $$
-  SELECT set_config('role', 'none', false);
-  SELECT set_config('request.jwt.claims', '', false);
-$$;
+\ir helpers/act_as.psql
 -- The Temporal jobs waiting, by kind.
 CREATE VIEW pg_temp.temporal_jobs AS
   SELECT object_kind, state, count(*) AS jobs FROM gateway.sync_jobs WHERE target = 'temporal'
