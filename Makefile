@@ -2,7 +2,7 @@
 #   make demo    install what is missing, build, install, and show the flow on a throwaway cluster
 #   make test    the same set-up, then every suite (ctest, pg_regress, pgTAP, integration)
 EXTENSION  = pg_gateway
-EXTVERSION = 0.5.0
+EXTVERSION = 0.6.0
 
 MODULE_big = pg_gateway
 CORE_SRCS  = $(sort $(wildcard src/core/*.cpp))

@@ -81,6 +81,10 @@ SELECT object_kind, state ->> 'endpoint_id' AS endpoint_id, state ->> 'service' 
   FROM gateway._sync_claim('nexus', 10, '{}');
 SELECT gateway._sync_recover('nexus') AS nexus_recovered;
 
+-- 0.6.0: keys across master-key rotations, scopes and usage limits, health, the verify cache.
+ALTER EXTENSION pg_gateway UPDATE TO '0.6.0';
+SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
+
 -- A fresh install runs the same chain (there is no separate install script per version), so the
 -- two paths cannot drift apart. Leave a fresh extension for whatever runs next.
 DROP EXTENSION pg_gateway CASCADE;
