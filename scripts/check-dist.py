@@ -153,10 +153,11 @@ def main():
         names = [n for n in z.namelist() if not n.endswith("/")]
         read = lambda n: z.read(n).decode()  # noqa: E731
         tops = {n.split("/", 1)[0] for n in z.namelist()}
-        top = next(iter(tops)) if len(tops) == 1 else None
-        check(top and re.match(r"^pg_gateway-\d", top) and all("/" in n for n in names),
+        ours = [t for t in tops if re.match(r"^pg_gateway-\d", t)]
+        check(len(tops) == 1 and ours and all("/" in n for n in names),
               "one top directory pg_gateway-<version>/", "tops: %s" % sorted(tops))
-        top = top or ""
+        # The other checks look inside pg_gateway-<version>/ even when something lies beside it.
+        top = ours[0] if len(ours) == 1 else ""
         files = {n[len(top) + 1:] for n in names if n.startswith(top + "/")}
         get = lambda f: read(top + "/" + f) if f in files else None  # noqa: E731
 
