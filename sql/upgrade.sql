@@ -90,3 +90,7 @@ SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
 DROP EXTENSION pg_gateway CASCADE;
 CREATE EXTENSION pg_gateway;
 SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
+-- This session read the old extension's encryption keys: the new table has none of them, so
+-- sealing must create and use a key of the new table (not a cached id of the dropped one).
+SELECT length(gateway.encrypt_credentials('{"after": "re-create"}', 'upgrade')) > 0 AS sealed_after_recreate;
+SELECT gateway.decrypt_credentials(gateway.encrypt_credentials('{"after": "re-create"}', 'upgrade'), 'upgrade');

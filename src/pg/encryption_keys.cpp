@@ -25,6 +25,7 @@ namespace {
 std::map<std::uint32_t, EncryptionKey> keys;
 bool loaded = false;
 std::uint64_t loaded_generation = 0;
+Oid loaded_table = InvalidOid;  // the table the cache was read from: DROP + CREATE EXTENSION makes a new one
 bool bump_at_commit = false;
 bool callback_registered = false;
 
@@ -47,8 +48,12 @@ void on_transaction_end(XactEvent event, void*) {
   }
 }
 
+Oid key_table() {
+  return get_relname_relid("encryption_keys", get_namespace_oid("gateway", false));
+}
+
 Oid key_table_owner() {
-  Oid table = get_relname_relid("encryption_keys", get_namespace_oid("gateway", false));
+  Oid table = key_table();
   HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(table));
   if (!HeapTupleIsValid(tuple)) elog(ERROR, "gateway.encryption_keys is missing");
   Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relowner;
@@ -125,7 +130,12 @@ void load(bool see_own_writes) {
 }
 
 void refresh() {
-  if (!loaded || loaded_generation != encryption_keys_generation()) load(false);
+  Oid table = InvalidOid;
+  pg_call([&] { table = key_table(); });
+  if (!loaded || loaded_generation != encryption_keys_generation() || table != loaded_table) {
+    load(false);
+    loaded_table = table;
+  }
 }
 
 const EncryptionKey* find_active() {
