@@ -10,6 +10,7 @@
 #include "../core/error.hpp"
 #include "../core/safe_text.hpp"
 #include "settings.hpp"
+#include "target_health.hpp"
 #include "worker_transaction.hpp"
 
 namespace gateway::pg {
@@ -156,7 +157,23 @@ void SyncEngine::build_client() {
   target_->client_built(*client_, [this] { claim_wanted_ = true; });
 }
 
+void SyncEngine::publish_health() {
+  TargetHealth h;
+  h.paused = paused();
+  h.file_error = file_error_;
+  h.circuit_open = breaker_.open();
+  h.failures_in_row = failures_in_row_;
+  h.last_answer_ms = last_answer_ms_;
+  h.last_failure_ms = last_failure_ms_;
+  publish_target_health(target_->name(), h);
+}
+
 void SyncEngine::step(bool commit_seen) {
+  // Whichever way this step returns, gateway.health sees what it learnt (a spinlock, no error).
+  struct PublishAtExit {
+    SyncEngine* engine;
+    ~PublishAtExit() { engine->publish_health(); }
+  } publish_at_exit{this};
   if (commit_seen) {
     claim_wanted_ = true;
     // Jobs exist, so the schema does (the extension may have been created after we started).
@@ -324,11 +341,17 @@ void SyncEngine::start_job(std::int64_t job_id, const std::string& kind,
 void SyncEngine::judge_target(const sync::CallResult& answer) {
   if (sync::target_failure(answer) || answer.status == 429) {
     breaker_.record_failure(now_ms());
-  } else if (answer.status >= 200 && answer.status < 300) {
+    last_failure_ms_ = now_ms();
+    ++failures_in_row_;
+    return;
+  }
+  if (answer.status >= 200 && answer.status < 300) {
     breaker_.record_success();
   } else {
     breaker_.record_neutral();  // it answered: it is up, whatever it thought of the request
   }
+  last_answer_ms_ = now_ms();
+  failures_in_row_ = 0;
 }
 
 Json SyncEngine::outcome_row(const Finished& f, std::int64_t now) {
