@@ -196,7 +196,7 @@ BEGIN
     SELECT 8, 'oldest_pending_job',
            CASE WHEN p.age > interval '1 hour' THEN 'critical' WHEN p.age > interval '15 minutes' THEN 'warning' ELSE 'ok' END,
            CASE WHEN p.age IS NULL THEN 'no pending jobs'
-                ELSE format('the oldest pending job (%s) has waited %s', p.target, date_trunc('second', p.age)) END,
+                ELSE format('the oldest pending job (%s) has waited %s minutes', p.target, floor(extract(epoch FROM p.age) / 60)) END,
            CASE WHEN p.age > interval '15 minutes'
                 THEN 'See gateway.sync_status and the kong, temporal and nexus rows here: is the target configured, reachable, the worker running?' END,
            CASE WHEN p.age > interval '1 hour' THEN 'over 1 hour' WHEN p.age > interval '15 minutes' THEN 'over 15 minutes' END
