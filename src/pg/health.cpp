@@ -62,10 +62,13 @@ Check target_check(const char* name, const char* title, const char* url_setting,
   }
   const std::string failures = std::to_string(h.failures_in_row) + " failed call(s) in a row, the last at " +
                                time_text(h.last_failure_ms);
-  if (h.circuit_open) {
-    return {name, "critical", std::string(title) + " is unreachable: " + failures +
-                                  "; the worker's circuit is open (it pauses calls)",
-            hint_url, "circuit_open"};
+  // Five failures in a row is what opens the worker's circuit breaker; a reconcile's failures
+  // count here too, though they do not move the breaker.
+  if (h.circuit_open || h.failures_in_row >= 5) {
+    return {name, "critical",
+            std::string(title) + " is unreachable: " + failures +
+                (h.circuit_open ? "; the worker's circuit is open (it pauses calls)" : ""),
+            hint_url, "unreachable"};
   }
   if (h.failures_in_row > 0) {
     return {name, "warning", std::string(title) + " is failing: " + failures, hint_url, "failing"};

@@ -247,6 +247,16 @@ bool SyncEngine::record_due() const {
 
 void SyncEngine::finished(Finished&& f) {
   if (finished_.empty()) first_finished_ms_ = now_ms();
+  // For gateway.health, per job (reconciles included): no answer, 5xx or 429 is a failure of the
+  // target; anything else means it answered.
+  const long status = f.outcome.status;
+  if (f.outcome.verdict != sync::Verdict::kDone && (status == 0 || status >= 500 || status == 429)) {
+    last_failure_ms_ = now_ms();
+    ++failures_in_row_;
+  } else {
+    last_answer_ms_ = now_ms();
+    failures_in_row_ = 0;
+  }
   finished_.push_back(std::move(f));
   // A probe job that made no call the target could be judged by (nothing had changed, it failed before
   // calling, a reconcile) must not hold the half-open breaker's one slot for good: nothing would
@@ -341,17 +351,11 @@ void SyncEngine::start_job(std::int64_t job_id, const std::string& kind,
 void SyncEngine::judge_target(const sync::CallResult& answer) {
   if (sync::target_failure(answer) || answer.status == 429) {
     breaker_.record_failure(now_ms());
-    last_failure_ms_ = now_ms();
-    ++failures_in_row_;
-    return;
-  }
-  if (answer.status >= 200 && answer.status < 300) {
+  } else if (answer.status >= 200 && answer.status < 300) {
     breaker_.record_success();
   } else {
     breaker_.record_neutral();  // it answered: it is up, whatever it thought of the request
   }
-  last_answer_ms_ = now_ms();
-  failures_in_row_ = 0;
 }
 
 Json SyncEngine::outcome_row(const Finished& f, std::int64_t now) {
