@@ -238,14 +238,16 @@ CREATE POLICY audit_prunes_own_transaction ON gateway.audit_prunes
   WITH CHECK (xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id());
 REVOKE ALL ON gateway.audit_prunes FROM PUBLIC;
 
-CREATE POLICY audit_log_prune ON gateway.audit_log FOR DELETE
+-- Both policies apply to the extension's owner only (the role running this script): no other
+-- role may read gateway.audit_prunes, and none should evaluate a subquery on it.
+CREATE POLICY audit_log_prune ON gateway.audit_log FOR DELETE TO CURRENT_USER
   USING (occurred_at OPERATOR(pg_catalog.<)
          (SELECT pg_catalog.max(t.cutoff) FROM gateway.audit_prunes AS t
            WHERE t.xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()));
 
 -- The prune's own statements must see what they delete, whatever the project (row level security
 -- is forced on the owner too).
-CREATE POLICY audit_log_prune_read ON gateway.audit_log FOR SELECT
+CREATE POLICY audit_log_prune_read ON gateway.audit_log FOR SELECT TO CURRENT_USER
   USING (occurred_at OPERATOR(pg_catalog.<)
          (SELECT pg_catalog.max(t.cutoff) FROM gateway.audit_prunes AS t
            WHERE t.xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()));
