@@ -226,7 +226,7 @@ REVOKE ALL ON gateway.health FROM PUBLIC;
 -- table only the extension's owner writes, unlike a custom setting any role may SET), and row
 -- level security lets that DELETE reach only records older than the announced cutoff.
 CREATE TABLE gateway.audit_prunes (
-  xid    xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+  xid    xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),  -- assigns one: a prune writes anyway
   cutoff timestamptz NOT NULL
 );
 COMMENT ON TABLE gateway.audit_prunes IS
@@ -234,23 +234,24 @@ COMMENT ON TABLE gateway.audit_prunes IS
 ALTER TABLE gateway.audit_prunes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE gateway.audit_prunes FORCE ROW LEVEL SECURITY;
 CREATE POLICY audit_prunes_own_transaction ON gateway.audit_prunes
-  USING (xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id())
+  USING (xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned())
   WITH CHECK (xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id());
 REVOKE ALL ON gateway.audit_prunes FROM PUBLIC;
 
 -- Both policies apply to the extension's owner only (the role running this script): no other
--- role may read gateway.audit_prunes, and none should evaluate a subquery on it.
+-- role may read gateway.audit_prunes, and none should evaluate a subquery on it. The _if_assigned
+-- form never assigns a transaction id (an owner reading the log on a hot standby would fail).
 CREATE POLICY audit_log_prune ON gateway.audit_log FOR DELETE TO CURRENT_USER
   USING (occurred_at OPERATOR(pg_catalog.<)
          (SELECT pg_catalog.max(t.cutoff) FROM gateway.audit_prunes AS t
-           WHERE t.xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()));
+           WHERE t.xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned()));
 
 -- The prune's own statements must see what they delete, whatever the project (row level security
 -- is forced on the owner too).
 CREATE POLICY audit_log_prune_read ON gateway.audit_log FOR SELECT TO CURRENT_USER
   USING (occurred_at OPERATOR(pg_catalog.<)
          (SELECT pg_catalog.max(t.cutoff) FROM gateway.audit_prunes AS t
-           WHERE t.xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()));
+           WHERE t.xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned()));
 
 CREATE OR REPLACE FUNCTION gateway._audit_log_append_only() RETURNS trigger
 LANGUAGE plpgsql
@@ -258,13 +259,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   -- The one way through: gateway._audit_prune's DELETE, in its own transaction.
-  IF TG_OP = 'DELETE' AND EXISTS (SELECT FROM gateway.audit_prunes AS t WHERE t.xid = pg_current_xact_id()) THEN
+  IF TG_OP = 'DELETE' AND EXISTS (SELECT FROM gateway.audit_prunes AS t WHERE t.xid = pg_current_xact_id_if_assigned()) THEN
     RETURN NULL;
   END IF;
   RAISE EXCEPTION 'gateway.audit_log is append-only'
     USING ERRCODE = 'insufficient_privilege',
           DETAIL = format('%s on the audit log is not allowed.', TG_OP),
-          HINT = 'Audit records are kept as written; query them, do not change them. The extension''s owner removes old ones with gateway.audit_prune() or gateway.audit_retention.';
+          HINT = 'Audit records are kept as written; query them, do not change them.';
 END
 $$;
 
@@ -285,7 +286,7 @@ BEGIN
    WHERE a.id IN (SELECT o.id FROM gateway.audit_log AS o WHERE o.occurred_at < $1
                    ORDER BY o.occurred_at LIMIT $2);
   GET DIAGNOSTICS n = ROW_COUNT;
-  DELETE FROM gateway.audit_prunes AS t WHERE t.xid = pg_current_xact_id();
+  DELETE FROM gateway.audit_prunes AS t WHERE t.xid = pg_current_xact_id_if_assigned();
   IF n > 0 OR $3 = 'audit_prune' THEN
     PERFORM gateway._audit('audit_log.pruned', 'audit_log', NULL, NULL, NULL,
                            jsonb_build_object('cutoff', $1, 'count', n, 'by', $3));
