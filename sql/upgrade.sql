@@ -84,6 +84,12 @@ SELECT gateway._sync_recover('nexus') AS nexus_recovered;
 -- 0.6.0: keys across master-key rotations, scopes and usage limits, health, the verify cache.
 ALTER EXTENSION pg_gateway UPDATE TO '0.6.0';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
+-- Health reads the upgraded schema; the audit records written since 0.1.0 stay append-only, and
+-- a prune keeps the recent ones (and records itself).
+SELECT count(*) > 10 AS health_checks, count(*) FILTER (WHERE status <> 'ok' AND (name LIKE 'log%' OR name LIKE 'master_key%')) AS problems FROM gateway.health;
+DELETE FROM gateway.audit_log WHERE object_id = :'crossed_id';
+SELECT gateway.audit_prune('1 day') AS pruned;
+SELECT count(*) > 0 AS records_from_0_1_0_kept FROM gateway.audit_log WHERE object_id = :'crossed_id';
 
 -- A fresh install runs the same chain (there is no separate install script per version), so the
 -- two paths cannot drift apart. Leave a fresh extension for whatever runs next.

@@ -21,14 +21,23 @@ const char* kCreateHint =
 
 bool is_space(std::uint8_t c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
-}  // namespace
-
-MasterKey MasterKey::load_file(const std::string& path) {
+void require_path(const std::string& path) {
   if (path.empty()) {
     throw Error(sqlstate::kConfigFileError, "gateway.master_key_file is not set",
                 "pg_gateway derives its hashing and encryption keys from a master key file.",
                 kCreateHint);
   }
+}
+
+}  // namespace
+
+void MasterKey::check_file(const std::string& path) {
+  require_path(path);
+  check_private_file(path, "master key file", kCreateHint);
+}
+
+MasterKey MasterKey::load_file(const std::string& path) {
+  require_path(path);
   std::size_t length = 0;
   // Read into guarded memory, so the key never sits in ordinary heap memory.
   SecureBuffer raw = read_private_file(path, "master key file", "a key", kCreateHint, kMaxFileBytes, &length);

@@ -23,6 +23,10 @@ class MasterKey {
   // allowed) or exactly 32 raw bytes. Throws gateway::Error with a hint on every other case.
   static MasterKey load_file(const std::string& path);
 
+  // The file checks of load_file (set, a regular file, owner, mode) without reading the key:
+  // throws the same gateway::Error. For the health check, which must never load a secret.
+  static void check_file(const std::string& path);
+
   // For tests and tools: a key from its 32 bytes.
   static MasterKey from_bytes(const std::uint8_t* bytes, std::size_t size);
 

@@ -17,4 +17,9 @@ SecureBuffer read_private_file(const std::string& path, const std::string& what,
                                const std::string& contents, const std::string& create_hint,
                                std::size_t max_bytes, std::size_t* length);
 
+// The same checks without reading the contents (health checks: is the file still private?).
+// Throws what read_private_file would for an unsafe or missing file.
+void check_private_file(const std::string& path, const std::string& what,
+                        const std::string& create_hint);
+
 }  // namespace gateway

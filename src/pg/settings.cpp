@@ -31,6 +31,14 @@ bool check_callback_url(char** value, void**, GucSource) {
   return false;
 }
 
+// Less than a day is almost certainly a unit mistake ('90' meaning days, not seconds).
+bool check_audit_retention(int* value, void**, GucSource) {
+  if (*value == 0 || *value >= 24 * 3600) return true;
+  GUC_check_errdetail("gateway.audit_retention must be 0 (keep every record) or at least 1 day.");
+  GUC_check_errhint("Give a unit, e.g. '90d'.");
+  return false;
+}
+
 }  // namespace
 
 void define_settings() {
@@ -227,6 +235,13 @@ void define_settings() {
       "cannot hold the listener's 64 connections. Temporal spends at most 10 s on an attempt.",
       &settings.callback_request_timeout_ms, 30000, 1000, 600000, PGC_SIGHUP, GUC_UNIT_MS,
       nullptr, nullptr, nullptr);
+
+  DefineCustomIntVariable(
+      "gateway.audit_retention", "Audit records older than this are deleted by the worker.",
+      "0 keeps every record. At least 1 day otherwise (e.g. '90d'). The worker deletes in small "
+      "batches, one transaction each, and records each batch in the audit log.",
+      &settings.audit_retention_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
+      check_audit_retention, nullptr, nullptr);
 
   MarkGUCPrefixReserved("gateway");
 }

@@ -46,6 +46,8 @@ struct Settings {
   char* callback_url = nullptr;        // gateway.callback_url; empty: http://<callback_listen>
   int callback_max_body = 1048576;     // gateway.callback_max_body (bytes)
   int callback_request_timeout_ms = 30000;  // gateway.callback_request_timeout
+
+  int audit_retention_s = 0;  // gateway.audit_retention: the worker prunes older audit records; 0: keep
 };
 
 extern Settings settings;

@@ -4,6 +4,7 @@
 
 #include "error_bridge.hpp"
 #include "settings.hpp"
+#include "target_health.hpp"
 
 extern "C" {
 #include "pgstat.h"
@@ -67,6 +68,7 @@ std::size_t shared_size() {
 void shmem_request() {
   if (previous_request_hook != nullptr) previous_request_hook();
   RequestAddinShmemSpace(shared_size());
+  RequestAddinShmemSpace(target_health_size());
   RequestNamedLWLockTranche(kTrancheName, kUsagePartitions + 1);
 }
 
@@ -99,6 +101,7 @@ void shmem_startup() {
     EventRing<AuditEvent>(ring_memory, kAuditRingCapacity, true);
   }
   locks = GetNamedLWLockTranche(kTrancheName);
+  target_health_init();
   LWLockRelease(AddinShmemInitLock);
 }
 

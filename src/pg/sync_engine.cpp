@@ -10,6 +10,7 @@
 #include "../core/error.hpp"
 #include "../core/safe_text.hpp"
 #include "settings.hpp"
+#include "target_health.hpp"
 #include "worker_transaction.hpp"
 
 namespace gateway::pg {
@@ -156,7 +157,23 @@ void SyncEngine::build_client() {
   target_->client_built(*client_, [this] { claim_wanted_ = true; });
 }
 
+void SyncEngine::publish_health() {
+  TargetHealth h;
+  h.paused = paused();
+  h.file_error = file_error_;
+  h.circuit_open = breaker_.open();
+  h.failures_in_row = failures_in_row_;
+  h.last_answer_ms = last_answer_ms_;
+  h.last_failure_ms = last_failure_ms_;
+  publish_target_health(target_->name(), h);
+}
+
 void SyncEngine::step(bool commit_seen) {
+  // Whichever way this step returns, gateway.health sees what it learnt (a spinlock, no error).
+  struct PublishAtExit {
+    SyncEngine* engine;
+    ~PublishAtExit() { engine->publish_health(); }
+  } publish_at_exit{this};
   if (commit_seen) {
     claim_wanted_ = true;
     // Jobs exist, so the schema does (the extension may have been created after we started).
@@ -230,6 +247,16 @@ bool SyncEngine::record_due() const {
 
 void SyncEngine::finished(Finished&& f) {
   if (finished_.empty()) first_finished_ms_ = now_ms();
+  // For gateway.health, per job (reconciles included): no answer, 5xx or 429 is a failure of the
+  // target; anything else means it answered.
+  const long status = f.outcome.status;
+  if (f.outcome.verdict != sync::Verdict::kDone && (status == 0 || status >= 500 || status == 429)) {
+    last_failure_ms_ = now_ms();
+    ++failures_in_row_;
+  } else {
+    last_answer_ms_ = now_ms();
+    failures_in_row_ = 0;
+  }
   finished_.push_back(std::move(f));
   // A probe job that made no call the target could be judged by (nothing had changed, it failed before
   // calling, a reconcile) must not hold the half-open breaker's one slot for good: nothing would

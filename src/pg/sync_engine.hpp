@@ -68,6 +68,7 @@ class SyncEngine {
   void judge_target(const sync::CallResult& answer);
   void maybe_schedule_reconcile();
   std::int64_t now_ms() const;
+  void publish_health();  // for gateway.health (target_health.hpp)
 
   std::unique_ptr<http::Client> client_;
   std::unique_ptr<SyncTarget> target_;
@@ -90,6 +91,8 @@ class SyncEngine {
   bool warned_paused_ = false;
   bool file_error_ = false;         // the client waits for a fixed header or key file and a reload
   bool busy_since_trim_ = false;    // jobs ran since the heap was last trimmed
+  std::int64_t last_answer_ms_ = 0, last_failure_ms_ = 0;  // for gateway.health
+  int failures_in_row_ = 0;
 };
 
 }  // namespace gateway::pg

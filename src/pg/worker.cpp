@@ -18,6 +18,8 @@
 #include "uuid.hpp"
 #include "worker_transaction.hpp"
 #include "usage_flush.hpp"
+#include "audit_retention.hpp"
+#include "health.hpp"
 
 extern "C" {
 #include "pgstat.h"
@@ -240,6 +242,7 @@ extern "C" void gateway_worker_main(Datum) {
     engines.push_back(std::move(wait));
   }
   TimestampTz flush_due = 0;  // 0: no batch pending
+  guarded("running the self-check", run_self_check);
   // The first round runs at once, not at the first commit: jobs a previous incarnation claimed
   // are recovered, and connector tests kept in shared memory for it are queued.
   SetLatch(MyLatch);
@@ -255,6 +258,7 @@ extern "C" void gateway_worker_main(Datum) {
     // Unforced (at most once a second); it says when to try again if some are still pending.
     long stats_due = pgstat_report_stat(false);
     timeout = earliest(timeout, stats_due > 0 ? stats_due : -1L);
+    timeout = earliest(timeout, audit_retention_wait_ms());
     wait_for_events(engines, timeout);
     process_interrupts();
 
@@ -263,6 +267,7 @@ extern "C" void gateway_worker_main(Datum) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
       for (EngineWait& w : engines) w.engine->reload();
+      guarded("running the self-check", run_self_check);
     }
     if (take_flush_now()) flush_due = GetCurrentTimestamp();
     if (flush_due == 0 && work_pending()) {
@@ -285,6 +290,7 @@ extern "C" void gateway_worker_main(Datum) {
     for (EngineWait& w : engines) {
       guarded("syncing", [&] { w.engine->step(commit_seen); });
     }
+    guarded("applying gateway.audit_retention", apply_audit_retention);
   }
 
   // A clean stop records what is batched so far, so a restart loses no last-use times.

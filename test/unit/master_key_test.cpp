@@ -97,6 +97,31 @@ TEST_F(MasterKeyFile, SymlinksAreNotFollowed) {
   EXPECT_NE(load_error(link), "");
 }
 
+// The health check's variant: the same file checks and errors as loading, without reading the key
+// (a file with a malformed key passes it: only loading judges the contents).
+TEST_F(MasterKeyFile, CheckFileMakesTheLoadersFileChecksOnly) {
+  auto check_error = [](const std::string& path) -> std::string {
+    try {
+      MasterKey::check_file(path);
+      return "";
+    } catch (const gateway::Error& e) {
+      EXPECT_STREQ(e.code(), "F0000");
+      return e.what();
+    }
+  };
+  EXPECT_EQ(check_error(write("ok", kHex, 0600)), "");
+  EXPECT_EQ(check_error(write("malformed", "not a key", 0600)), "");
+  const std::string open = write("open", kHex, 0640);
+  EXPECT_EQ(check_error(open), load_error(open));
+  EXPECT_NE(check_error(open).find("accessible by group or others"), std::string::npos);
+  EXPECT_EQ(check_error(dir_ + "/absent"), load_error(dir_ + "/absent"));
+  EXPECT_EQ(check_error(""), load_error(""));
+  EXPECT_EQ(check_error(dir_), load_error(dir_));
+  std::string link = dir_ + "/link";
+  ASSERT_EQ(symlink((dir_ + "/ok").c_str(), link.c_str()), 0);
+  EXPECT_NE(check_error(link), "");
+}
+
 TEST(MasterKey, DerivedSubkeysDifferByContextAndId) {
   std::uint8_t bytes[32] = {};
   MasterKey key = MasterKey::from_bytes(bytes, 32);
