@@ -51,6 +51,11 @@ count_tap() {
   count "$((ok - skip))" "$bad" "$skip"
 }
 
+# Starts nothing until fewer than two of this shell's background jobs run (one per core).
+two_at_a_time() {
+  while (( $(jobs -rp | wc -l) >= 2 )); do wait -n; done
+}
+
 step "build and install the extension"
 if ! { make -s -j2 all && make -s install >/dev/null; }; then
   echo "build failed"; count 0 1; summary; exit 1
@@ -77,13 +82,22 @@ elif command -v clang++ >/dev/null &&
   # Every target at once, on both cores (a failure shows in the per-target build below).
   cmake --build build-fuzz -j2 --target $(for f in test/fuzz/*_fuzz.cpp; do basename "$f" .cpp; done) \
     >>build-fuzz.log 2>&1 || true
+  # libFuzzer runs on one core: two targets at a time, each still for its full time.
   for source in test/fuzz/*_fuzz.cpp; do
     target=$(basename "$source" .cpp)
     # New inputs go to a scratch corpus; the committed seeds stay untouched.
     mkdir -p "build-fuzz/corpus/$target"
-    if cmake --build build-fuzz --target "$target" >>build-fuzz.log 2>&1 &&
-       build-fuzz/"$target" -max_total_time="${FUZZ_SECONDS:-10}" -print_final_stats=1 \
-         "build-fuzz/corpus/$target" "test/fuzz/corpus/${target%_fuzz}" >"build-fuzz/$target.log" 2>&1; then
+    rm -f "build-fuzz/$target.status"
+    cmake --build build-fuzz --target "$target" >>build-fuzz.log 2>&1 || continue
+    two_at_a_time
+    { build-fuzz/"$target" -max_total_time="${FUZZ_SECONDS:-10}" -print_final_stats=1 \
+        "build-fuzz/corpus/$target" "test/fuzz/corpus/${target%_fuzz}" >"build-fuzz/$target.log" 2>&1
+      echo $? >"build-fuzz/$target.status"; } &
+  done
+  wait
+  for source in test/fuzz/*_fuzz.cpp; do
+    target=$(basename "$source" .cpp)
+    if [[ $(cat "build-fuzz/$target.status" 2>/dev/null) == 0 ]]; then
       note "$target: $(sed -n 's/^stat::number_of_executed_units: *//p' "build-fuzz/$target.log") inputs, no crash"
       count 1 0
     else
@@ -117,8 +131,16 @@ elif cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=De
   for source in test/fuzz/*_fuzz.cpp; do
     target=$(basename "$source" .cpp)
     mkdir -p "build-asan/corpus/$target"
-    if build-asan/"$target" -max_total_time="${SANITIZE_FUZZ_SECONDS:-5}" -print_final_stats=1 \
-         "build-asan/corpus/$target" "test/fuzz/corpus/${target%_fuzz}" >"build-asan/$target.log" 2>&1; then
+    rm -f "build-asan/$target.status"
+    two_at_a_time
+    { build-asan/"$target" -max_total_time="${SANITIZE_FUZZ_SECONDS:-5}" -print_final_stats=1 \
+        "build-asan/corpus/$target" "test/fuzz/corpus/${target%_fuzz}" >"build-asan/$target.log" 2>&1
+      echo $? >"build-asan/$target.status"; } &
+  done
+  wait
+  for source in test/fuzz/*_fuzz.cpp; do
+    target=$(basename "$source" .cpp)
+    if [[ $(cat "build-asan/$target.status" 2>/dev/null) == 0 ]]; then
       note "$target: $(sed -n 's/^stat::number_of_executed_units: *//p' "build-asan/$target.log") inputs under ASan+UBSan, no finding"
       count 1 0
     else
