@@ -63,7 +63,8 @@ fi
 
 step "unit tests (ctest)"
 if ! want unit; then note "skipped (SUITES)"
-elif cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build-cmake.log 2>&1 &&
+# The core the unit tests link is the extension's own src/core objects, built just above.
+elif cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGATEWAY_PGXS_CORE=ON >build-cmake.log 2>&1 &&
    cmake --build build -j2 >>build-cmake.log 2>&1; then
   out=$(cd build && ctest -j2 --output-on-failure 2>&1)  # one process per test: two at a time
   echo "$out" | tail -n 3
