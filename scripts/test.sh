@@ -233,16 +233,66 @@ done
 
 step "integration"
 export STAGE=$stage CLUSTER=$cluster PGPORT=$port
+# Two scripts at a time: most of a script's time is spent waiting (on its worker, a fake, a
+# timeout), not on a core. Only scripts with a cluster and fakes of their own run side by side,
+# on ports of their own parity (PGW_PORT_PARITY, see free_port in scripts/lib.sh). A script on the
+# shared cluster, one that bounds an elapsed time and one that loads the machine run alone, in
+# file order, before the others. Results are reported in file order.
+integration_alone() {
+  [[ $(basename "$1") =~ ^(kong_ordering|kong_outage|kong_connection_close|kong_prepared|nexus_call_bulk|nexus_call_failures)\.sh$ ]] ||
+    grep -qE 'elapsed_ms <|SECONDS - |time\.monotonic' "$1"
+}
+integration_shared() { grep -qE '\$\{?CLUSTER\b|PGPORT|(^|[^[:alnum:]_-])(q|wait_for) ["$]' "$1"; }
+run_integration() {  # SCRIPT LOG PARITY: the script's TAP in LOG, "status seconds" in LOG.status
+  local started=$SECONDS
+  PGW_PORT_PARITY=$3 timeout 300 bash "$1" >"$2" 2>&1
+  echo "$? $((SECONDS - started))" >"$2.status"
+}
+scripts=() reported=0 slot_pid=("" "") slot_kind=("" "")
+report_finished() {  # the scripts not reported yet whose results are in, up to the first still running
+  local t log status seconds
+  while ((reported < ${#scripts[@]})); do
+    t=${scripts[reported]} log="$stage/$(basename "${scripts[reported]}").tap"
+    [[ -f "$log.status" ]] || return 0
+    read -r status seconds <"$log.status"
+    printf '    %-40s %s (%d s)\n' "$(basename "$t")" "$(grep -cE '^ok [0-9]+' "$log") ok, $(grep -cE '^not ok' "$log") not ok" \
+      "$seconds"
+    grep -E '^not ok|^#' "$log" | head -20
+    count_tap "$log" "$status"
+    reported=$((reported + 1))
+  done
+}
 for t in test/integration/*.sh; do
-  want integration && picked "$t" || continue
-  log="$stage/$(basename "$t").tap"
-  started=$SECONDS
-  timeout 300 bash "$t" >"$log" 2>&1
-  status=$?
-  printf '    %-40s %s (%d s)\n' "$(basename "$t")" "$(grep -cE '^ok [0-9]+' "$log") ok, $(grep -cE '^not ok' "$log") not ok" \
-    "$((SECONDS - started))"
-  grep -E '^not ok|^#' "$log" | head -20
-  count_tap "$log" "$status"
+  want integration && picked "$t" && scripts+=("$t")
 done
+alone=() others=()
+for t in ${scripts[@]+"${scripts[@]}"}; do
+  rm -f "$stage/$(basename "$t").tap.status"
+  if integration_alone "$t" || integration_shared "$t"; then alone+=("$t"); else others+=("$t"); fi
+done
+for t in ${alone[@]+"${alone[@]}"} ${others[@]+"${others[@]}"}; do
+  log="$stage/$(basename "$t").tap"
+  kind=own
+  [[ " ${alone[*]} " == *" $t "* ]] && kind=alone
+  while :; do  # until a slot is free and nothing running rules this script out
+    free="" busy=0 blocked=""
+    for s in 0 1; do
+      if [[ -n ${slot_pid[s]} ]] && jobs -rp | grep -qx "${slot_pid[s]}"; then
+        busy=$((busy + 1))
+        [[ ${slot_kind[s]} == alone ]] && blocked=1
+      else
+        slot_pid[s]=""
+        [[ -n $free ]] || free=$s
+      fi
+    done
+    report_finished
+    [[ -n $free && -z $blocked ]] && ! [[ $kind == alone && $busy -gt 0 ]] && break
+    sleep 0.1
+  done
+  run_integration "$t" "$log" "$free" &
+  slot_pid[free]=$! slot_kind[free]=$kind
+done
+wait
+report_finished
 
 summary
