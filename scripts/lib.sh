@@ -51,6 +51,8 @@ make_master_key() {
 free_port() {
   local port
   for port in $(seq "${1:-25400}" "$((${1:-25400} + 200))"); do
+    # Two integration scripts run at a time, each taking ports of its own parity (scripts/test.sh).
+    [[ -n ${PGW_PORT_PARITY:-} && $((port % 2)) -ne $PGW_PORT_PARITY ]] && continue
     if ! (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && [[ ! -e "/tmp/.s.PGSQL.$port" ]]; then
       echo "$port"
       return 0

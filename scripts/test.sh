@@ -51,6 +51,11 @@ count_tap() {
   count "$((ok - skip))" "$bad" "$skip"
 }
 
+# Starts nothing until fewer than two of this shell's background jobs run (one per core).
+two_at_a_time() {
+  while (( $(jobs -rp | wc -l) >= 2 )); do wait -n; done
+}
+
 step "build and install the extension"
 if ! { make -s -j2 all && make -s install >/dev/null; }; then
   echo "build failed"; count 0 1; summary; exit 1
@@ -58,7 +63,8 @@ fi
 
 step "unit tests (ctest)"
 if ! want unit; then note "skipped (SUITES)"
-elif cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build-cmake.log 2>&1 &&
+# The core the unit tests link is the extension's own src/core objects, built just above.
+elif cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGATEWAY_PGXS_CORE=ON >build-cmake.log 2>&1 &&
    cmake --build build -j2 >>build-cmake.log 2>&1; then
   out=$(cd build && ctest -j2 --output-on-failure 2>&1)  # one process per test: two at a time
   echo "$out" | tail -n 3
@@ -77,13 +83,22 @@ elif command -v clang++ >/dev/null &&
   # Every target at once, on both cores (a failure shows in the per-target build below).
   cmake --build build-fuzz -j2 --target $(for f in test/fuzz/*_fuzz.cpp; do basename "$f" .cpp; done) \
     >>build-fuzz.log 2>&1 || true
+  # libFuzzer runs on one core: two targets at a time, each still for its full time.
   for source in test/fuzz/*_fuzz.cpp; do
     target=$(basename "$source" .cpp)
     # New inputs go to a scratch corpus; the committed seeds stay untouched.
     mkdir -p "build-fuzz/corpus/$target"
-    if cmake --build build-fuzz --target "$target" >>build-fuzz.log 2>&1 &&
-       build-fuzz/"$target" -max_total_time="${FUZZ_SECONDS:-10}" -print_final_stats=1 \
-         "build-fuzz/corpus/$target" "test/fuzz/corpus/${target%_fuzz}" >"build-fuzz/$target.log" 2>&1; then
+    rm -f "build-fuzz/$target.status"
+    cmake --build build-fuzz --target "$target" >>build-fuzz.log 2>&1 || continue
+    two_at_a_time
+    { build-fuzz/"$target" -max_total_time="${FUZZ_SECONDS:-10}" -print_final_stats=1 \
+        "build-fuzz/corpus/$target" "test/fuzz/corpus/${target%_fuzz}" >"build-fuzz/$target.log" 2>&1
+      echo $? >"build-fuzz/$target.status"; } &
+  done
+  wait
+  for source in test/fuzz/*_fuzz.cpp; do
+    target=$(basename "$source" .cpp)
+    if [[ $(cat "build-fuzz/$target.status" 2>/dev/null) == 0 ]]; then
       note "$target: $(sed -n 's/^stat::number_of_executed_units: *//p' "build-fuzz/$target.log") inputs, no crash"
       count 1 0
     else
@@ -117,8 +132,16 @@ elif cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=De
   for source in test/fuzz/*_fuzz.cpp; do
     target=$(basename "$source" .cpp)
     mkdir -p "build-asan/corpus/$target"
-    if build-asan/"$target" -max_total_time="${SANITIZE_FUZZ_SECONDS:-5}" -print_final_stats=1 \
-         "build-asan/corpus/$target" "test/fuzz/corpus/${target%_fuzz}" >"build-asan/$target.log" 2>&1; then
+    rm -f "build-asan/$target.status"
+    two_at_a_time
+    { build-asan/"$target" -max_total_time="${SANITIZE_FUZZ_SECONDS:-5}" -print_final_stats=1 \
+        "build-asan/corpus/$target" "test/fuzz/corpus/${target%_fuzz}" >"build-asan/$target.log" 2>&1
+      echo $? >"build-asan/$target.status"; } &
+  done
+  wait
+  for source in test/fuzz/*_fuzz.cpp; do
+    target=$(basename "$source" .cpp)
+    if [[ $(cat "build-asan/$target.status" 2>/dev/null) == 0 ]]; then
       note "$target: $(sed -n 's/^stat::number_of_executed_units: *//p' "build-asan/$target.log") inputs under ASan+UBSan, no finding"
       count 1 0
     else
@@ -210,16 +233,66 @@ done
 
 step "integration"
 export STAGE=$stage CLUSTER=$cluster PGPORT=$port
+# Two scripts at a time: most of a script's time is spent waiting (on its worker, a fake, a
+# timeout), not on a core. Only scripts with a cluster and fakes of their own run side by side,
+# on ports of their own parity (PGW_PORT_PARITY, see free_port in scripts/lib.sh). A script on the
+# shared cluster, one that bounds an elapsed time and one that loads the machine run alone, in
+# file order, before the others. Results are reported in file order.
+integration_alone() {
+  [[ $(basename "$1") =~ ^(kong_ordering|kong_outage|kong_connection_close|kong_prepared|nexus_call_bulk|nexus_call_failures)\.sh$ ]] ||
+    grep -qE 'elapsed_ms <|SECONDS - |time\.monotonic' "$1"
+}
+integration_shared() { grep -qE '\$\{?CLUSTER\b|PGPORT|(^|[^[:alnum:]_-])(q|wait_for) ["$]' "$1"; }
+run_integration() {  # SCRIPT LOG PARITY: the script's TAP in LOG, "status seconds" in LOG.status
+  local started=$SECONDS
+  PGW_PORT_PARITY=$3 timeout 300 bash "$1" >"$2" 2>&1
+  echo "$? $((SECONDS - started))" >"$2.status"
+}
+scripts=() reported=0 slot_pid=("" "") slot_kind=("" "")
+report_finished() {  # the scripts not reported yet whose results are in, up to the first still running
+  local t log status seconds
+  while ((reported < ${#scripts[@]})); do
+    t=${scripts[reported]} log="$stage/$(basename "${scripts[reported]}").tap"
+    [[ -f "$log.status" ]] || return 0
+    read -r status seconds <"$log.status"
+    printf '    %-40s %s (%d s)\n' "$(basename "$t")" "$(grep -cE '^ok [0-9]+' "$log") ok, $(grep -cE '^not ok' "$log") not ok" \
+      "$seconds"
+    grep -E '^not ok|^#' "$log" | head -20
+    count_tap "$log" "$status"
+    reported=$((reported + 1))
+  done
+}
 for t in test/integration/*.sh; do
-  want integration && picked "$t" || continue
-  log="$stage/$(basename "$t").tap"
-  started=$SECONDS
-  timeout 300 bash "$t" >"$log" 2>&1
-  status=$?
-  printf '    %-40s %s (%d s)\n' "$(basename "$t")" "$(grep -cE '^ok [0-9]+' "$log") ok, $(grep -cE '^not ok' "$log") not ok" \
-    "$((SECONDS - started))"
-  grep -E '^not ok|^#' "$log" | head -20
-  count_tap "$log" "$status"
+  want integration && picked "$t" && scripts+=("$t")
 done
+alone=() others=()
+for t in ${scripts[@]+"${scripts[@]}"}; do
+  rm -f "$stage/$(basename "$t").tap.status"
+  if integration_alone "$t" || integration_shared "$t"; then alone+=("$t"); else others+=("$t"); fi
+done
+for t in ${alone[@]+"${alone[@]}"} ${others[@]+"${others[@]}"}; do
+  log="$stage/$(basename "$t").tap"
+  kind=own
+  [[ " ${alone[*]} " == *" $t "* ]] && kind=alone
+  while :; do  # until a slot is free and nothing running rules this script out
+    free="" busy=0 blocked=""
+    for s in 0 1; do
+      if [[ -n ${slot_pid[s]} ]] && jobs -rp | grep -qx "${slot_pid[s]}"; then
+        busy=$((busy + 1))
+        [[ ${slot_kind[s]} == alone ]] && blocked=1
+      else
+        slot_pid[s]=""
+        [[ -n $free ]] || free=$s
+      fi
+    done
+    report_finished
+    [[ -n $free && -z $blocked ]] && ! [[ $kind == alone && $busy -gt 0 ]] && break
+    sleep 0.1
+  done
+  run_integration "$t" "$log" "$free" &
+  slot_pid[free]=$! slot_kind[free]=$kind
+done
+wait
+report_finished
 
 summary
