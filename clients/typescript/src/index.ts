@@ -24,6 +24,7 @@ export {
 export { errorResponse, withApiKey, type KeyedHandler, type RouteOptions } from "./next.js";
 export {
   ConnectionStateLeak,
+  TransactionRolledBack,
   withSupabaseUser,
   type JwtClaims,
   type SupabaseRole,

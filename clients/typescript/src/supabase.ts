@@ -13,6 +13,14 @@ export interface SupabaseUserOptions {
 /** JWT claims as Supabase puts them in `request.jwt.claims` (at least `sub` for a signed-in user). */
 export type JwtClaims = { sub?: string; role?: string; [claim: string]: unknown };
 
+/**
+ * Thrown when fn returned normally but its transaction had failed (fn caught a statement's error
+ * and went on): PostgreSQL answers such a COMMIT by rolling back, so none of fn's writes happened.
+ */
+export class TransactionRolledBack extends Error {
+  override readonly name = "TransactionRolledBack";
+}
+
 /** Thrown when the connection came back from `fn` with a role or claims that outlive the transaction. */
 export class ConnectionStateLeak extends Error {
   override readonly name = "ConnectionStateLeak";
@@ -23,7 +31,9 @@ const ROLES: ReadonlySet<string> = new Set(["authenticated", "anon"]);
 /**
  * withSupabaseUser(pool, claims, fn): BEGIN; SET LOCAL ROLE authenticated;
  * set_config('request.jwt.claims', claims, true); fn(client); COMMIT - on one pooled connection.
- * On an error in fn it rolls back and rethrows; the connection always goes back to the pool.
+ * On an error in fn it rolls back and rethrows; the connection always goes back to the pool. If fn
+ * swallowed a failed statement and returned, the COMMIT is a rollback: TransactionRolledBack.
+ * The role is the `role` option, never the claims' `role` (a token does not pick its database role).
  *
  * Everything it sets is transaction-local, so nothing survives COMMIT or ROLLBACK, also behind
  * pgbouncer in transaction mode. fn must not end the transaction itself (COMMIT/ROLLBACK) or SET
@@ -71,8 +81,11 @@ export async function withSupabaseUser<T>(
       throw err;
     }
     let after: StateRow;
+    let committed: boolean;
     try {
-      after = stateOf(await client.query(COMMIT_AND_STATE));
+      const ended = await client.query(COMMIT_AND_STATE);
+      after = stateOf(ended);
+      committed = (ended as unknown as Array<{ command: string }>)[0]?.command === "COMMIT";
     } catch (err) {
       broken = err as Error;
       throw err;
@@ -83,6 +96,9 @@ export async function withSupabaseUser<T>(
           "fn ended the transaction or SET something for the session; the connection was closed",
       );
       throw broken;
+    }
+    if (!committed) {
+      throw new TransactionRolledBack("the transaction had failed inside fn and was rolled back; nothing it wrote was kept");
     }
     return result;
   } finally {

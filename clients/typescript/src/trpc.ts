@@ -73,7 +73,6 @@ export function apiKeyProcedure<TCtx extends object = ApiKeyContext>(db: Queryab
 }
 
 function refuse(err: unknown, ctx: ApiKeyContext, onError?: (err: unknown) => void): TRPCError {
-  if (err instanceof TypeError) throw err;
   const mapped = errorForDatabase(err);
   if (mapped.status >= 500) onError?.(err);
   if (mapped.retryAfterSeconds !== undefined && ctx.resHeaders && typeof ctx.resHeaders.set === "function") {

@@ -13,7 +13,7 @@ import pg from "pg";
 import { initTRPC, TRPCError } from "@trpc/server";
 import { fetchRequestHandler } from "@trpc/server/adapters/fetch";
 import {
-  ConnectionStateLeak, GatewayError, REASON_REFUSALS, checkApiKey, errorForDatabase, errorForReason,
+  ConnectionStateLeak, GatewayError, TransactionRolledBack, REASON_REFUSALS, checkApiKey, errorForDatabase, errorForReason,
   statusForSqlstate, withApiKey, withSupabaseUser,
 } from "../dist/index.js";
 import { apiKeyProcedure, gatewayResponseMeta } from "../dist/trpc.js";
@@ -362,7 +362,7 @@ test("withSupabaseUser: runs as authenticated with the claims; RLS sees the user
   assert.equal(one.totalCount, 1, "the same connection was reused");
 });
 
-test("withSupabaseUser: an error rolls back, the connection comes back clean and usable", async () => {
+test("withSupabaseUser: an error rolls back (also one fn swallowed), the connection comes back clean and usable", async () => {
   const one = newPool({ max: 1 });
   await assert.rejects(withSupabaseUser(one, { sub: users.alice, role: "authenticated" }, async (c) => {
     await c.query("SELECT * FROM gateway.api_key_issue($1, $2, 'ts-rolled-back')", [users.alice, P]);
@@ -370,6 +370,13 @@ test("withSupabaseUser: an error rolls back, the connection comes back clean and
   }), /the handler failed/);
   assert.equal((await su.query("SELECT count(*)::int AS n FROM gateway.api_keys WHERE name = 'ts-rolled-back'")).rows[0].n, 0, "rolled back");
   await assert.rejects(withSupabaseUser(one, { sub: users.alice }, (c) => c.query("SELECT 1/0")), (e) => e.code === "22012");
+  // fn swallows a failed statement and returns: the COMMIT rolls back, and the caller hears of it.
+  await assert.rejects(withSupabaseUser(one, { sub: users.alice, role: "authenticated" }, async (c) => {
+    await c.query("SELECT * FROM gateway.api_key_issue($1, $2, 'ts-swallowed')", [users.alice, P]);
+    await c.query("SELECT 1/0").catch(() => {});
+    return "done";
+  }), TransactionRolledBack);
+  assert.equal((await su.query("SELECT count(*)::int AS n FROM gateway.api_keys WHERE name = 'ts-swallowed'")).rows[0].n, 0);
   assert.ok(clean((await one.query(STATE)).rows[0]));
   assert.equal(one.totalCount, 1, "a failed statement does not cost the connection");
 });
