@@ -8,7 +8,8 @@
 #   bare       header read + pool.query(api_key_verify) + valid check, what an app writes by hand
 #   core       checkApiKey(pool, key)                 (the package's verify call and mapping)
 #   route      withApiKey(pool, handler)(request)     (the Next.js / Fetch route wrapper)
-#   trpc       the hand-written check in a tRPC procedure vs t.procedure.concat(apiKeyProcedure(pool))
+#   trpc       t.procedure.concat(apiKeyProcedure(pool)) vs the hand-written check in the resolver,
+#              and vs the same check as a hand-written tRPC middleware (t.procedure.use)
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 source "$(dirname "$0")/lib.sh"
@@ -43,10 +44,12 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
   printf '%-44s = %s/s, p50 %s ms\n' "checkApiKey (package core)" "$(get core 2)" "$(get core 3)"
   printf '%-44s = %s/s, p50 %s ms\n' "withApiKey route wrapper" "$(get route 2)" "$(get route 3)"
   printf '%-44s = %s/s, p50 %s ms\n' "tRPC procedure, hand-written check" "$(get trpcBare 2)" "$(get trpcBare 3)"
+  printf '%-44s = %s/s, p50 %s ms\n' "tRPC procedure, hand-written middleware" "$(get trpcHandMw 2)" "$(get trpcHandMw 3)"
   printf '%-44s = %s/s, p50 %s ms\n' "tRPC procedure + apiKeyProcedure" "$(get trpcKeyed 2)" "$(get trpcKeyed 3)"
   echo "route / bare throughput                      = $(ratio "$(get route 2)" "$(get bare 2)")   (1.00: the middleware costs nothing)"
   echo "core / bare throughput                       = $(ratio "$(get core 2)" "$(get bare 2)")"
-  echo "tRPC with / without the middleware           = $(ratio "$(get trpcKeyed 2)" "$(get trpcBare 2)")"
+  echo "tRPC apiKeyProcedure / check in the resolver = $(ratio "$(get trpcKeyed 2)" "$(get trpcBare 2)")"
+  echo "tRPC apiKeyProcedure / hand-written middleware = $(ratio "$(get trpcKeyed 2)" "$(get trpcHandMw 2)")"
   echo "route / bare median latency                  = $(ratio "$(get route 3)" "$(get bare 3)")"
   echo "load average before / after: $load_before / $load_after"
 } | results_section "bench/middleware (make bench-middleware)"
