@@ -62,8 +62,10 @@ INI
    [[ -s "$dir/pgbouncer.pid" ]] && kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null) >/dev/null 2>&1 &
 fi
 
+# node's TAP, less its "# Subtest:" headers and timing lines (make test prints every "#" line).
 cd "$dir" && PGPORT=$PGPORT REPO=$REPO PGBOUNCER_PORT=$bouncer_port \
-  timeout 120 node --test-reporter=tap test/middleware.test.mjs
-status=$?
+  timeout 120 node --test-reporter=tap test/middleware.test.mjs |
+  grep -vE '^# (Subtest: |tests |suites |cancelled |todo |duration_ms )'
+status=${PIPESTATUS[0]}
 [[ -n "$bouncer_port" ]] || echo "# pgbouncer is not installed (make deps installs it): its tests were skipped"
 exit $status
