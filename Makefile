@@ -1,6 +1,8 @@
 # pg_gateway: PGXS build of the extension, plus the project's entry points:
 #   make demo    install what is missing, build, install, and show the flow on a throwaway cluster
 #   make test    the same set-up, then every suite (ctest, pg_regress, pgTAP, integration)
+#   make bench   every benchmark in bench/, each writing its section of bench/RESULTS.md
+#   make dist    the PGXN release archive pg_gateway-$(EXTVERSION).zip
 EXTENSION  = pg_gateway
 EXTVERSION = 0.6.0
 
@@ -10,7 +12,7 @@ PG_SRCS    = $(sort $(wildcard src/pg/*.cpp))
 OBJS       = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 DATA       = $(wildcard sql/pg_gateway--*.sql)
-EXTRA_CLEAN = pg_gateway.control META.json build build-fuzz build-asan results regression.diffs regression.out tmp_check log
+EXTRA_CLEAN = pg_gateway.control META.json pg_gateway-*.zip build build-fuzz build-asan results regression.diffs regression.out tmp_check log
 
 # pg_regress suites: every sql/*.sql that is not an install or upgrade script. The schedule check
 # in the test runner fails if a file here has no expected output.
@@ -43,7 +45,7 @@ pg_gateway.control: pg_gateway.control.in Makefile
 META.json: META.json.in Makefile
 	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@
 
-.PHONY: deps demo test unit fuzz bench-verify bench-crypto bench-sync bench-nexus bench-nexus-calls bench-middleware version check-cassert
+.PHONY: deps demo test unit fuzz bench dist bench-verify bench-crypto bench-sync bench-nexus bench-nexus-calls bench-middleware version check-cassert
 deps:
 	@bash scripts/install-deps.sh
 
@@ -60,6 +62,14 @@ version:
 # clobbered, so a use after free shows). Not part of make test: the first run builds PostgreSQL.
 check-cassert:
 	@bash scripts/check-cassert.sh
+
+# Every bench/*.sh one after another under the test lock (BENCH_ONLY: a regex on their names).
+bench: deps
+	@bash scripts/bench.sh
+
+# The PGXN release archive of HEAD (committed files only), checked by scripts/check-dist.py.
+dist:
+	@bash scripts/dist.sh
 
 bench-verify: deps
 	@flock -o /tmp/pg_gateway-test.lock bash bench/verify.sh  # one install at a time (see scripts/test.sh)

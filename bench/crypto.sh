@@ -66,6 +66,7 @@ m() { median ${samples[$1]}; }
 one=$(m select_1); enc=$(m encrypt); penc=$(m pgp_encrypt); dec=$(m decrypt); pdec=$(m pgp_decrypt)
 ddec=$(m decrypt_durable)
 echo
+{
 echo "== bench/crypto: 280-byte document, $clients clients, median of $rounds x ${seconds}s, tps =="
 printf '%-34s %10.0f\n' "SELECT 1" "$one" "encrypt_credentials" "$enc" "pgcrypto pgp_sym_encrypt" "$penc" \
   "decrypt_credentials (audited)" "$dec" "decrypt_credentials (durable audit)" "$ddec" \
@@ -76,3 +77,4 @@ echo "ratio encrypt / SELECT 1          = $(ratio "$enc" "$one")   (goal >= 0.5)
 echo "ratio decrypt / SELECT 1          = $(ratio "$dec" "$one")   (goal >= 0.5)"
 echo "ratio decrypt durable / not durable = $(ratio "$ddec" "$dec")   (gateway.audit_decrypt_durable on / off; reported)"
 echo "reencrypt_credentials             = $(awk -v r="$rows" -v ms="$elapsed_ms" 'BEGIN { printf "%.0f", r / (ms / 1000) }') rows/s ($rows rows in ${elapsed_ms} ms, $left left on old keys)"
+} | results_section "bench/crypto (make bench-crypto)"

@@ -50,7 +50,7 @@ results_section() {
   local name=$1 summary file="$REPO/bench/RESULTS.md"
   summary=$(cat)
   echo "$summary"
-  [[ -f $file ]] || printf '# Benchmark results\n\nWritten by the benchmarks themselves (`make bench-*`); each section is its last run.\n' >"$file"
+  [[ -f $file ]] || printf '# Benchmark results\n\nWritten by the benchmarks themselves (`make bench` runs them all, `make bench-<name>` one); each\nsection is its last run.\n' >"$file"
   python3 - "$file" "$name" "$summary" "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo '+changes')" \
     "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), PostgreSQL $("$PG_CONFIG" --version | awk '{print $2}')" <<'PY'
 import re, sys, datetime

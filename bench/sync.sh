@@ -195,6 +195,7 @@ read -r scale_seconds scale_writes < <(reconcile_now)
 note "$scale_seconds s, $scale_writes writes; worker private RSS after it $(rss) kB"
 
 echo
+{
 echo "== bench/sync: $concurrency requests in flight, Python Kong fake =="
 echo "insert with triggers / without (cost)     = $insert_cost   (rounds: ${insert_ratios[*]}; goal <= 1.2)"
 echo "  the foreign key alone (its own trigger)   = $fk_alone_cost   (rounds: ${fk_alone[*]})"
@@ -207,3 +208,4 @@ echo "drain writes / fake ceiling ($ceiling/s)     = $(ratio "$writes_per_s" "$c
 echo "reconcile of $objects objects              = $reconcile_seconds s   (goal <= 5 s for 10,000)"
 echo "reconcile with $consumers_in_kong consumers ($objects_at_scale objects) = $scale_seconds s, $scale_writes writes   (DESIGN: benchmarked at 100,000 consumers)"
 echo "worker private RSS after $jobs / $done_jobs jobs = $rss_first kB / $rss_last kB ($rss_growth %)   (goal within 10 %)"
+} | results_section "bench/sync (make bench-sync)"

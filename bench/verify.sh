@@ -104,6 +104,7 @@ paired() {  # paired NAME BASELINE: median of NAME[i] / BASELINE[i]
   echo "$(median "${r[@]}") (rounds: ${r[*]})"
 }
 echo
+{
 echo "== bench/verify: $keys keys, $clients clients, median of $rounds x ${seconds}s, tps =="
 printf '%-34s %10.0f\n' "bare indexed lookup (sha256)" "$bare" "api_key_verify, valid keys" "$valid" \
   "api_key_verify, first use of keys" "$first_use" \
@@ -117,3 +118,4 @@ echo "ratio verify_malformed / bare_lookup     = $(paired verify_malformed bare_
 echo "ratio verify_unknown / bare_lookup       = $(paired verify_unknown bare_lookup)"
 echo "ratio verify_valid / bcrypt              = $(ratio "$valid" "${samples[bcrypt]}")"
 echo "ratio verify_first_use / bare_lookup     = $(ratio "$first_use" "$first_use_bare")   (cold: one batched row write per key)"
+} | results_section "bench/verify (make bench-verify)"
