@@ -45,7 +45,7 @@ pg_gateway.control: pg_gateway.control.in Makefile
 META.json: META.json.in Makefile
 	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@
 
-.PHONY: deps demo test unit fuzz bench dist bench-verify bench-crypto bench-sync bench-nexus bench-nexus-calls version check-cassert
+.PHONY: deps demo test unit fuzz bench dist bench-verify bench-crypto bench-sync bench-nexus bench-nexus-calls bench-middleware version check-cassert
 deps:
 	@bash scripts/install-deps.sh
 
@@ -88,6 +88,9 @@ bench-nexus-calls: deps
 
 bench-crypto: deps
 	@flock -o /tmp/pg_gateway-test.lock bash bench/crypto.sh  # one install at a time (see scripts/test.sh)
+
+bench-middleware: deps
+	@flock -o /tmp/pg_gateway-test.lock bash bench/middleware.sh  # one install at a time (see scripts/test.sh)
 
 # Longer fuzzing than make test's short run: FUZZ_SECONDS per target (default 300).
 fuzz: deps

@@ -11,6 +11,7 @@ packages=(
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   libvalijson-dev json-schema-test-suite libmicrohttpd-dev
   python3 curl openssl
+  pgbouncer  # the TypeScript middleware is tested through it (test/integration/ts_middleware.sh starts its own)
 )
 # node and npm run the node-postgres client suite (test/node). Any node on the PATH will do (nvm,
 # NodeSource, whose nodejs bundles npm); Debian's packages only when there is none.
