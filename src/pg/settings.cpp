@@ -228,6 +228,12 @@ void define_settings() {
       &settings.callback_request_timeout_ms, 30000, 1000, 600000, PGC_SIGHUP, GUC_UNIT_MS,
       nullptr, nullptr, nullptr);
 
+  DefineCustomIntVariable(
+      "gateway.verify_cache_size", "API key rows api_key_verify keeps in shared memory (0: none).",
+      "A hot key is verified without an index probe. A commit that changes a key empties its "
+      "cache set before COMMIT returns, so there is no window. About 200 bytes per entry.",
+      &settings.verify_cache_size, 16384, 0, 1 << 24, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+
   MarkGUCPrefixReserved("gateway");
 }
 

@@ -46,6 +46,8 @@ struct Settings {
   char* callback_url = nullptr;        // gateway.callback_url; empty: http://<callback_listen>
   int callback_max_body = 1048576;     // gateway.callback_max_body (bytes)
   int callback_request_timeout_ms = 30000;  // gateway.callback_request_timeout
+
+  int verify_cache_size = 16384;  // gateway.verify_cache_size: key rows cached; 0: no cache
 };
 
 extern Settings settings;

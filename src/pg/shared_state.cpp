@@ -4,6 +4,7 @@
 
 #include "error_bridge.hpp"
 #include "settings.hpp"
+#include "verify_cache.hpp"
 
 extern "C" {
 #include "pgstat.h"
@@ -68,6 +69,7 @@ void shmem_request() {
   if (previous_request_hook != nullptr) previous_request_hook();
   RequestAddinShmemSpace(shared_size());
   RequestNamedLWLockTranche(kTrancheName, kUsagePartitions + 1);
+  request_verify_cache_shmem();
 }
 
 void shmem_startup() {
@@ -99,6 +101,7 @@ void shmem_startup() {
     EventRing<AuditEvent>(ring_memory, kAuditRingCapacity, true);
   }
   locks = GetNamedLWLockTranche(kTrancheName);
+  init_verify_cache_shmem();
   LWLockRelease(AddinShmemInitLock);
 }
 
