@@ -48,6 +48,7 @@ struct Settings {
   int callback_request_timeout_ms = 30000;  // gateway.callback_request_timeout
 
   int verify_cache_size = 16384;  // gateway.verify_cache_size: key rows cached; 0: no cache
+  bool verify_cache_bypass = false;  // gateway.verify_cache_bypass: probe every time (A/B, diagnosis)
 };
 
 extern Settings settings;

@@ -369,7 +369,7 @@ void init_verify_cache_shmem() {
 }
 
 std::optional<StoredKey> lookup_key(std::string_view prefix) {
-  if (shared == nullptr || shared->sets == 0 || prefix.size() != kPrefix) {
+  if (shared == nullptr || shared->sets == 0 || prefix.size() != kPrefix || settings.verify_cache_bypass) {
     return find_key_by_prefix(prefix);
   }
   bool recovery = false;
