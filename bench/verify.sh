@@ -16,10 +16,11 @@ source "$(dirname "$0")/../scripts/lib.sh"
 source "$(dirname "$0")/lib.sh"
 
 keys=${BENCH_KEYS:-1000000}
+hot=${BENCH_HOT_KEYS:-10000}          # the hot regime's working set: fits the verify cache
+cache=${BENCH_VERIFY_CACHE:-65536}    # gateway.verify_cache_size: far below $keys
 
-# The verify cache holds 65,536 rows: the hot regime's 10,000 keys fit, the 1,000,000 do not.
 bench_cluster bench-verify "gateway.usage_slots = 1100000" "gateway.usage_flush_interval = '1s'" \
-  "gateway.verify_cache_size = 65536"
+  "gateway.verify_cache_size = $cache"
 bench_stage_scripts bench/verify
 
 step "issue $keys keys through api_key_issue"
@@ -48,7 +49,7 @@ settle() {
 # run NAME SCRIPT [seconds]: settles, then prints the tps of one run.
 run() {
   settle
-  pgbench_tps "$2" "${3:-$seconds}" -D nkeys="$keys"
+  pgbench_tps "$2" "${3:-$seconds}" -D nkeys="$keys" -D nhot="$hot"
 }
 
 step "warm up (bare lookups only: no key has been used yet)"
@@ -71,7 +72,7 @@ cluster_psql "$cluster" -d gateway -c "VACUUM ANALYZE gateway.api_keys" >/dev/nu
 
 declare -A samples
 # Regimes: verify_valid draws from all keys (not in memory: far more keys than the verify cache
-# holds), verify_hot from 10,000 (they fit); *_nocache runs bypass the cache in that session
+# holds), verify_hot from the first $hot (they fit); *_nocache runs bypass the cache in that session
 # (gateway.verify_cache_bypass), i.e. what verify cost before it, in the same round.
 names=(bare_lookup verify_valid verify_valid_nocache verify_interface verify_malformed verify_unknown
        verify_unknown_nocache bare_lookup_hot verify_hot select_key select_1)
@@ -127,7 +128,7 @@ echo "ratio verify_malformed / bare_lookup     = $(paired verify_malformed bare_
 echo "ratio verify_unknown / bare_lookup       = $(paired verify_unknown bare_lookup)"
 echo "ratio verify_valid / bcrypt              = $(ratio "$valid" "${samples[bcrypt]}")"
 echo "ratio verify_first_use / bare_lookup     = $(ratio "$first_use" "$first_use_bare")   (cold: one batched row write per key)"
-echo "-- verify cache (gateway.verify_cache_size = 65536; hot: 10,000 keys, not in memory: $keys)"
+echo "-- verify cache (gateway.verify_cache_size = $cache; hot: $hot keys, not in memory: $keys)"
 echo "ratio verify_hot / bare_lookup_hot       = $(paired verify_hot bare_lookup_hot)   (goal >= 1.5; same working set)"
 echo "ratio verify_hot / bare_lookup           = $(paired verify_hot bare_lookup)   (against the lookup over all keys)"
 echo "ratio verify_hot / select_1              = $(paired verify_hot select_1)   (goal >= 0.75)"

@@ -84,6 +84,14 @@ SELECT gateway._sync_recover('nexus') AS nexus_recovered;
 -- 0.6.0: keys across master-key rotations, scopes and usage limits, health, the verify cache.
 ALTER EXTENSION pg_gateway UPDATE TO '0.6.0';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
+-- The verify cache: the key issued under 0.1.0 is answered from it, and a change to it is the
+-- answer of the very next verify.
+SELECT hits AS hits_before FROM gateway.verify_cache \gset
+SELECT reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+SELECT reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+SELECT hits > :hits_before AS answered_from_cache FROM gateway.verify_cache;
+UPDATE gateway.api_keys SET expires_at = now() - interval '1 second' WHERE id = :'old_key_id';
+SELECT reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
 
 -- A fresh install runs the same chain (there is no separate install script per version), so the
 -- two paths cannot drift apart. Leave a fresh extension for whatever runs next.
