@@ -375,10 +375,11 @@ std::optional<StoredKey> lookup_key(std::string_view prefix) {
   bool recovery = false;
   std::uint64_t stamp = 0;
   pg_call([&] {
-    recovery = RecoveryInProgress();
+    // A standby replays changes without running the trigger: only the probe knows. Parallel
+    // mode forbids the fresh snapshot a fill needs (verify is not PARALLEL SAFE; in case).
+    recovery = RecoveryInProgress() || IsInParallelMode();
     if (!recovery) stamp = current_stamp();
   });
-  // A standby replays changes without running the trigger: only the probe knows.
   if (recovery || stamp == 0) return find_key_by_prefix(prefix);
 
   std::uint32_t set = set_of(prefix, MyDatabaseId);
