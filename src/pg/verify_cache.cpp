@@ -278,12 +278,13 @@ void on_transaction_end(XactEvent event, void*) {
 }
 
 // Marks `set` until the end of the top-level transaction (a subtransaction's abort keeps it).
+// C++ code: call outside pg_call.
 void mark(std::uint32_t set) {
   if (is_marked.empty()) is_marked.assign(shared->sets, false);
   if (is_marked[set]) return;
   marked.reserve(marked.size() + 1);  // may throw: before anything shared changes
   if (!callback_registered) {
-    RegisterXactCallback(on_transaction_end, nullptr);
+    pg_call([] { RegisterXactCallback(on_transaction_end, nullptr); });
     callback_registered = true;
   }
   SetHeader& h = set_headers[set];
@@ -436,14 +437,21 @@ bool update_matters(Relation rel, HeapTuple old_row, HeapTuple new_row) {
   return false;
 }
 
+// Marks the set of the row's key prefix.
 void mark_row(Relation rel, HeapTuple row) {
-  int attnum = SPI_fnumber(RelationGetDescr(rel), "key_prefix");
-  if (attnum <= 0) elog(ERROR, "gateway.api_keys.key_prefix is missing");
-  bool isnull = false;
-  Datum value = heap_getattr(row, attnum, RelationGetDescr(rel), &isnull);
-  if (isnull) return;
-  text* prefix = DatumGetTextPP(value);
-  mark(set_of(std::string_view(VARDATA_ANY(prefix), VARSIZE_ANY_EXHDR(prefix)), MyDatabaseId));
+  bool has_prefix = false;
+  std::uint32_t set = 0;
+  pg_call([&] {
+    int attnum = SPI_fnumber(RelationGetDescr(rel), "key_prefix");
+    if (attnum <= 0) elog(ERROR, "gateway.api_keys.key_prefix is missing");
+    bool isnull = false;
+    Datum value = heap_getattr(row, attnum, RelationGetDescr(rel), &isnull);
+    if (isnull) return;
+    text* prefix = DatumGetTextPP(value);
+    set = set_of(std::string_view(VARDATA_ANY(prefix), VARSIZE_ANY_EXHDR(prefix)), MyDatabaseId);
+    has_prefix = true;
+  });
+  if (has_prefix) mark(set);
 }
 
 }  // namespace
@@ -464,11 +472,11 @@ extern "C" Datum gateway_verify_cache_invalidate(PG_FUNCTION_ARGS) {
       bool matters = false;
       pg_call([&] { matters = update_matters(data->tg_relation, data->tg_trigtuple, data->tg_newtuple); });
       if (matters) {
-        pg_call([&] { mark_row(data->tg_relation, data->tg_trigtuple); });
-        pg_call([&] { mark_row(data->tg_relation, data->tg_newtuple); });
+        mark_row(data->tg_relation, data->tg_trigtuple);
+        mark_row(data->tg_relation, data->tg_newtuple);
       }
     } else {
-      pg_call([&] { mark_row(data->tg_relation, data->tg_trigtuple); });
+      mark_row(data->tg_relation, data->tg_trigtuple);
     }
     if (TRIGGER_FIRED_FOR_ROW(data->tg_event)) {
       result = TRIGGER_FIRED_BY_UPDATE(data->tg_event) ? data->tg_newtuple : data->tg_trigtuple;
