@@ -3,6 +3,7 @@
 # throwaway cluster, printed as tps and ratios. Not a test: nothing here passes or fails.
 #
 #   make bench-verify                 (BENCH_KEYS=1000000 BENCH_SECONDS=10 BENCH_ROUNDS=3)
+#   BENCH_HOT_KEYS=10000 BENCH_VERIFY_CACHE=65536: the verify cache's hot and not-in-memory regimes
 #
 # Every pgbench script fetches its key from a bench table by a random row number inside the same
 # statement, so each side pays that identical cost; the difference is what verify adds.
