@@ -3,6 +3,7 @@
 # throwaway cluster, printed as tps and ratios. Not a test: nothing here passes or fails.
 #
 #   make bench-verify                 (BENCH_KEYS=1000000 BENCH_SECONDS=10 BENCH_ROUNDS=3)
+#   BENCH_HOT_KEYS=10000 BENCH_VERIFY_CACHE=65536: the verify cache's hot and not-in-memory regimes
 #
 # Every pgbench script fetches its key from a bench table by a random row number inside the same
 # statement, so each side pays that identical cost; the difference is what verify adds.
@@ -16,8 +17,11 @@ source "$(dirname "$0")/../scripts/lib.sh"
 source "$(dirname "$0")/lib.sh"
 
 keys=${BENCH_KEYS:-1000000}
+hot=${BENCH_HOT_KEYS:-10000}          # the hot regime's working set: fits the verify cache
+cache=${BENCH_VERIFY_CACHE:-65536}    # gateway.verify_cache_size: far below $keys
 
-bench_cluster bench-verify "gateway.usage_slots = 1100000" "gateway.usage_flush_interval = '1s'"
+bench_cluster bench-verify "gateway.usage_slots = 1100000" "gateway.usage_flush_interval = '1s'" \
+  "gateway.verify_cache_size = $cache"
 bench_stage_scripts bench/verify
 
 step "issue $keys keys through api_key_issue"
@@ -46,7 +50,7 @@ settle() {
 # run NAME SCRIPT [seconds]: settles, then prints the tps of one run.
 run() {
   settle
-  pgbench_tps "$2" "${3:-$seconds}" -D nkeys="$keys"
+  pgbench_tps "$2" "${3:-$seconds}" -D nkeys="$keys" -D nhot="$hot"
 }
 
 step "warm up (bare lookups only: no key has been used yet)"
@@ -68,11 +72,19 @@ cluster_psql "$cluster" -d gateway -c "UPDATE gateway.api_keys SET last_used_at 
 cluster_psql "$cluster" -d gateway -c "VACUUM ANALYZE gateway.api_keys" >/dev/null
 
 declare -A samples
-names=(bare_lookup verify_valid verify_interface verify_malformed verify_unknown)
+# Regimes: verify_valid draws from all keys (not in memory: far more keys than the verify cache
+# holds), verify_hot from the first $hot (they fit); *_nocache runs bypass the cache in that session
+# (gateway.verify_cache_bypass), i.e. what verify cost before it, in the same round.
+names=(bare_lookup verify_valid verify_valid_nocache verify_interface verify_malformed verify_unknown
+       verify_unknown_nocache bare_lookup_hot verify_hot select_key select_1)
 for r in $(seq "$rounds"); do
   step "round $r of $rounds (${seconds}s each, $clients clients, -M prepared)"
   for name in "${names[@]}"; do
-    tps=$(run "$name" "$name.pgbench")
+    if [[ $name == *_nocache ]]; then
+      tps=$(PGOPTIONS="-c gateway.verify_cache_bypass=on" run "$name" "${name%_nocache}.pgbench")
+    else
+      tps=$(run "$name" "$name.pgbench")
+    fi
     samples[$name]+="$tps "
     note "$(printf '%-18s %10.0f tps' "$name" "$tps")"
   done
@@ -118,4 +130,13 @@ echo "ratio verify_malformed / bare_lookup     = $(paired verify_malformed bare_
 echo "ratio verify_unknown / bare_lookup       = $(paired verify_unknown bare_lookup)"
 echo "ratio verify_valid / bcrypt              = $(ratio "$valid" "${samples[bcrypt]}")"
 echo "ratio verify_first_use / bare_lookup     = $(ratio "$first_use" "$first_use_bare")   (cold: one batched row write per key)"
+echo "-- verify cache (gateway.verify_cache_size = $cache; hot: $hot keys, not in memory: $keys)"
+echo "ratio verify_hot / bare_lookup_hot       = $(paired verify_hot bare_lookup_hot)   (goal >= 1.5; same working set)"
+echo "ratio verify_hot / bare_lookup           = $(paired verify_hot bare_lookup)   (against the lookup over all keys)"
+echo "ratio verify_hot / select_1              = $(paired verify_hot select_1)   (goal >= 0.75)"
+echo "ratio verify_hot / select_key            = $(paired verify_hot select_key)   (SELECT 1 that also fetches the key, as every script here does)"
+echo "ratio verify_valid / bare_lookup         = $(paired verify_valid bare_lookup)   (not in memory; goal >= 1.0)"
+echo "ratio verify_valid / verify_valid_nocache= $(paired verify_valid verify_valid_nocache)   (the cache's cost when it misses)"
+echo "ratio verify_unknown / verify_unknown_nocache = $(paired verify_unknown verify_unknown_nocache)   (goal >= 1: no slower than before)"
+echo "ratio rate limited vs not                = $(ratio "$(ratio "$limited" "$bare2")" "$(ratio "$valid" "$bare")")   ((limited/bare_2) / (valid/bare); goal within 0.95..1.05)"
 } | results_section "bench/verify (make bench-verify)"

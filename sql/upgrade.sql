@@ -91,6 +91,15 @@ DELETE FROM gateway.audit_log WHERE object_id = :'crossed_id';
 SELECT gateway.audit_prune('1 day') AS pruned;
 SELECT count(*) > 0 AS records_from_0_1_0_kept FROM gateway.audit_log WHERE object_id = :'crossed_id';
 
+-- The verify cache: the key issued under 0.1.0 is answered from it, and a change to it is the
+-- answer of the very next verify.
+SELECT hits AS hits_before FROM gateway.verify_cache \gset
+SELECT reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+SELECT reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+SELECT hits > :hits_before AS answered_from_cache FROM gateway.verify_cache;
+UPDATE gateway.api_keys SET expires_at = now() - interval '1 second' WHERE id = :'old_key_id';
+SELECT reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+
 -- A fresh install runs the same chain (there is no separate install script per version), so the
 -- two paths cannot drift apart. Leave a fresh extension for whatever runs next.
 DROP EXTENSION pg_gateway CASCADE;

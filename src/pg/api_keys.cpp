@@ -16,6 +16,7 @@
 #include "settings.hpp"
 #include "shared_state.hpp"
 #include "uuid.hpp"
+#include "verify_cache.hpp"
 
 extern "C" {
 #include "access/detoast.h"
@@ -153,7 +154,7 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
     std::optional<api_key::ParsedKey> parsed = parse_key_argument(fcinfo);
     std::optional<StoredKey> stored;
     if (parsed) {
-      stored = find_key_by_prefix(parsed->prefix);
+      stored = lookup_key(parsed->prefix);
       result.reason = Reason::kUnknown;
     }
     if (stored) {

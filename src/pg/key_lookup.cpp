@@ -121,4 +121,23 @@ std::optional<KeyId> find_interface_project(const KeyId& interface_id) {
   return project;
 }
 
+std::optional<StoredKey> find_key_by_prefix_latest(std::string_view prefix) {
+  std::optional<StoredKey> found;
+  pg_call([&] {
+    resolve_columns();
+    Datum value = PointerGetDatum(cstring_to_text_with_len(prefix.data(), static_cast<int>(prefix.size())));
+    RegProcedure eq = F_TEXTEQ;
+    // Not registered (a copy per miss costs unknown keys 3 %): nothing in one index probe takes
+    // another latest snapshot, and its xmin is no older than this transaction's.
+    Snapshot snapshot = GetLatestSnapshot();
+    api_keys.probe(&value, &eq, 1, snapshot, [&](TupleTableSlot* slot) {
+      StoredKey key;
+      read_row(slot, key);
+      found = key;
+      return false;
+    });
+  });
+  return found;
+}
+
 }  // namespace gateway::pg

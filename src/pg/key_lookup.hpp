@@ -32,4 +32,8 @@ std::optional<StoredKey> find_key_by_prefix(std::string_view prefix);
 // such interface. Verify needs it only for unbound keys asked about an interface.
 std::optional<KeyId> find_interface_project(const KeyId& interface_id);
 
+// As find_key_by_prefix, but under a snapshot taken now (GetLatestSnapshot), not the statement's:
+// the verify cache fills only from a read that began after it checked the set's generation.
+std::optional<StoredKey> find_key_by_prefix_latest(std::string_view prefix);
+
 }  // namespace gateway::pg

@@ -243,6 +243,17 @@ void define_settings() {
       &settings.audit_retention_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
       check_audit_retention, nullptr, nullptr);
 
+  DefineCustomIntVariable(
+      "gateway.verify_cache_size", "API key rows api_key_verify keeps in shared memory (0: none).",
+      "A hot key is verified without an index probe. A commit that changes a key empties its "
+      "cache set before COMMIT returns, so there is no window. About 200 bytes per entry.",
+      &settings.verify_cache_size, 16384, 0, 1 << 24, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable(
+      "gateway.verify_cache_bypass", "Makes api_key_verify in this session ignore the verify cache.",
+      "For measuring and diagnosis: every verify probes the index, as without a cache. Changes "
+      "still invalidate the cache for everyone else.",
+      &settings.verify_cache_bypass, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
   MarkGUCPrefixReserved("gateway");
 }
 

@@ -48,6 +48,8 @@ struct Settings {
   int callback_request_timeout_ms = 30000;  // gateway.callback_request_timeout
 
   int audit_retention_s = 0;  // gateway.audit_retention: the worker prunes older audit records; 0: keep
+  int verify_cache_size = 16384;  // gateway.verify_cache_size: key rows cached; 0: no cache
+  bool verify_cache_bypass = false;  // gateway.verify_cache_bypass: probe every time (A/B, diagnosis)
 };
 
 extern Settings settings;

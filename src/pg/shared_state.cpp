@@ -5,6 +5,7 @@
 #include "error_bridge.hpp"
 #include "settings.hpp"
 #include "target_health.hpp"
+#include "verify_cache.hpp"
 
 extern "C" {
 #include "pgstat.h"
@@ -70,6 +71,7 @@ void shmem_request() {
   RequestAddinShmemSpace(shared_size());
   RequestAddinShmemSpace(target_health_size());
   RequestNamedLWLockTranche(kTrancheName, kUsagePartitions + 1);
+  request_verify_cache_shmem();
 }
 
 void shmem_startup() {
@@ -102,6 +104,7 @@ void shmem_startup() {
   }
   locks = GetNamedLWLockTranche(kTrancheName);
   target_health_init();
+  init_verify_cache_shmem();
   LWLockRelease(AddinShmemInitLock);
 }
 
