@@ -4,6 +4,11 @@
 -- commit invalidates.
 \echo Use "ALTER EXTENSION pg_gateway UPDATE TO '0.6.0'" to load this file. \quit
 
+-- The tables this script alters, locked up front in the order the worker's usage flush takes them
+-- (api_keys, then audit_log): altering audit_log first deadlocked with a flush that had updated
+-- api_keys and then waited to insert its audit records.
+LOCK TABLE gateway.api_keys, gateway.audit_log IN ACCESS EXCLUSIVE MODE;
+
 ------------------------------------------------------------------------------------------------
 -- API keys across a master-key rotation
 ------------------------------------------------------------------------------------------------
