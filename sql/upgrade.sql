@@ -84,6 +84,13 @@ SELECT gateway._sync_recover('nexus') AS nexus_recovered;
 -- 0.6.0: keys across master-key rotations, scopes and usage limits, health, the verify cache.
 ALTER EXTENSION pg_gateway UPDATE TO '0.6.0';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
+-- A key issued under 0.1.0 has no master key marker: it verifies under the current master key,
+-- and its first verify has the worker record that master key for it.
+SELECT master_fingerprint IS NULL AS unmarked FROM gateway.api_keys WHERE id = :'old_key_id';
+SELECT valid, reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+\ir helpers/wait_for.psql
+SELECT pg_temp.wait_for(format('SELECT master_fingerprint = gateway._master_key_fingerprint() FROM gateway.api_keys WHERE id = %L', :'old_key_id'), 'true') AS marked;
+SELECT valid, reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
 
 -- A fresh install runs the same chain (there is no separate install script per version), so the
 -- two paths cannot drift apart. Leave a fresh extension for whatever runs next.

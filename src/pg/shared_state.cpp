@@ -3,6 +3,7 @@
 #include <string>
 
 #include "error_bridge.hpp"
+#include "rehash_queue.hpp"
 #include "settings.hpp"
 
 extern "C" {
@@ -67,6 +68,7 @@ std::size_t shared_size() {
 void shmem_request() {
   if (previous_request_hook != nullptr) previous_request_hook();
   RequestAddinShmemSpace(shared_size());
+  RequestAddinShmemSpace(rehash_queue_shmem_size());
   RequestNamedLWLockTranche(kTrancheName, kUsagePartitions + 1);
 }
 
@@ -99,6 +101,7 @@ void shmem_startup() {
     EventRing<AuditEvent>(ring_memory, kAuditRingCapacity, true);
   }
   locks = GetNamedLWLockTranche(kTrancheName);
+  rehash_queue_shmem_init();
   LWLockRelease(AddinShmemInitLock);
 }
 
