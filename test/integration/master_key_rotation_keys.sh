@@ -7,7 +7,7 @@
 # transaction writes nothing itself, and no key reaches the server log.
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 14
+plan 16
 
 nkeys=10000
 dir=$(own_cluster master-rotation-keys)
@@ -40,6 +40,10 @@ SELECT k.api_key FROM generate_series(1, 20) AS g,
                                      'c9000000-0000-4000-8000-000000000001', 'gone' || g) AS k;
 DELETE FROM gateway.api_keys WHERE name LIKE 'gone%';
 CREATE TABLE results (valid boolean, reason text, rotating boolean);
+-- A credential sealed under the old master key too.
+INSERT INTO gateway.connectors (project_id, name, connector_type)
+VALUES ('c9000000-0000-4000-8000-000000000001', 'db', 'postgres') RETURNING id AS connector \\gset
+SELECT gateway.connector_set_credentials(:'connector', '{"password": "before-rotation"}');
 SQL
 diag "issued $nkeys keys in $((SECONDS - started)) s"
 old_fp=$(mq "SELECT gateway._master_key_fingerprint()")
@@ -75,12 +79,20 @@ ok $([[ "$new_fp" != "$old_fp" && ${#new_fp} -eq 16 ]]; echo $?) "the server run
 is "$(mq "SELECT previous_fingerprint FROM gateway.master_key_status")" "$old_fp" \
    "master_key_status names the previous master key"
 
+is "$(mq "SELECT credentials_old_master || ' ' || encryption_keys_old_master || ' ' || previous_key_removable FROM gateway.master_key_status")" \
+   "1 1 false" "master_key_status counts the credential and encryption key still under the old master key"
+mq "SELECT gateway.rotate_encryption_key()" >/dev/null
+mq "CALL gateway.reencrypt_credentials(10)" >/dev/null
+mq "SELECT gateway.retire_encryption_key(1)" >/dev/null
+is "$(mq "SELECT credentials_old_master || ' ' || encryption_keys_old_master FROM gateway.master_key_status")" "0 0" \
+   "after re-encryption and retiring the old encryption key, no credential needs the old master key"
+
 # A verify in a read-only transaction: valid, no transaction id of its own, and the worker moves
 # the key afterwards.
 is "$(mq "BEGIN READ ONLY;
           SELECT v.valid::text || ' ' || (pg_current_xact_id_if_assigned() IS NULL)::text
             FROM keys AS k, LATERAL gateway.api_key_verify(k.api_key) AS v WHERE k.n = 1;
-          COMMIT;")" "t t" "a key under the previous master key verifies in a read-only transaction, writing nothing"
+          COMMIT;")" "true true" "a key under the previous master key verifies in a read-only transaction, writing nothing"
 is "$(poll_with mq "SELECT a.master_fingerprint FROM gateway.api_keys AS a JOIN keys AS k USING (id) WHERE k.n = 1" "$new_fp" 20)" \
    "$new_fp" "the worker moved it to the new master key"
 
@@ -120,7 +132,7 @@ is "$(mq "SELECT previous_fingerprint IS NULL AND api_keys_current = $((nkeys - 
    "master_key_status without a previous key"
 
 # An authenticated client cannot read the status, even if someone granted the view to it.
-mq "CREATE ROLE authenticated NOLOGIN; GRANT USAGE ON SCHEMA gateway TO authenticated; GRANT SELECT ON gateway.master_key_status TO authenticated" >/dev/null
+mq "CREATE ROLE authenticated NOLOGIN; GRANT USAGE ON SCHEMA gateway TO authenticated; GRANT SELECT ON gateway.master_key_status TO authenticated; GRANT EXECUTE ON FUNCTION gateway._master_key_status() TO authenticated" >/dev/null
 out=$(mq "SET ROLE authenticated; SELECT * FROM gateway.master_key_status")
 ok $([[ "$out" == *"permission denied for gateway.master_key_status"* ]]; echo $?) "authenticated is refused master_key_status"
 

@@ -50,8 +50,9 @@ SET LOCAL ROLE anon;
 SELECT throws_ok($$SELECT * FROM gateway.master_key_status$$, '42501', NULL, 'anon cannot read it');
 RESET ROLE;
 
--- Granted by mistake, the view still refuses: the check is on the caller, not on the grant.
+-- Granted by mistake (view and function), it still refuses: the check is on the caller, not on the grant.
 GRANT SELECT ON gateway.master_key_status TO authenticated;
+GRANT EXECUTE ON FUNCTION gateway._master_key_status() TO authenticated;
 SET LOCAL ROLE authenticated;
 SELECT throws_ok($$SELECT * FROM gateway.master_key_status$$, '42501',
                  'permission denied for gateway.master_key_status', 'a grant to authenticated does not open it');
