@@ -51,10 +51,12 @@ old_fp=$(mq "SELECT gateway._master_key_fingerprint()")
 # The client: verifies keys 3..10000 in blocks of 500, round and round, reconnecting whenever
 # the server is down; each answer goes to `results`. Keys 1 and 2 are kept for the checks below.
 stop_file="$STAGE/master-rotation-keys.stop"
-rm -f "$stop_file"
+pause_file="$STAGE/master-rotation-keys.pause"
+rm -f "$stop_file" "$pause_file"
 client() {
   local lo=3
   while [[ ! -e "$stop_file" ]]; do
+    [[ -e "$pause_file" ]] && { sleep 0.05; continue; }
     cluster_psql "$dir" -d postgres -c "INSERT INTO results
       SELECT v.valid, v.reason, current_setting('gateway.previous_master_key_file') <> ''
         FROM keys AS k, LATERAL gateway.api_key_verify(k.api_key) AS v
@@ -64,7 +66,8 @@ client() {
 }
 client &
 client_pid=$!
-wait_for_rows() { poll_with mq "SELECT count(*) >= $1 FROM results" t 60 >/dev/null; }
+# wait_for_rows N [CONDITION]: until `results` has N rows (meeting CONDITION).
+wait_for_rows() { poll_with mq "SELECT count(*) >= $1 FROM results WHERE ${2:-true}" t 60 >/dev/null; }
 wait_for_rows 2000
 
 # The rotation: a new master key, the old one as the previous key, one restart.
@@ -87,13 +90,25 @@ mq "SELECT gateway.retire_encryption_key(1)" >/dev/null
 is "$(mq "SELECT credentials_old_master || ' ' || encryption_keys_old_master FROM gateway.master_key_status")" "0 0" \
    "after re-encryption and retiring the old encryption key, no credential needs the old master key"
 
+# The checks of keys 1 and 2 want a queue with room: the client pauses while the worker drains it
+# (it has verified keys against the new server by now).
+wait_for_rows 500 rotating
+touch "$pause_file"
+sleep 1
+
 # A verify in a read-only transaction: valid, no transaction id of its own, and the worker moves
 # the key afterwards.
 is "$(mq "BEGIN READ ONLY;
           SELECT v.valid::text || ' ' || (pg_current_xact_id_if_assigned() IS NULL)::text
             FROM keys AS k, LATERAL gateway.api_key_verify(k.api_key) AS v WHERE k.n = 1;
           COMMIT;")" "true true" "a key under the previous master key verifies in a read-only transaction, writing nothing"
-is "$(poll_with mq "SELECT a.master_fingerprint FROM gateway.api_keys AS a JOIN keys AS k USING (id) WHERE k.n = 1" "$new_fp" 20)" \
+# A request that finds the queue full is dropped and the key's next verify asks again (the
+# client filled it before its pause): verify key 1 read-only until the worker has moved it.
+moved_after_read_only_verify() {
+  mq "BEGIN READ ONLY; SELECT FROM keys AS k, LATERAL gateway.api_key_verify(k.api_key) AS v WHERE k.n = 1; COMMIT" >/dev/null
+  mq "$1"
+}
+is "$(poll_with moved_after_read_only_verify "SELECT a.master_fingerprint FROM gateway.api_keys AS a JOIN keys AS k USING (id) WHERE k.n = 1" "$new_fp" 30)" \
    "$new_fp" "the worker moved it to the new master key"
 
 # A revoke racing the rehash: the revoke holds the row while the key verifies (still valid in the
@@ -109,6 +124,8 @@ is "$(poll_with mq "SELECT a.master_fingerprint = '$new_fp' AND a.revoked_at IS 
    "the rehash waited for the revoke and kept it"
 is "$(mq "SELECT v.reason FROM keys AS k, LATERAL gateway.api_key_verify(k.api_key) AS v WHERE k.n = 2")" revoked \
    "the revoked key stays revoked"
+
+rm -f "$pause_file"
 
 # Every key moves while the client goes on.
 is "$(poll_with mq "SELECT api_keys_previous || ' ' || api_keys_unmarked || ' ' || api_keys_current || ' ' || previous_key_removable FROM gateway.master_key_status" "0 0 $((nkeys - 1)) true" 60)" \
