@@ -22,6 +22,8 @@ COMMENT ON COLUMN gateway.api_keys.master_fingerprint IS
 CREATE FUNCTION gateway._previous_master_key_fingerprint() RETURNS text
 AS 'MODULE_PATHNAME', 'gateway_previous_master_key_fingerprint'
 LANGUAGE C STABLE;
+COMMENT ON FUNCTION gateway._previous_master_key_fingerprint() IS
+  'Fingerprint of gateway.previous_master_key_file during a master-key rotation, NULL when it is not set.';
 
 CREATE FUNCTION gateway._master_key_status(
     OUT current_fingerprint text, OUT previous_fingerprint text,
