@@ -91,6 +91,14 @@ DELETE FROM gateway.audit_log WHERE object_id = :'crossed_id';
 SELECT gateway.audit_prune('1 day') AS pruned;
 SELECT count(*) > 0 AS records_from_0_1_0_kept FROM gateway.audit_log WHERE object_id = :'crossed_id';
 
+-- A key issued under 0.1.0 has no master key marker: it verifies under the current master key,
+-- and its first verify has the worker record that master key for it.
+SELECT master_fingerprint IS NULL AS unmarked FROM gateway.api_keys WHERE id = :'old_key_id';
+SELECT valid, reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+\ir helpers/wait_for.psql
+SELECT pg_temp.wait_for(format('SELECT master_fingerprint = gateway._master_key_fingerprint() FROM gateway.api_keys WHERE id = %L', :'old_key_id'), 'true') AS marked;
+SELECT valid, reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+
 -- The verify cache: the key issued under 0.1.0 is answered from it, and a change to it is the
 -- answer of the very next verify.
 SELECT hits AS hits_before FROM gateway.verify_cache \gset

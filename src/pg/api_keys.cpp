@@ -12,6 +12,7 @@
 #include "../core/verify_decision.hpp"
 #include "error_bridge.hpp"
 #include "key_lookup.hpp"
+#include "key_rehash.hpp"
 #include "secrets.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
@@ -153,14 +154,14 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
     VerifyResult result;
     std::optional<api_key::ParsedKey> parsed = parse_key_argument(fcinfo);
     std::optional<StoredKey> stored;
+    SecretMatch secret;
     if (parsed) {
       stored = lookup_key(parsed->prefix);
       result.reason = Reason::kUnknown;
     }
     if (stored) {
-      api_key::Hash computed = api_key_hasher().hash(parsed->full, stored->hash_version);
-      stored->row.hash_matches =
-          api_key::Hasher::matches(computed, stored->hash.data(), stored->hash_len);
+      secret = match_secret(parsed->full, *stored);
+      stored->row.hash_matches = secret.matches;
       std::optional<KeyId> requested;
       if (!PG_ARGISNULL(1)) requested = uuid_to_id(PG_GETARG_DATUM(1));
       std::optional<KeyId> requested_project;
@@ -171,6 +172,7 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
       if (stored->row.hash_matches) result.key = &*stored;
     }
     if (result.reason == Reason::kOk) {
+      if (secret.rehash) request_rehash(parsed->full, *stored);
       BucketDecision decision = record_use(stored->id, stored->rate_limit_per_minute, now);
       if (stored->rate_limit_per_minute > 0) {
         result.remaining = decision.remaining;

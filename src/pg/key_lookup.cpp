@@ -19,6 +19,7 @@ namespace {
 struct Columns {
   AttrNumber id, user_id, project_id, public_interface_id, key_hash, hash_version, is_active,
       revoked_at, expires_at, rate_limit_per_minute;
+  AttrNumber master_fingerprint;  // InvalidAttrNumber before ALTER EXTENSION UPDATE to 0.6.0
 };
 
 CachedRelation api_keys("api_keys", "api_keys_key_prefix_key");
@@ -46,7 +47,8 @@ void resolve_columns() {
                     column(table, "public_interface_id"), column(table, "key_hash"),
                     column(table, "hash_version"), column(table, "is_active"),
                     column(table, "revoked_at"), column(table, "expires_at"),
-                    column(table, "rate_limit_per_minute")};
+                    column(table, "rate_limit_per_minute"),
+                    get_attnum(table, "master_fingerprint")};
   columns_generation = api_keys.generation();
 }
 
@@ -79,6 +81,13 @@ void read_row(TupleTableSlot* slot, StoredKey& key) {
   if (!isnull) key.row.expires_at = DatumGetTimestampTz(value);
   value = slot_getattr(slot, columns.rate_limit_per_minute, &isnull);
   if (!isnull) key.rate_limit_per_minute = DatumGetInt32(value);
+  if (columns.master_fingerprint != InvalidAttrNumber) {
+    value = slot_getattr(slot, columns.master_fingerprint, &isnull);
+    if (!isnull) {
+      key.has_master_fingerprint =
+          api_key::parse_fingerprint(text_view(DatumGetTextPP(value)), key.master_fingerprint);
+    }
+  }
 }
 
 }  // namespace

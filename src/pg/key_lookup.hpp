@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "../core/key_hash.hpp"
+#include "../core/master_key_choice.hpp"
 #include "../core/verify_decision.hpp"
 
 namespace gateway::pg {
@@ -23,6 +24,10 @@ struct StoredKey {
   std::size_t hash_len = 0;
   int hash_version = 0;
   std::int32_t rate_limit_per_minute = 0;  // 0: no limit
+  // The master key the hash was made under (api_keys.master_fingerprint, 0.6.0); rows issued
+  // before 0.6.0 have none (see master_key_choice.hpp for what verify does with them).
+  api_key::Fingerprint master_fingerprint{};
+  bool has_master_fingerprint = false;
 };
 
 // Throws PgError if PostgreSQL raises (e.g. the table is missing).

@@ -23,6 +23,8 @@ std::unique_ptr<MasterKey> previous_master_key;
 bool previous_loaded = false;
 std::string fingerprint;
 std::unique_ptr<api_key::Hasher> hasher;
+std::unique_ptr<api_key::Hasher> previous_hasher;
+std::string previous_fingerprint;
 std::map<std::pair<std::string, std::uint32_t>, SecureBuffer> credential_keys;
 std::unique_ptr<SecureBuffer> handoff;
 std::unique_ptr<SecureBuffer> callback;
@@ -57,6 +59,20 @@ api_key::Hasher& api_key_hasher() {
 const std::string& master_key_fingerprint() {
   loaded_master_key();
   return fingerprint;
+}
+
+api_key::Hasher* previous_api_key_hasher() {
+  const MasterKey* previous = loaded_previous_master_key();
+  if (previous == nullptr) return nullptr;
+  if (!previous_hasher) previous_hasher = std::make_unique<api_key::Hasher>(*previous);
+  return previous_hasher.get();
+}
+
+const std::string* previous_master_key_fingerprint() {
+  const MasterKey* previous = loaded_previous_master_key();
+  if (previous == nullptr) return nullptr;
+  if (previous_fingerprint.empty()) previous_fingerprint = previous->fingerprint();
+  return &previous_fingerprint;
 }
 
 const SecureBuffer& credential_key(std::uint32_t key_id, const std::string& master_fingerprint) {

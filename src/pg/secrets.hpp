@@ -17,6 +17,12 @@ api_key::Hasher& api_key_hasher();
 // Public fingerprint of the current master key.
 const std::string& master_key_fingerprint();
 
+// While a master key rotation runs (gateway.previous_master_key_file set): the hasher of API keys
+// issued under the previous master key, and that key's fingerprint. nullptr otherwise. Throws
+// gateway::Error when the file is set but missing or unsafe.
+api_key::Hasher* previous_api_key_hasher();
+const std::string* previous_master_key_fingerprint();
+
 // The credential encryption key `key_id`, derived from the master key whose fingerprint is
 // `master_fingerprint` (the current one, or the previous one during a rotation). Throws
 // gateway::Error(GW004) when neither master key has that fingerprint.

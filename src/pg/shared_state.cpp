@@ -3,6 +3,7 @@
 #include <string>
 
 #include "error_bridge.hpp"
+#include "rehash_queue.hpp"
 #include "settings.hpp"
 #include "target_health.hpp"
 #include "verify_cache.hpp"
@@ -70,6 +71,7 @@ void shmem_request() {
   if (previous_request_hook != nullptr) previous_request_hook();
   RequestAddinShmemSpace(shared_size());
   RequestAddinShmemSpace(target_health_size());
+  RequestAddinShmemSpace(rehash_queue_shmem_size());
   RequestNamedLWLockTranche(kTrancheName, kUsagePartitions + 1);
   request_verify_cache_shmem();
 }
@@ -105,6 +107,7 @@ void shmem_startup() {
   locks = GetNamedLWLockTranche(kTrancheName);
   target_health_init();
   init_verify_cache_shmem();
+  rehash_queue_shmem_init();
   LWLockRelease(AddinShmemInitLock);
 }
 

@@ -17,6 +17,7 @@
 #include "shared_state.hpp"
 #include "uuid.hpp"
 #include "worker_transaction.hpp"
+#include "rehash_flush.hpp"
 #include "usage_flush.hpp"
 #include "audit_retention.hpp"
 #include "health.hpp"
@@ -279,6 +280,7 @@ extern "C" void gateway_worker_main(Datum) {
       // by the next batch.
       clear_pending_work();
       flush_usage_guarded();
+      flush_rehash();
       flush_due = 0;
     }
     // With every target paused, the wake is left untaken: later commits see it pending and

@@ -11,7 +11,8 @@ SELECT columns_are('gateway', 'api_keys', ARRAY[
   'id', 'user_id', 'project_id', 'public_interface_id', 'name', 'key_prefix', 'key_hash',
   'hash_version', 'is_active', 'revoked_at', 'expires_at', 'rate_limit_per_minute',
   'rotated_from', 'replaced_by', 'last_used_at', 'created_at', 'kong_key_sealed',
-  'kong_sync_state', 'kong_sync_error', 'kong_synced_at', 'kong_synced']);
+  'kong_sync_state', 'kong_sync_error', 'kong_synced_at', 'kong_synced',
+  'master_fingerprint']);
 SELECT col_is_pk('gateway', 'api_keys', 'id', 'api_keys.id is the primary key');
 SELECT col_type_is('gateway', 'api_keys', 'key_hash', 'bytea', 'key_hash is bytea');
 SELECT col_not_null('gateway', 'api_keys', 'key_hash', 'key_hash is required');

@@ -1,0 +1,13 @@
+// The worker's rehash duty: moves API keys that verified under the previous master key (or had no
+// marker) to the current one, writing the hashes the verifying backends queued.
+#pragma once
+
+namespace gateway::pg {
+
+// Drains the rehash queue and writes it in one transaction of its own. A row whose hash changed
+// since the verify (revoked and re-keyed, restored, rehashed already) is left alone. On failure
+// the batch is dropped and logged without any hash: the keys' next verifies queue them again.
+// Never raises or throws.
+void flush_rehash() noexcept;
+
+}  // namespace gateway::pg
