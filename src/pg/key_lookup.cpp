@@ -4,12 +4,15 @@
 
 #include "cached_relation.hpp"
 #include "error_bridge.hpp"
+#include "key_scopes.hpp"
+#include "secrets.hpp"
 #include "uuid.hpp"
 
 extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/fmgroids.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 }
 
 namespace gateway::pg {
@@ -18,7 +21,8 @@ namespace {
 // Column numbers of gateway.api_keys, looked up by name so later versions may add columns.
 struct Columns {
   AttrNumber id, user_id, project_id, public_interface_id, key_hash, hash_version, is_active,
-      revoked_at, expires_at, rate_limit_per_minute;
+      revoked_at, expires_at, rate_limit_per_minute, scopes, usage_limit, refill_amount,
+      refill_interval, created_at;
 };
 
 CachedRelation api_keys("api_keys", "api_keys_key_prefix_key");
@@ -46,7 +50,9 @@ void resolve_columns() {
                     column(table, "public_interface_id"), column(table, "key_hash"),
                     column(table, "hash_version"), column(table, "is_active"),
                     column(table, "revoked_at"), column(table, "expires_at"),
-                    column(table, "rate_limit_per_minute")};
+                    column(table, "rate_limit_per_minute"), column(table, "scopes"),
+                    column(table, "usage_limit"), column(table, "refill_amount"),
+                    column(table, "refill_interval"), column(table, "created_at")};
   columns_generation = api_keys.generation();
 }
 
@@ -56,7 +62,7 @@ KeyId uuid_at(TupleTableSlot* slot, AttrNumber attnum, bool* isnull) {
 }
 
 // Copies the row out of the slot into plain C++ values (no PostgreSQL memory escapes).
-void read_row(TupleTableSlot* slot, StoredKey& key) {
+void read_row(TupleTableSlot* slot, const SecureBuffer& scope_key, StoredKey& key) {
   bool isnull = false;
   key.id = uuid_at(slot, columns.id, &isnull);
   key.user_id = uuid_at(slot, columns.user_id, &isnull);
@@ -79,12 +85,28 @@ void read_row(TupleTableSlot* slot, StoredKey& key) {
   if (!isnull) key.row.expires_at = DatumGetTimestampTz(value);
   value = slot_getattr(slot, columns.rate_limit_per_minute, &isnull);
   if (!isnull) key.rate_limit_per_minute = DatumGetInt32(value);
+  value = slot_getattr(slot, columns.scopes, &isnull);
+  if (!isnull) hash_scope_array(value, scope_key, key.scopes);
+  slot_getattr(slot, columns.usage_limit, &isnull);
+  key.usage_limited = !isnull;
+  if (key.usage_limited) {
+    value = slot_getattr(slot, columns.refill_amount, &isnull);
+    if (!isnull) key.usage.refill_amount = DatumGetInt64(value);
+    value = slot_getattr(slot, columns.refill_interval, &isnull);
+    if (!isnull) {
+      // api_key_issue refuses months, so an interval is a fixed number of microseconds.
+      const Interval* interval = DatumGetIntervalP(value);
+      key.usage.refill_interval_us = interval->time + static_cast<std::int64_t>(interval->day) * USECS_PER_DAY;
+    }
+    key.usage.anchor_us = DatumGetTimestampTz(slot_getattr(slot, columns.created_at, &isnull));
+  }
 }
 
 }  // namespace
 
 std::optional<StoredKey> find_key_by_prefix(std::string_view prefix) {
   std::optional<StoredKey> found;
+  const SecureBuffer& scope_key = scope_hash_key();  // may throw: not inside pg_call
   pg_call([&] {
     resolve_columns();
     Snapshot snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
@@ -92,7 +114,7 @@ std::optional<StoredKey> find_key_by_prefix(std::string_view prefix) {
     RegProcedure eq = F_TEXTEQ;
     api_keys.probe(&value, &eq, 1, snapshot, [&](TupleTableSlot* slot) {
       StoredKey key;
-      read_row(slot, key);
+      read_row(slot, scope_key, key);
       found = key;
       return false;
     });

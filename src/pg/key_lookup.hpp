@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "../core/key_hash.hpp"
+#include "../core/usage_limit.hpp"
 #include "../core/verify_decision.hpp"
 
 namespace gateway::pg {
@@ -23,6 +24,10 @@ struct StoredKey {
   std::size_t hash_len = 0;
   int hash_version = 0;
   std::int32_t rate_limit_per_minute = 0;  // 0: no limit
+  // Scopes as keyed hashes (key_scopes.hpp), and the usage limit (usage_limits.hpp).
+  api_key::ScopeSet scopes;
+  bool usage_limited = false;
+  UsageLimitConfig usage;
 };
 
 // Throws PgError if PostgreSQL raises (e.g. the table is missing).

@@ -4,6 +4,7 @@
 
 #include "error_bridge.hpp"
 #include "settings.hpp"
+#include "usage_limits.hpp"
 
 extern "C" {
 #include "pgstat.h"
@@ -68,6 +69,7 @@ void shmem_request() {
   if (previous_request_hook != nullptr) previous_request_hook();
   RequestAddinShmemSpace(shared_size());
   RequestNamedLWLockTranche(kTrancheName, kUsagePartitions + 1);
+  request_usage_limits_memory();
 }
 
 void shmem_startup() {
@@ -99,6 +101,7 @@ void shmem_startup() {
     EventRing<AuditEvent>(ring_memory, kAuditRingCapacity, true);
   }
   locks = GetNamedLWLockTranche(kTrancheName);
+  init_usage_limits_memory();
   LWLockRelease(AddinShmemInitLock);
 }
 
@@ -286,6 +289,12 @@ void return_connector_tests(const std::vector<KeyId>& tests) {
 }
 
 bool take_sync_wanted() { return pg_atomic_exchange_u32(&header->sync_wanted, 0) != 0; }
+
+void request_flush_now() {
+  if (header == nullptr || pg_atomic_exchange_u32(&header->flush_now, 1) != 0) return;
+  Latch* latch = header->worker_latch;
+  if (latch != nullptr) SetLatch(latch);
+}
 
 bool take_flush_now() { return pg_atomic_exchange_u32(&header->flush_now, 0) != 0; }
 

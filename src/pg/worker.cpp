@@ -18,6 +18,7 @@
 #include "uuid.hpp"
 #include "worker_transaction.hpp"
 #include "usage_flush.hpp"
+#include "usage_limit_flush.hpp"
 
 extern "C" {
 #include "pgstat.h"
@@ -75,6 +76,7 @@ void flush_usage_guarded() {
   const char* failure = nullptr;
   try {
     flush_usage();
+    flush_usage_limits();
   } catch (const std::bad_alloc&) {
     failure = "out of memory";
   } catch (const std::exception&) {
