@@ -33,20 +33,20 @@ SELECT columns_are('gateway', 'audit_log', ARRAY[
 SELECT has_trigger('gateway', 'audit_log', 'audit_log_append_only', 'the audit log is guarded');
 
 SELECT has_function('gateway', 'api_key_issue',
-  ARRAY['uuid', 'uuid', 'text', 'uuid', 'timestamp with time zone', 'integer']);
-SELECT has_function('gateway', 'api_key_verify', ARRAY['text', 'uuid']);
+  ARRAY['uuid', 'uuid', 'text', 'uuid', 'timestamp with time zone', 'integer', 'text[]', 'bigint', 'bigint', 'interval']);
+SELECT has_function('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer']);
 SELECT has_function('gateway', 'api_key_revoke', ARRAY['uuid']);
 SELECT has_function('gateway', 'api_key_rotate', ARRAY['uuid', 'interval']);
 SELECT has_function('gateway', 'current_user_id', ARRAY[]::text[]);
 
 SELECT is_definer('gateway', 'api_key_issue',
-  ARRAY['uuid', 'uuid', 'text', 'uuid', 'timestamp with time zone', 'integer']);
-SELECT isnt_definer('gateway', 'api_key_verify', ARRAY['text', 'uuid'], 'verify reads its table in C, needing no definer rights');
+  ARRAY['uuid', 'uuid', 'text', 'uuid', 'timestamp with time zone', 'integer', 'text[]', 'bigint', 'bigint', 'interval']);
+SELECT isnt_definer('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer'], 'verify reads its table in C, needing no definer rights');
 SELECT is_definer('gateway', 'api_key_revoke', ARRAY['uuid']);
 SELECT is_definer('gateway', 'api_key_rotate', ARRAY['uuid', 'interval']);
 SELECT isnt_definer('gateway', 'current_user_id', ARRAY[]::text[]);
 SELECT volatility_is('gateway', 'current_user_id', ARRAY[]::text[], 'stable');
-SELECT volatility_is('gateway', 'api_key_verify', ARRAY['text', 'uuid'], 'volatile');
+SELECT volatility_is('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer'], 'volatile');
 
 SELECT is(
   (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'gateway'::regnamespace AND prosecdef
