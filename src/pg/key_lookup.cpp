@@ -50,9 +50,12 @@ void resolve_columns() {
                     column(table, "public_interface_id"), column(table, "key_hash"),
                     column(table, "hash_version"), column(table, "is_active"),
                     column(table, "revoked_at"), column(table, "expires_at"),
-                    column(table, "rate_limit_per_minute"), column(table, "scopes"),
-                    column(table, "usage_limit"), column(table, "refill_amount"),
-                    column(table, "refill_interval"), column(table, "created_at")};
+                    column(table, "rate_limit_per_minute"),
+                    // 0.6.0 columns: absent while a new library runs on a 0.5.0 schema (between
+                    // installing it and ALTER EXTENSION UPDATE), when no key has them.
+                    get_attnum(table, "scopes"), get_attnum(table, "usage_limit"),
+                    get_attnum(table, "refill_amount"), get_attnum(table, "refill_interval"),
+                    column(table, "created_at")};
   columns_generation = api_keys.generation();
 }
 
@@ -85,8 +88,11 @@ void read_row(TupleTableSlot* slot, const SecureBuffer& scope_key, StoredKey& ke
   if (!isnull) key.row.expires_at = DatumGetTimestampTz(value);
   value = slot_getattr(slot, columns.rate_limit_per_minute, &isnull);
   if (!isnull) key.rate_limit_per_minute = DatumGetInt32(value);
-  value = slot_getattr(slot, columns.scopes, &isnull);
-  if (!isnull) hash_scope_array(value, scope_key, key.scopes);
+  if (columns.scopes != InvalidAttrNumber) {
+    value = slot_getattr(slot, columns.scopes, &isnull);
+    if (!isnull) hash_scope_array(value, scope_key, key.scopes);
+  }
+  if (columns.usage_limit == InvalidAttrNumber) return;
   slot_getattr(slot, columns.usage_limit, &isnull);
   key.usage_limited = !isnull;
   if (key.usage_limited) {
