@@ -62,7 +62,12 @@ DECLARE
   bad text;
 BEGIN
   IF scopes IS NOT NULL THEN
-    IF array_ndims(scopes) > 1 OR cardinality(scopes) > 32 THEN
+    IF array_ndims(scopes) > 1 THEN
+      RAISE EXCEPTION 'API key scopes must be a one-dimensional array'
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Pass a text[] such as ARRAY[''orders:read'', ''orders:write''].';
+    END IF;
+    IF cardinality(scopes) > 32 THEN
       RAISE EXCEPTION 'an API key holds at most 32 scopes'
         USING ERRCODE = 'invalid_parameter_value',
               DETAIL = format('%s were given.', cardinality(scopes)),
