@@ -45,13 +45,14 @@ ALTER TABLE gateway.api_key_usage FORCE ROW LEVEL SECURITY;
 CREATE POLICY api_key_usage_with_key ON gateway.api_key_usage FOR SELECT
   USING (EXISTS (SELECT FROM gateway.api_keys AS k WHERE k.id = key_id));
 
--- The refill period `at` falls in, as src/core/usage_limit.cpp computes it.
-CREATE FUNCTION gateway._usage_period(k gateway.api_keys, at timestamptz) RETURNS bigint
+-- The refill period `at` falls in, as src/core/usage_limit.cpp computes it. (Columns, not the
+-- row: the listing view calls it for roles that may not read every column.)
+CREATE FUNCTION gateway._usage_period(anchor timestamptz, every interval, at timestamptz) RETURNS bigint
 LANGUAGE sql IMMUTABLE
 AS $$
-  SELECT CASE WHEN k.refill_interval IS NULL OR at <= k.created_at THEN 0
-              ELSE div(((extract(epoch FROM at) - extract(epoch FROM k.created_at)) * 1000000)::numeric,
-                       (extract(epoch FROM k.refill_interval) * 1000000)::numeric)::bigint END
+  SELECT CASE WHEN every IS NULL OR at <= anchor THEN 0
+              ELSE div(((extract(epoch FROM at) - extract(epoch FROM anchor)) * 1000000)::numeric,
+                       (extract(epoch FROM every) * 1000000)::numeric)::bigint END
 $$;
 
 CREATE FUNCTION gateway._check_key_limits(scopes text[], usage_limit bigint, refill_amount bigint,
@@ -140,7 +141,7 @@ BEGIN
   left_over := NEW.usage_limit;
   IF NEW.rotated_from IS NOT NULL THEN
     SELECT * INTO old_key FROM gateway.api_keys AS k WHERE k.id = NEW.rotated_from;
-    SELECT CASE WHEN u.period < gateway._usage_period(old_key, now()) THEN old_key.refill_amount
+    SELECT CASE WHEN u.period < gateway._usage_period(old_key.created_at, old_key.refill_interval, now()) THEN old_key.refill_amount
                 ELSE GREATEST(u.granted - u.spent, 0) END
       INTO left_over FROM gateway.api_key_usage AS u WHERE u.key_id = NEW.rotated_from;
   END IF;
@@ -258,7 +259,7 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Only keys issued with remaining => ... count uses; this key is unlimited.';
   END IF;
-  current_period := gateway._usage_period(k, now());
+  current_period := gateway._usage_period(k.created_at, k.refill_interval, now());
   SELECT * INTO u FROM gateway.api_key_usage AS x WHERE x.key_id = k.id FOR UPDATE;
   IF NOT FOUND THEN
     INSERT INTO gateway.api_key_usage (key_id, period, granted) VALUES (k.id, current_period, amount);
@@ -325,7 +326,7 @@ SELECT k.id, k.user_id, k.project_id, k.public_interface_id, k.name, k.key_prefi
        k.is_active, k.expires_at, k.revoked_at, k.rate_limit_per_minute,
        k.rotated_from, k.replaced_by, k.last_used_at, k.created_at,
        k.scopes, k.usage_limit, k.refill_amount, k.refill_interval,
-       (SELECT CASE WHEN u.period < gateway._usage_period(k, now()) THEN k.refill_amount
+       (SELECT CASE WHEN u.period < gateway._usage_period(k.created_at, k.refill_interval, now()) THEN k.refill_amount
                     ELSE GREATEST(u.granted - u.spent, 0) END
           FROM gateway.api_key_usage AS u WHERE u.key_id = k.id) AS usage_remaining
   FROM gateway.api_keys AS k;
@@ -352,7 +353,7 @@ END
 $$;
 REVOKE ALL ON gateway.api_key_usage FROM PUBLIC;
 -- A pure computation the listing view calls as the caller.
-GRANT EXECUTE ON FUNCTION gateway._usage_period(gateway.api_keys, timestamptz) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION gateway._usage_period(timestamptz, interval, timestamptz) TO PUBLIC;
 REVOKE ALL ON FUNCTION gateway._check_key_limits(text[], bigint, bigint, interval),
   gateway._api_keys_inherit_limits(), gateway._api_keys_usage_row(), gateway._usage_refilled(),
   gateway.api_key_refill(uuid, bigint) FROM PUBLIC;
