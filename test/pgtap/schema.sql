@@ -1,6 +1,6 @@
 -- The shape users and tools depend on: tables, columns, constraints, functions, flags.
 BEGIN;
-SELECT plan(68);
+SELECT plan(73);
 
 SELECT has_schema('gateway');
 SELECT has_table('gateway', 'api_keys', 'api_keys exists');
@@ -11,7 +11,8 @@ SELECT columns_are('gateway', 'api_keys', ARRAY[
   'id', 'user_id', 'project_id', 'public_interface_id', 'name', 'key_prefix', 'key_hash',
   'hash_version', 'is_active', 'revoked_at', 'expires_at', 'rate_limit_per_minute',
   'rotated_from', 'replaced_by', 'last_used_at', 'created_at', 'kong_key_sealed',
-  'kong_sync_state', 'kong_sync_error', 'kong_synced_at', 'kong_synced']);
+  'kong_sync_state', 'kong_sync_error', 'kong_synced_at', 'kong_synced',
+  'scopes', 'usage_limit', 'refill_amount', 'refill_interval']);
 SELECT col_is_pk('gateway', 'api_keys', 'id', 'api_keys.id is the primary key');
 SELECT col_type_is('gateway', 'api_keys', 'key_hash', 'bytea', 'key_hash is bytea');
 SELECT col_not_null('gateway', 'api_keys', 'key_hash', 'key_hash is required');
@@ -127,6 +128,12 @@ SELECT ok(
 SELECT policies_are('gateway', 'nexus_endpoints', ARRAY[]::name[], 'nexus_endpoints has no policy: only the worker reads it');
 SELECT col_has_check('gateway', 'project_connectors', 'auth_config', 'auth_config is never stored (CHECK auth_config IS NULL)');
 SELECT has_function('gateway', '_sync_recover', ARRAY['text']);
+-- 0.6.0 scopes and usage limits
+SELECT columns_are('gateway', 'api_key_usage', ARRAY['key_id', 'period', 'granted', 'spent', 'updated_at']);
+SELECT has_function('gateway', 'api_key_refill', ARRAY['uuid', 'bigint']);
+SELECT is_definer('gateway', 'api_key_refill', ARRAY['uuid', 'bigint']);
+SELECT function_returns('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer'], 'record');
+SELECT has_column('gateway', 'api_keys_list', 'usage_remaining', 'the listing shows the uses left');
 
 SELECT * FROM finish();
 ROLLBACK;
