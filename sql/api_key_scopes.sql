@@ -3,8 +3,8 @@
 \ir helpers/app_role.psql
 \ir helpers/fails_hint.psql
 \ir helpers/act_as.psql
-\set sam '''a8000000-0000-4000-8000-000000000001'''
-\set proj '''c8000000-0000-4000-8000-000000000001'''
+\set sam '''ad000000-0000-4000-8000-000000000001'''
+\set proj '''cd000000-0000-4000-8000-000000000001'''
 INSERT INTO gateway.project_members (project_id, user_id, role) VALUES (:proj, :sam, 'editor');
 
 -- Stored sorted, without duplicates; shown in the listing.

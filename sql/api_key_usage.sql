@@ -4,13 +4,13 @@
 \ir helpers/app_role.psql
 \ir helpers/fails_hint.psql
 \ir helpers/act_as.psql
-\set uma '''a9000000-0000-4000-8000-000000000001'''
-\set ned '''a9000000-0000-4000-8000-000000000002'''
-\set ada '''a9000000-0000-4000-8000-000000000003'''
-\set vic '''a9000000-0000-4000-8000-000000000004'''
-\set out '''a9000000-0000-4000-8000-000000000009'''
-\set proj '''c9000000-0000-4000-8000-000000000001'''
-\set other '''c9000000-0000-4000-8000-000000000002'''
+\set uma '''af000000-0000-4000-8000-000000000001'''
+\set ned '''af000000-0000-4000-8000-000000000002'''
+\set ada '''af000000-0000-4000-8000-000000000003'''
+\set vic '''af000000-0000-4000-8000-000000000004'''
+\set out '''af000000-0000-4000-8000-000000000009'''
+\set proj '''cf000000-0000-4000-8000-000000000001'''
+\set other '''cf000000-0000-4000-8000-000000000002'''
 INSERT INTO gateway.project_members (project_id, user_id, role)
 VALUES (:proj, :uma, 'editor'), (:proj, :ned, 'editor'), (:proj, :ada, 'admin'), (:proj, :vic, 'viewer'),
        (:other, :out, 'owner');
@@ -110,7 +110,7 @@ SELECT pg_temp.as_user(:vic);
 SELECT pg_temp.fails_hint(format('SELECT gateway.api_key_refill(%L, 1)', :'nk'));
 SELECT pg_temp.as_user(:out);
 SELECT pg_temp.fails_hint(format('SELECT gateway.api_key_refill(%L, 1)', :'nk'));
-SELECT pg_temp.fails_hint('SELECT gateway.api_key_refill(''a9000000-0000-4000-8000-0000000000ff'', 1)');
+SELECT pg_temp.fails_hint('SELECT gateway.api_key_refill(''af000000-0000-4000-8000-0000000000ff'', 1)');
 SELECT pg_temp.fails_hint('SELECT * FROM gateway.api_key_usage');
 SELECT pg_temp.as_superuser();
 SELECT reason, usage_remaining FROM gateway.api_key_verify(:'n', cost => 0);
