@@ -39,6 +39,8 @@ CREATE TABLE gateway.api_key_usage (
 ) WITH (fillfactor = 50);  -- rewritten by the worker after every batch of uses: keep it HOT
 COMMENT ON TABLE gateway.api_key_usage IS
   'Counters of usage-limited keys in their current refill period, as last written by the worker (gateway.usage_flush_interval); verify counts in shared memory.';
+-- Dumped with the keys, so a restore keeps what each key has left (as last written).
+SELECT pg_catalog.pg_extension_config_dump('gateway.api_key_usage', '');
 ALTER TABLE gateway.api_key_usage ENABLE ROW LEVEL SECURITY;
 ALTER TABLE gateway.api_key_usage FORCE ROW LEVEL SECURITY;
 -- Visible exactly when the caller may see the key itself (api_keys' own policies decide).
@@ -116,6 +118,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  IF gateway._restoring() THEN
+    RETURN NEW;  -- a restore stores rows as dumped
+  END IF;
   SELECT k.scopes, k.usage_limit, k.refill_amount, k.refill_interval
     INTO NEW.scopes, NEW.usage_limit, NEW.refill_amount, NEW.refill_interval
     FROM gateway.api_keys AS k WHERE k.id = NEW.rotated_from;
@@ -135,8 +140,8 @@ DECLARE
   old_key gateway.api_keys;
   left_over bigint;
 BEGIN
-  IF NEW.usage_limit IS NULL THEN
-    RETURN NULL;
+  IF NEW.usage_limit IS NULL OR gateway._restoring() THEN
+    RETURN NULL;  -- (a restore brings the counters rows from the dump)
   END IF;
   left_over := NEW.usage_limit;
   IF NEW.rotated_from IS NOT NULL THEN
