@@ -73,7 +73,8 @@ SELECT set_eq(
   ARRAY['gateway.api_keys', 'gateway.audit_log', 'gateway.project_members', 'gateway.encryption_keys',
         'gateway.connectors', 'gateway.service_interfaces', 'gateway.public_interfaces',
         'gateway.audit_log_id_seq', 'gateway.project_workers', 'gateway.project_connectors',
-        'gateway.nexus_endpoints', 'gateway.connector_calls'],
+        'gateway.nexus_endpoints', 'gateway.connector_calls',
+        'gateway.api_key_usage'],
   'every table''s rows are included in pg_dump (but the transient outbox), and the audit log''s sequence');
 
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway'),
