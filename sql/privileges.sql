@@ -14,7 +14,7 @@ INSERT INTO gateway.project_members (project_id, user_id, role)
 VALUES ('c5000000-0000-4000-8000-000000000003', 'a5000000-0000-4000-8000-000000000001', 'editor');
 CREATE ROLE regress_gw_app NOLOGIN;
 GRANT USAGE ON SCHEMA gateway TO regress_gw_app;
-GRANT EXECUTE ON FUNCTION gateway.api_key_verify(text, uuid) TO regress_gw_app;
+GRANT EXECUTE ON FUNCTION gateway.api_key_verify(text, uuid, text, integer) TO regress_gw_app;
 SELECT api_key AS s FROM gateway.api_key_issue('a5000000-0000-4000-8000-000000000001', 'c5000000-0000-4000-8000-000000000003', 'priv') \gset
 SET ROLE regress_gw_app;
 SELECT valid, reason FROM gateway.api_key_verify(:'s');

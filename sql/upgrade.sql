@@ -82,8 +82,25 @@ SELECT object_kind, state ->> 'endpoint_id' AS endpoint_id, state ->> 'service' 
 SELECT gateway._sync_recover('nexus') AS nexus_recovered;
 
 -- 0.6.0: keys across master-key rotations, scopes and usage limits, health, the verify cache.
+-- A role granted the old verify and issue keeps them across the signature change.
+CREATE ROLE regress_gw_upgrade_app NOLOGIN;
+GRANT EXECUTE ON FUNCTION gateway.api_key_verify(text, uuid) TO regress_gw_upgrade_app;
+GRANT EXECUTE ON FUNCTION gateway.api_key_issue(uuid, uuid, text, uuid, timestamptz, integer) TO regress_gw_upgrade_app;
 ALTER EXTENSION pg_gateway UPDATE TO '0.6.0';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
+SELECT has_function_privilege('regress_gw_upgrade_app', 'gateway.api_key_verify(text, uuid, text, integer)', 'EXECUTE') AS verify_kept,
+       has_function_privilege('regress_gw_upgrade_app', 'gateway.api_key_issue(uuid, uuid, text, uuid, timestamptz, integer, text[], bigint, bigint, interval)', 'EXECUTE') AS issue_kept,
+       has_function_privilege('public', 'gateway.api_key_verify(text, uuid, text, integer)', 'EXECUTE') AS public_verify;
+DROP OWNED BY regress_gw_upgrade_app;
+DROP ROLE regress_gw_upgrade_app;
+-- The key issued under 0.1.0: old-style calls (positional and named) still answer, it has no
+-- scopes and no usage limit, so a required scope is refused and any cost is free.
+SELECT valid, reason, usage_remaining FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
+SELECT valid, reason FROM gateway.api_key_verify(api_key => :'old_key', public_interface_id => 'd3000000-0000-4000-8000-000000000001');
+SELECT reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001', 'orders:read');
+SELECT reason, usage_remaining FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001', cost => 5);
+SELECT scopes, usage_limit, usage_remaining FROM gateway.api_keys_list WHERE id = :'old_key_id';
+
 -- Health reads the upgraded schema; the audit records written since 0.1.0 stay append-only, and
 -- a prune keeps the recent ones (and records itself).
 SELECT count(*) > 10 AS health_checks, count(*) FILTER (WHERE status <> 'ok' AND (name LIKE 'log%' OR name LIKE 'master_key%')) AS problems FROM gateway.health;

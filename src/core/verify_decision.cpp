@@ -12,8 +12,19 @@ std::string_view reason_name(Reason reason) noexcept {
     case Reason::kExpired: return "expired";
     case Reason::kWrongInterface: return "wrong_interface";
     case Reason::kRateLimited: return "rate_limited";
+    case Reason::kInsufficientScope: return "insufficient_scope";
+    case Reason::kUsageExceeded: return "usage_exceeded";
   }
   return "unknown";
+}
+
+Reason check_scope(const ScopeSet& held, const std::optional<std::uint64_t>& required) noexcept {
+  if (!required) return Reason::kOk;
+  const std::size_t n = held.count < kMaxScopes ? held.count : kMaxScopes;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (held.hashes[i] == *required) return Reason::kOk;
+  }
+  return Reason::kInsufficientScope;
 }
 
 bool needs_interface_project(const KeyRow& row,

@@ -13,9 +13,11 @@
 #include "error_bridge.hpp"
 #include "key_lookup.hpp"
 #include "key_rehash.hpp"
+#include "key_scopes.hpp"
 #include "secrets.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
+#include "usage_limits.hpp"
 #include "uuid.hpp"
 #include "verify_cache.hpp"
 
@@ -45,6 +47,7 @@ struct VerifyResult {
   const StoredKey* key = nullptr;       // set once the secret matched
   std::optional<std::int32_t> remaining;
   std::optional<std::int32_t> retry_after_seconds;
+  std::optional<std::int64_t> usage_remaining;  // keys with a usage limit, once it was checked
 };
 
 void queue_failure(const VerifyResult& result, std::string_view prefix, TimestampTz now) {
@@ -83,8 +86,8 @@ TupleDesc result_descriptor(FunctionCallInfo fcinfo) {
 }
 
 Datum result_tuple(FunctionCallInfo fcinfo, const VerifyResult& result) {
-  Datum values[7];
-  bool nulls[7] = {false, false, true, true, true, true, true};
+  Datum values[8];
+  bool nulls[8] = {false, false, true, true, true, true, true, true};
   values[0] = BoolGetDatum(result.reason == Reason::kOk);
   std::string_view reason = api_key::reason_name(result.reason);
   Datum out = 0;
@@ -105,9 +108,36 @@ Datum result_tuple(FunctionCallInfo fcinfo, const VerifyResult& result) {
       values[6] = Int32GetDatum(*result.retry_after_seconds);
       nulls[6] = false;
     }
+    if (result.usage_remaining) {
+      values[7] = Int64GetDatum(*result.usage_remaining);
+      nulls[7] = false;
+    }
     out = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
   });
   return out;
+}
+
+// The cost argument: 1 when not given; a negative or NULL cost is the caller's bug, not a bad key.
+std::int64_t cost_argument(FunctionCallInfo fcinfo) {
+  std::int64_t cost = 1;
+  if (PG_NARGS() > 3) cost = PG_ARGISNULL(3) ? -1 : PG_GETARG_INT32(3);
+  if (cost < 0) {
+    pg_call([] {
+      ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                      errmsg("cost must be zero or more"),
+                      errhint("Pass how many uses the call spends (default 1), or 0 to check the key without spending.")));
+    });
+  }
+  return cost;
+}
+
+// The required scope's hash, when one is asked for. Only for keys that got this far (the master
+// key is loaded by then).
+std::optional<std::uint64_t> required_scope(FunctionCallInfo fcinfo) {
+  if (PG_NARGS() <= 2 || PG_ARGISNULL(2)) return std::nullopt;
+  std::string scope;
+  pg_call([&] { scope = std::string(text_view(PG_GETARG_TEXT_PP(2))); });
+  return scope_hash(scope, scope_hash_key());
 }
 
 }  // namespace
@@ -146,11 +176,13 @@ extern "C" Datum gateway_api_key_generate(PG_FUNCTION_ARGS) {
   });
 }
 
-// gateway.api_key_verify(api_key text, public_interface_id uuid) -> one row. Never raises for a
+// gateway.api_key_verify(api_key text, public_interface_id uuid, required_scope text,
+// cost integer) -> one row. Never raises for a
 // bad key, never writes: usage and failures go to shared memory for the worker to record.
 extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
   return sql_function([&]() -> Datum {
     const TimestampTz now = GetCurrentTimestamp();
+    const std::int64_t cost = cost_argument(fcinfo);
     VerifyResult result;
     std::optional<api_key::ParsedKey> parsed = parse_key_argument(fcinfo);
     std::optional<StoredKey> stored;
@@ -171,6 +203,13 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
       result.reason = api_key::decide(stored->row, requested, now, requested_project);
       if (stored->row.hash_matches) result.key = &*stored;
     }
+    // Then scope, usage, rate limit: the order is documented at api_key::check_scope.
+    if (result.reason == Reason::kOk) result.reason = api_key::check_scope(stored->scopes, required_scope(fcinfo));
+    if (result.reason == Reason::kOk && stored->usage_limited) {
+      UsageAnswer usage = spend_usage(stored->id, stored->usage, cost, now);
+      result.usage_remaining = usage.remaining;
+      if (!usage.allowed) result.reason = Reason::kUsageExceeded;
+    }
     if (result.reason == Reason::kOk) {
       if (secret.rehash) request_rehash(parsed->full, *stored);
       BucketDecision decision = record_use(stored->id, stored->rate_limit_per_minute, now);
@@ -180,6 +219,11 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
           result.reason = Reason::kRateLimited;
           result.retry_after_seconds =
               static_cast<std::int32_t>((decision.retry_after_us + 999999) / 1000000);
+          // A refused call spends nothing: give the uses back.
+          if (stored->usage_limited) {
+            refund_usage(stored->id, cost);
+            *result.usage_remaining += cost;
+          }
         }
       }
     }

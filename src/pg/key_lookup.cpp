@@ -4,12 +4,15 @@
 
 #include "cached_relation.hpp"
 #include "error_bridge.hpp"
+#include "key_scopes.hpp"
+#include "secrets.hpp"
 #include "uuid.hpp"
 
 extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/fmgroids.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 }
 
 namespace gateway::pg {
@@ -18,7 +21,8 @@ namespace {
 // Column numbers of gateway.api_keys, looked up by name so later versions may add columns.
 struct Columns {
   AttrNumber id, user_id, project_id, public_interface_id, key_hash, hash_version, is_active,
-      revoked_at, expires_at, rate_limit_per_minute;
+      revoked_at, expires_at, rate_limit_per_minute, scopes, usage_limit, refill_amount,
+      refill_interval, created_at;
   AttrNumber master_fingerprint;  // InvalidAttrNumber before ALTER EXTENSION UPDATE to 0.6.0
 };
 
@@ -48,6 +52,11 @@ void resolve_columns() {
                     column(table, "hash_version"), column(table, "is_active"),
                     column(table, "revoked_at"), column(table, "expires_at"),
                     column(table, "rate_limit_per_minute"),
+                    // 0.6.0 columns: absent while a new library runs on a 0.5.0 schema (between
+                    // installing it and ALTER EXTENSION UPDATE), when no key has them.
+                    get_attnum(table, "scopes"), get_attnum(table, "usage_limit"),
+                    get_attnum(table, "refill_amount"), get_attnum(table, "refill_interval"),
+                    column(table, "created_at"),
                     get_attnum(table, "master_fingerprint")};
   columns_generation = api_keys.generation();
 }
@@ -58,7 +67,7 @@ KeyId uuid_at(TupleTableSlot* slot, AttrNumber attnum, bool* isnull) {
 }
 
 // Copies the row out of the slot into plain C++ values (no PostgreSQL memory escapes).
-void read_row(TupleTableSlot* slot, StoredKey& key) {
+void read_row(TupleTableSlot* slot, const SecureBuffer& scope_key, StoredKey& key) {
   bool isnull = false;
   key.id = uuid_at(slot, columns.id, &isnull);
   key.user_id = uuid_at(slot, columns.user_id, &isnull);
@@ -88,26 +97,58 @@ void read_row(TupleTableSlot* slot, StoredKey& key) {
           api_key::parse_fingerprint(text_view(DatumGetTextPP(value)), key.master_fingerprint);
     }
   }
+  if (columns.scopes != InvalidAttrNumber) {
+    value = slot_getattr(slot, columns.scopes, &isnull);
+    if (!isnull) hash_scope_array(value, scope_key, key.scopes);
+  }
+  if (columns.usage_limit == InvalidAttrNumber) return;
+  slot_getattr(slot, columns.usage_limit, &isnull);
+  key.usage_limited = !isnull;
+  if (key.usage_limited) {
+    value = slot_getattr(slot, columns.refill_amount, &isnull);
+    if (!isnull) key.usage.refill_amount = DatumGetInt64(value);
+    value = slot_getattr(slot, columns.refill_interval, &isnull);
+    if (!isnull) {
+      // api_key_issue refuses months, so an interval is a fixed number of microseconds.
+      const Interval* interval = DatumGetIntervalP(value);
+      key.usage.refill_interval_us = interval->time + static_cast<std::int64_t>(interval->day) * USECS_PER_DAY;
+    }
+    key.usage.anchor_us = DatumGetTimestampTz(slot_getattr(slot, columns.created_at, &isnull));
+  }
 }
 
 }  // namespace
 
-std::optional<StoredKey> find_key_by_prefix(std::string_view prefix) {
+namespace {
+
+// One probe of the prefix index under the statement's snapshot, or (`latest`) under the latest one.
+std::optional<StoredKey> probe_key(std::string_view prefix, bool latest) {
   std::optional<StoredKey> found;
+  const SecureBuffer& scope_key = scope_hash_key();  // may throw: not inside pg_call
   pg_call([&] {
     resolve_columns();
-    Snapshot snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+    // The latest snapshot is not registered (a copy per miss costs unknown keys 3 %): nothing in
+    // one index probe takes another latest snapshot, and its xmin is no older than this
+    // transaction's.
+    Snapshot snapshot = latest ? GetLatestSnapshot()
+                               : ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
     Datum value = PointerGetDatum(cstring_to_text_with_len(prefix.data(), static_cast<int>(prefix.size())));
     RegProcedure eq = F_TEXTEQ;
     api_keys.probe(&value, &eq, 1, snapshot, [&](TupleTableSlot* slot) {
       StoredKey key;
-      read_row(slot, key);
+      read_row(slot, scope_key, key);
       found = key;
       return false;
     });
   });
   return found;
 }
+
+}  // namespace
+
+std::optional<StoredKey> find_key_by_prefix(std::string_view prefix) { return probe_key(prefix, false); }
+
+std::optional<StoredKey> find_key_by_prefix_latest(std::string_view prefix) { return probe_key(prefix, true); }
 
 std::optional<KeyId> find_interface_project(const KeyId& interface_id) {
   std::optional<KeyId> project;
@@ -128,25 +169,6 @@ std::optional<KeyId> find_interface_project(const KeyId& interface_id) {
     });
   });
   return project;
-}
-
-std::optional<StoredKey> find_key_by_prefix_latest(std::string_view prefix) {
-  std::optional<StoredKey> found;
-  pg_call([&] {
-    resolve_columns();
-    Datum value = PointerGetDatum(cstring_to_text_with_len(prefix.data(), static_cast<int>(prefix.size())));
-    RegProcedure eq = F_TEXTEQ;
-    // Not registered (a copy per miss costs unknown keys 3 %): nothing in one index probe takes
-    // another latest snapshot, and its xmin is no older than this transaction's.
-    Snapshot snapshot = GetLatestSnapshot();
-    api_keys.probe(&value, &eq, 1, snapshot, [&](TupleTableSlot* slot) {
-      StoredKey key;
-      read_row(slot, key);
-      found = key;
-      return false;
-    });
-  });
-  return found;
 }
 
 }  // namespace gateway::pg

@@ -11,6 +11,7 @@
 
 #include "../core/key_hash.hpp"
 #include "../core/master_key_choice.hpp"
+#include "../core/usage_limit.hpp"
 #include "../core/verify_decision.hpp"
 
 namespace gateway::pg {
@@ -28,6 +29,10 @@ struct StoredKey {
   // before 0.6.0 have none (see master_key_choice.hpp for what verify does with them).
   api_key::Fingerprint master_fingerprint{};
   bool has_master_fingerprint = false;
+  // Scopes as keyed hashes (key_scopes.hpp), and the usage limit (usage_limits.hpp).
+  api_key::ScopeSet scopes;
+  bool usage_limited = false;
+  UsageLimitConfig usage;
 };
 
 // Throws PgError if PostgreSQL raises (e.g. the table is missing).

@@ -15,6 +15,7 @@ namespace {
 constexpr char kCredentialKeyContext[] = "gwcreds1";
 constexpr char kHandoffKeyContext[] = "gwkong01";
 constexpr char kCallbackKeyContext[] = "gwcallbk";  // 8 characters: crypto_kdf's context size
+constexpr char kScopeKeyContext[] = "gwscope1";
 
 // Loaded lazily so that a bad key file fails the statement that needs it, with a clear error,
 // instead of stopping the server.
@@ -28,6 +29,7 @@ std::string previous_fingerprint;
 std::map<std::pair<std::string, std::uint32_t>, SecureBuffer> credential_keys;
 std::unique_ptr<SecureBuffer> handoff;
 std::unique_ptr<SecureBuffer> callback;
+std::unique_ptr<SecureBuffer> scope;
 
 const MasterKey& loaded_master_key() {
   if (!master_key) {
@@ -109,6 +111,11 @@ const SecureBuffer& callback_key() {
     callback = std::make_unique<SecureBuffer>(loaded_master_key().derive(kCallbackKeyContext, 1));
   }
   return *callback;
+}
+
+const SecureBuffer& scope_hash_key() {
+  if (!scope) scope = std::make_unique<SecureBuffer>(loaded_master_key().derive(kScopeKeyContext, 1));
+  return *scope;
 }
 
 }  // namespace gateway::pg

@@ -34,4 +34,8 @@ const SecureBuffer& handoff_key();
 // The key of the per-call tokens that Nexus completion callbacks carry (callback_listener.cpp).
 const SecureBuffer& callback_key();
 
+// The key of the hashes verify compares scopes by (key_scopes.cpp). Only hashes in memory, never
+// stored: a new master key changes them all, harmlessly.
+const SecureBuffer& scope_hash_key();
+
 }  // namespace gateway::pg

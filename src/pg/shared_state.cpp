@@ -7,6 +7,7 @@
 #include "settings.hpp"
 #include "target_health.hpp"
 #include "verify_cache.hpp"
+#include "usage_limits.hpp"
 
 extern "C" {
 #include "pgstat.h"
@@ -74,6 +75,7 @@ void shmem_request() {
   RequestAddinShmemSpace(rehash_queue_shmem_size());
   RequestNamedLWLockTranche(kTrancheName, kUsagePartitions + 1);
   request_verify_cache_shmem();
+  request_usage_limits_memory();
 }
 
 void shmem_startup() {
@@ -108,6 +110,7 @@ void shmem_startup() {
   target_health_init();
   init_verify_cache_shmem();
   rehash_queue_shmem_init();
+  init_usage_limits_memory();
   LWLockRelease(AddinShmemInitLock);
 }
 
@@ -295,6 +298,12 @@ void return_connector_tests(const std::vector<KeyId>& tests) {
 }
 
 bool take_sync_wanted() { return pg_atomic_exchange_u32(&header->sync_wanted, 0) != 0; }
+
+void request_flush_now() {
+  if (header == nullptr || pg_atomic_exchange_u32(&header->flush_now, 1) != 0) return;
+  Latch* latch = header->worker_latch;
+  if (latch != nullptr) SetLatch(latch);
+}
 
 bool take_flush_now() { return pg_atomic_exchange_u32(&header->flush_now, 0) != 0; }
 

@@ -89,7 +89,8 @@ void take_connector_tests(std::vector<KeyId>& out);  // the requests since the l
 // a wake-up (the worker tries again at its next one, not in a busy loop).
 void return_connector_tests(const std::vector<KeyId>& tests);
 bool take_sync_wanted();  // true once after each notify_sync()
-bool take_flush_now();  // true when the audit queue asked to be written at once
+bool take_flush_now();
+void request_flush_now();  // asks the worker to write its batch at once  // true when the audit queue asked to be written at once
 
 // Bumped when a change to gateway.encryption_keys commits; backends compare it with the
 // generation their cached copy was read at.

@@ -21,6 +21,7 @@
 #include "usage_flush.hpp"
 #include "audit_retention.hpp"
 #include "health.hpp"
+#include "usage_limit_flush.hpp"
 
 extern "C" {
 #include "pgstat.h"
@@ -78,6 +79,7 @@ void flush_usage_guarded() {
   const char* failure = nullptr;
   try {
     flush_usage();
+    flush_usage_limits();
   } catch (const std::bad_alloc&) {
     failure = "out of memory";
   } catch (const std::exception&) {

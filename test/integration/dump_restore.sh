@@ -6,7 +6,7 @@
 # work afterwards (the audit log's sequence came along).
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 14
+plan 15
 
 user=a2000000-0000-4000-8000-000000000001
 admin=a2000000-0000-4000-8000-000000000002
@@ -34,6 +34,11 @@ q "INSERT INTO gateway.service_interfaces (id, project_id, workflow_id, name, in
    INSERT INTO gateway.nexus_endpoints (connector_id, endpoint_id, endpoint_version, endpoint_name)
    VALUES ('b2000000-0000-4000-8000-000000000001', 'ep-dump', 3, 'dumped')" >/dev/null
 q "SELECT gateway.connector_credentials('e2000000-0000-4000-8000-000000000001')" >/dev/null
+# A scoped, usage-limited key with 2 of its 5 uses spent (and written by the worker).
+read -r metered_id metered < <(q "SELECT key_id || ' ' || api_key FROM gateway.api_key_issue('$user', '$project', 'dump-metered',
+                                    scopes => ARRAY['dump:read'], remaining => 5)")
+q "SELECT gateway.api_key_verify('$metered', cost => 2)" >/dev/null
+wait_for "SELECT spent FROM gateway.api_key_usage WHERE key_id = '$metered_id'" 2 >/dev/null
 wait_for "SELECT count(*) > 0 FROM gateway.audit_log WHERE action = 'connector.credentials_decrypted'" t >/dev/null
 
 # Every table the extension dumps, row for row (a digest of each table's rows in id order).
@@ -78,6 +83,8 @@ is "$(rq "SELECT gateway.connector_auth_config('b2000000-0000-4000-8000-00000000
 is "$(rq "SELECT count(*) FROM gateway.sync_jobs WHERE target = 'temporal' AND object_id = 'b2000000-0000-4000-8000-000000000001'")" 1 \
    "the restored project connector queued its Temporal sync again"
 is "$(rq "SELECT reason FROM gateway.api_key_verify('$key')")" ok "an issued key verifies"
+is "$(rq "SELECT reason || ' ' || usage_remaining FROM gateway.api_key_verify('$metered', required_scope => 'dump:read', cost => 0)")" "ok 3" \
+   "a usage-limited key keeps its scopes and the uses it had left"
 is "$(rq "SELECT count(*) FROM gateway.sync_jobs WHERE object_id = 'd2000000-0000-4000-8000-000000000001'")" 1 \
    "the restored interface queued its Kong sync again"
 

@@ -3,7 +3,7 @@
 # the server log, even with every statement logged.
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 8
+plan 10
 
 user=a9000000-0000-4000-8000-000000000001
 project=c9000000-0000-4000-8000-000000000001
@@ -29,6 +29,11 @@ done
 is "$found" 0 "issued and rotated keys appear in no WAL segment written meanwhile"
 is "$(grep -caF -e "$secret" -e "$secret2" "$CLUSTER/server.log")" 0 "nor in the server log with log_statement = all"
 
+# A usage-limited key with 1 of its 4 uses spent and written, before the base backup.
+metered=$(q "SELECT api_key FROM gateway.api_key_issue('$user', '$project', 'standby-metered', remaining => 4)")
+metered_id=$(q "SELECT key_id FROM gateway.api_key_verify('$metered')")
+wait_for "SELECT spent FROM gateway.api_key_usage WHERE key_id = '$metered_id'" 1 >/dev/null
+
 # A hot standby from a base backup.
 standby=$(make_standby "$CLUSTER" "$PGPORT" standby)
 sq() { cluster_psql "$standby" -d gateway -At -c "$1"; }
@@ -37,6 +42,11 @@ is "$(sq "SELECT reason FROM gateway.api_key_verify('$rotated')")" ok "verify an
 is "$(sq "SELECT reason FROM gateway.api_key_verify('$rotated'); SELECT reason FROM gateway.api_key_verify('$rotated')" | tail -1)" \
    rate_limited "rate limits apply on the standby"
 is "$(sq "SELECT reason FROM gateway.api_key_verify('gw_nope')")" malformed "bad keys get a reason there too"
+# A standby cannot spend (nothing there would write it): it answers from the replicated counters.
+is "$(sq "SELECT reason || ' ' || usage_remaining FROM gateway.api_key_verify('$metered', cost => 0)")" "ok 3" \
+   "a usage-limited key checks on the standby (cost 0) with the uses written on the primary"
+is "$(sq "SELECT reason || ' ' || usage_remaining FROM gateway.api_key_verify('$metered')")" "usage_exceeded 3" \
+   "and spending there is refused (usage_exceeded), never counted twice"
 out=$(sq "SELECT * FROM gateway.api_key_issue('$user', '$project', 'on-standby')" 2>&1)
 ok $([[ "$out" == *"read-only transaction"* ]]; echo $?) "issuing on the standby is refused as a read-only transaction"
 # The verify cache's trigger does not run during replay: the standby must not answer from it.

@@ -1,7 +1,7 @@
 -- Attacks on the tenant boundary (the outside review of 0.3.0): each test is one attempt to cross
 -- it that the tenant matrix does not cover, with the fixtures of tenant_matrix.sql.
 BEGIN;
-SELECT plan(64);
+SELECT plan(67);
 
 \ir include/supabase_roles.psql
 \ir include/doc_grants.psql
@@ -447,6 +447,22 @@ SELECT matches(pg_temp.answer('outsider', $$SELECT gateway.json_schema_validate(
 SELECT is(ARRAY[pg_temp.answer('outsider', $$SELECT gateway.json_schema_validate('{"$ref": "file:///etc/passwd"}', '1')$$) ~ '^22023 .*nothing is fetched',
                 pg_temp.answer('outsider', $$SELECT gateway.json_schema_validate('{"properties": {"a": {"$ref": "http://127.0.0.1:9/s.json"}}}', '{"a": 1}')$$) ~ '^22023 .*nothing is fetched'],
           ARRAY[true, true], 'a $ref to a file or a URL is refused, never read or fetched');
+
+-- 65-67. Refilling a usage-limited key: audited even with row_security = off; another project's
+-- owner gets one answer for P's key and a missing one, and refilling spends none of the
+-- counters it cannot see.
+SAVEPOINT r1;
+SELECT cmp_ok(pg_temp.audited_with_rls_off('admin',
+  format($$SELECT gateway.api_key_refill(%L, 5)$$, (SELECT k FROM fx WHERE project = 'P'))),
+  '>', 0::bigint, 'an admin with row_security = off refilling a member''s key is still audited');
+ROLLBACK TO r1;
+SELECT is(pg_temp.answer('owner_q', format($$SELECT gateway.api_key_refill(%L, 5)$$, (SELECT k FROM fx WHERE project = 'P'))),
+          pg_temp.answer('owner_q', $$SELECT gateway.api_key_refill('00000000-0000-4000-8000-00000000dead', 5)$$),
+          'the owner of Q gets the same answer refilling P''s key and a missing one');
+SELECT is(pg_temp.answer('owner_q', format($$SELECT usage_remaining FROM gateway.api_keys_list WHERE id = %L$$,
+                                          (SELECT k FROM fx WHERE project = 'P'))),
+          pg_temp.answer('owner_q', $$SELECT usage_remaining FROM gateway.api_keys_list WHERE id = '00000000-0000-4000-8000-00000000dead'$$),
+          'the owner of Q cannot see how many uses P''s key has left');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,6 +1,6 @@
 -- The shape users and tools depend on: tables, columns, constraints, functions, flags.
 BEGIN;
-SELECT plan(68);
+SELECT plan(73);
 
 SELECT has_schema('gateway');
 SELECT has_table('gateway', 'api_keys', 'api_keys exists');
@@ -12,7 +12,7 @@ SELECT columns_are('gateway', 'api_keys', ARRAY[
   'hash_version', 'is_active', 'revoked_at', 'expires_at', 'rate_limit_per_minute',
   'rotated_from', 'replaced_by', 'last_used_at', 'created_at', 'kong_key_sealed',
   'kong_sync_state', 'kong_sync_error', 'kong_synced_at', 'kong_synced',
-  'master_fingerprint']);
+  'master_fingerprint', 'scopes', 'usage_limit', 'refill_amount', 'refill_interval']);
 SELECT col_is_pk('gateway', 'api_keys', 'id', 'api_keys.id is the primary key');
 SELECT col_type_is('gateway', 'api_keys', 'key_hash', 'bytea', 'key_hash is bytea');
 SELECT col_not_null('gateway', 'api_keys', 'key_hash', 'key_hash is required');
@@ -34,20 +34,20 @@ SELECT columns_are('gateway', 'audit_log', ARRAY[
 SELECT has_trigger('gateway', 'audit_log', 'audit_log_append_only', 'the audit log is guarded');
 
 SELECT has_function('gateway', 'api_key_issue',
-  ARRAY['uuid', 'uuid', 'text', 'uuid', 'timestamp with time zone', 'integer']);
-SELECT has_function('gateway', 'api_key_verify', ARRAY['text', 'uuid']);
+  ARRAY['uuid', 'uuid', 'text', 'uuid', 'timestamp with time zone', 'integer', 'text[]', 'bigint', 'bigint', 'interval']);
+SELECT has_function('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer']);
 SELECT has_function('gateway', 'api_key_revoke', ARRAY['uuid']);
 SELECT has_function('gateway', 'api_key_rotate', ARRAY['uuid', 'interval']);
 SELECT has_function('gateway', 'current_user_id', ARRAY[]::text[]);
 
 SELECT is_definer('gateway', 'api_key_issue',
-  ARRAY['uuid', 'uuid', 'text', 'uuid', 'timestamp with time zone', 'integer']);
-SELECT isnt_definer('gateway', 'api_key_verify', ARRAY['text', 'uuid'], 'verify reads its table in C, needing no definer rights');
+  ARRAY['uuid', 'uuid', 'text', 'uuid', 'timestamp with time zone', 'integer', 'text[]', 'bigint', 'bigint', 'interval']);
+SELECT isnt_definer('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer'], 'verify reads its table in C, needing no definer rights');
 SELECT is_definer('gateway', 'api_key_revoke', ARRAY['uuid']);
 SELECT is_definer('gateway', 'api_key_rotate', ARRAY['uuid', 'interval']);
 SELECT isnt_definer('gateway', 'current_user_id', ARRAY[]::text[]);
 SELECT volatility_is('gateway', 'current_user_id', ARRAY[]::text[], 'stable');
-SELECT volatility_is('gateway', 'api_key_verify', ARRAY['text', 'uuid'], 'volatile');
+SELECT volatility_is('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer'], 'volatile');
 
 SELECT is(
   (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'gateway'::regnamespace AND prosecdef
@@ -73,7 +73,8 @@ SELECT set_eq(
   ARRAY['gateway.api_keys', 'gateway.audit_log', 'gateway.project_members', 'gateway.encryption_keys',
         'gateway.connectors', 'gateway.service_interfaces', 'gateway.public_interfaces',
         'gateway.audit_log_id_seq', 'gateway.project_workers', 'gateway.project_connectors',
-        'gateway.nexus_endpoints', 'gateway.connector_calls'],
+        'gateway.nexus_endpoints', 'gateway.connector_calls',
+        'gateway.api_key_usage'],
   'every table''s rows are included in pg_dump (but the transient outbox), and the audit log''s sequence');
 
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway'),
@@ -128,6 +129,12 @@ SELECT ok(
 SELECT policies_are('gateway', 'nexus_endpoints', ARRAY[]::name[], 'nexus_endpoints has no policy: only the worker reads it');
 SELECT col_has_check('gateway', 'project_connectors', 'auth_config', 'auth_config is never stored (CHECK auth_config IS NULL)');
 SELECT has_function('gateway', '_sync_recover', ARRAY['text']);
+-- 0.6.0 scopes and usage limits
+SELECT columns_are('gateway', 'api_key_usage', ARRAY['key_id', 'period', 'granted', 'spent', 'updated_at']);
+SELECT has_function('gateway', 'api_key_refill', ARRAY['uuid', 'bigint']);
+SELECT is_definer('gateway', 'api_key_refill', ARRAY['uuid', 'bigint']);
+SELECT function_returns('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer'], 'record');
+SELECT has_column('gateway', 'api_keys_list', 'usage_remaining', 'the listing shows the uses left');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -15,7 +15,7 @@
 -- Every attempt runs in a subtransaction that is rolled back, so each one starts from the same
 -- fixtures.
 BEGIN;
-SELECT plan(109);
+SELECT plan(114);
 
 \ir include/supabase_roles.psql
 \ir include/doc_grants.psql
@@ -47,6 +47,16 @@ INSERT INTO matrix VALUES
                                           '42501 42501 42501 ok 42501 42501 42501 28000 ok'),
 ('rotate the keyholder''s key', 'Q', $$SELECT * FROM gateway.api_key_rotate({k})$$,
                                           '42501 42501 42501 42501 42501 42501 ok 28000 ok'),
+('refill the keyholder''s key', 'P', $$SELECT gateway.api_key_refill({k}, 5)$$,
+                                          '42501 42501 42501 ok ok ok 42501 28000 ok'),
+('refill the keyholder''s key', 'Q', $$SELECT gateway.api_key_refill({k}, 5)$$,
+                                          '42501 42501 42501 42501 42501 42501 ok 28000 ok'),
+('refill a key that does not exist', 'P', $$SELECT gateway.api_key_refill('00000000-0000-4000-8000-00000000dead', 5)$$,
+                                          '42501 42501 42501 42501 42501 42501 42501 28000 P0002'),
+('read the key''s usage counters', 'P', $$SELECT * FROM gateway.api_key_usage WHERE key_id = {k}$$,
+                                          '42501 none none ok ok ok none none ok'),
+('read the key''s usage counters', 'Q', $$SELECT * FROM gateway.api_key_usage WHERE key_id = {k}$$,
+                                          '42501 none none none none none ok none ok'),
 ('verify the key on its project''s interface', 'P', $$SELECT 1 FROM gateway.api_key_verify({kp}, {pi}) WHERE reason = 'ok'$$,
                                           '42501 42501 42501 42501 42501 42501 42501 42501 ok'),
 ('verify the key on the other project''s interface', 'P',

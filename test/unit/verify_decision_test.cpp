@@ -90,3 +90,34 @@ TEST(VerifyDecision, ReasonNamesAreTheDocumentedOnes) {
   EXPECT_EQ(ak::reason_name(Reason::kWrongInterface), "wrong_interface");
   EXPECT_EQ(ak::reason_name(Reason::kRateLimited), "rate_limited");
 }
+
+TEST(VerifyDecision, NewReasonsHaveNames) {
+  EXPECT_EQ(ak::reason_name(Reason::kInsufficientScope), "insufficient_scope");
+  EXPECT_EQ(ak::reason_name(Reason::kUsageExceeded), "usage_exceeded");
+  // Appended after rate_limited: audit rows store the number.
+  EXPECT_EQ(static_cast<int>(Reason::kInsufficientScope), static_cast<int>(Reason::kRateLimited) + 1);
+  EXPECT_EQ(static_cast<int>(Reason::kUsageExceeded), static_cast<int>(Reason::kRateLimited) + 2);
+}
+
+TEST(VerifyDecision, NoRequiredScopePassesAnyKey) {
+  ak::ScopeSet none;
+  EXPECT_EQ(ak::check_scope(none, std::nullopt), Reason::kOk);
+}
+
+TEST(VerifyDecision, RequiredScopeMustBeHeld) {
+  ak::ScopeSet held;
+  held.hashes[0] = 11;
+  held.hashes[1] = 22;
+  held.count = 2;
+  EXPECT_EQ(ak::check_scope(held, std::uint64_t{22}), Reason::kOk);
+  EXPECT_EQ(ak::check_scope(held, std::uint64_t{33}), Reason::kInsufficientScope);
+  EXPECT_EQ(ak::check_scope(ak::ScopeSet{}, std::uint64_t{0}), Reason::kInsufficientScope)
+      << "an empty set holds nothing, not even a hash equal to its zeroed storage";
+}
+
+TEST(VerifyDecision, ScopeCountBeyondCapacityIsClamped) {
+  ak::ScopeSet held;
+  held.hashes[ak::kMaxScopes - 1] = 7;
+  held.count = 255;  // a corrupt count must not read past the array
+  EXPECT_EQ(ak::check_scope(held, std::uint64_t{7}), Reason::kOk);
+}
