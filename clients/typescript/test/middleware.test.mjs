@@ -336,16 +336,6 @@ test("usage limits: cost counts down usage_remaining, then usage_exceeded (429, 
   assert.equal(ok.usageRemaining, 0, "the default cost (1) spends the last use");
 });
 
-test("an older server: required_scope/cost give a clear 500 to the operator, plain verify still works", async (t) => {
-  if (newVerify) return t.skip("the server has the 0.6.0 verify");
-  const errors = [];
-  const res = await call(withApiKey(pool, echo, { requiredScope: "read", onError: (e) => errors.push(e) }), keys.ok.api_key);
-  assert.equal(res.status, 500);
-  assert.match(String(errors[0]?.cause?.message), /pg_gateway 0\.6\.0/);
-  const key = await checkApiKey(pool, keys.ok.api_key);
-  assert.equal(key.usageRemaining, null);
-});
-
 // ------------------------------------------------------------------------------------------
 // withSupabaseUser
 // ------------------------------------------------------------------------------------------
