@@ -64,6 +64,25 @@ INSERT INTO gateway.audit_prunes (cutoff) VALUES (now());
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SELECT count(*) AS regress_rows FROM gateway.audit_log WHERE object_type = 'regress';
+-- Nor to a BYPASSRLS role granted every table and routine (as Supabase's guide to custom
+-- schemas does for an exposed schema): it may write the announcement, yet neither its own DELETE
+-- nor gateway._audit_prune run as it deletes a record, in one transaction or in a savepoint.
+GRANT ALL ON gateway.audit_prunes, gateway.audit_log TO regress_prune_service;
+GRANT EXECUTE ON FUNCTION gateway._audit_prune(timestamptz, integer, text) TO regress_prune_service;
+SET ROLE regress_prune_service;
+BEGIN;
+INSERT INTO gateway.audit_prunes (cutoff) VALUES ('infinity');
+DELETE FROM gateway.audit_log WHERE object_type = 'regress';
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SAVEPOINT s;
+SELECT gateway._audit_prune('infinity', NULL, 'audit_prune');
+ROLLBACK TO SAVEPOINT s;
+\echo :LAST_ERROR_SQLSTATE
+COMMIT;
+RESET ROLE;
+SELECT count(*) AS regress_rows FROM gateway.audit_log WHERE object_type = 'regress';
 
 -- gateway.audit_retention: 0 (keep) or at least a day.
 ALTER SYSTEM SET gateway.audit_retention = '1h';
