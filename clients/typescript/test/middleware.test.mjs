@@ -397,6 +397,30 @@ test("withSupabaseUser: fn that leaves session state (SET ROLE, COMMIT + set_con
   await assert.rejects(withSupabaseUser(one, { sub: users.alice }, async () => 1, { role: "service_role" }), TypeError);
 });
 
+test("withSupabaseUser: fn that releases the connection itself does not hand alice's transaction to the next request", async () => {
+  const one = newPool({ max: 1 });
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const alice = withSupabaseUser(one, { sub: users.alice, role: "authenticated" }, async (c) => {
+    c.release(); // a handler that "cleans up" after itself
+    await sleep(100);
+    return "done";
+  }).then(() => "resolved", (e) => e);
+  await sleep(10); // the next request waits for the pool's one connection
+  const next = (await one.query(STATE)).rows[0];
+  const outcome = await alice;
+  assert.ok(clean(next), `the next request ran as ${JSON.stringify(next)}`);
+  assert.ok(outcome instanceof Error, "withSupabaseUser refuses an fn that released its connection");
+  assert.ok(clean((await one.query(STATE)).rows[0]));
+});
+
+test("withSupabaseUser: fn that sets the legacy request.jwt.claim.sub for the session -> ConnectionStateLeak, connection closed", async () => {
+  const one = newPool({ max: 1 });
+  await assert.rejects(withSupabaseUser(one, { sub: users.alice }, (c) =>
+    c.query("SELECT set_config('request.jwt.claim.sub', $1, false)", [users.alice])), ConnectionStateLeak);
+  const next = (await one.query(STATE)).rows[0];
+  assert.ok(clean(next) && next.uid === null, `the next request got ${JSON.stringify(next)}`);
+});
+
 test("withSupabaseUser: 40 interleaved users over a pool of 2 each see only themselves", async () => {
   const two = newPool({ max: 2 });
   const names = Object.keys(users);
