@@ -16,6 +16,9 @@ SELECT gateway.audit_prune('12 hours');
 \echo :LAST_ERROR_SQLSTATE
 SELECT gateway.audit_prune('0');
 \echo :LAST_ERROR_SQLSTATE
+-- An interval that compares as 52 days but whose cutoff is now (or tomorrow): months and days.
+SELECT gateway.audit_prune('-120 months 3652 days');
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS regress_rows, count(*) FILTER (WHERE action = 'audit_log.pruned') AS prunes
   FROM gateway.audit_log WHERE object_type IN ('regress', 'audit_log');
 

@@ -315,7 +315,9 @@ BEGIN
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'Only the extension''s owner or a superuser prunes the audit log (service_role and project owners cannot); or set gateway.audit_retention.';
   END IF;
-  IF older_than IS NULL OR older_than < interval '1 day' THEN
+  -- Judged by the cutoff it gives, not by interval comparison (a month counts 30 days there:
+  -- '-120 months 3652 days' compares as 52 days, yet its cutoff is now).
+  IF older_than IS NULL OR now() - older_than > now() - interval '1 day' THEN
     RAISE EXCEPTION 'older_than must be at least 1 day, not %', COALESCE(older_than::text, 'NULL')
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Give the age of the oldest records to keep, e.g. gateway.audit_prune(''90 days'').';
