@@ -155,7 +155,7 @@ test("mapping: SQLSTATEs and network errors -> 403/401/400/503/500, no database 
     if (status >= 500) assert.ok(!e.message.includes("secret") && !JSON.stringify(e.toJSON()).includes("secret"), code);
     else assert.equal(e.message, `secret detail of ${code}`, "4xx keep the database's message");
   }
-  for (const code of ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT"]) {
+  for (const code of ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE"]) {
     assert.equal(errorForDatabase(Object.assign(new Error("x"), { code })).status, 503, code);
   }
   assert.equal(errorForDatabase(new Error("Connection terminated unexpectedly")).status, 503);
