@@ -203,6 +203,16 @@ test("Next.js route helper: every reason of a real key -> status and body; ok pa
   }
 });
 
+test("resolve that leaves a field undefined keeps the route's fixed interface (no silent unbinding)", async () => {
+  // e.g. resolve: (req) => ({ requiredScope: scopeOf(req), publicInterfaceId: lookup(req) }), lookup missing a path
+  const opts = { publicInterfaceId: ifaces.q, resolve: () => ({ publicInterfaceId: undefined, requiredScope: undefined }) };
+  const res = await call(withApiKey(pool, echo, opts), keys.ok.api_key);
+  assert.equal(res.status, 403, `route helper: ${JSON.stringify(await res.json())}`);
+  const { fetchIt } = trpcApp(pool, opts);
+  const trpcRes = await fetchIt("whoami", keys.ok.api_key);
+  assert.equal(trpcRes.status, 403, `tRPC: ${JSON.stringify(await trpcRes.json())}`);
+});
+
 test("Next.js route helper: a rate-limited key gets 429 with Retry-After, and the handler does not run", async () => {
   let ran = 0;
   const handler = withApiKey(pool, async (req, key) => { ran++; return echo(req, key); });
