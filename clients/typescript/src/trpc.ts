@@ -66,7 +66,9 @@ export function apiKeyProcedure<TCtx extends object = ApiKeyContext>(db: Queryab
     // A database error inside the procedure: same mapping (a TRPCError the procedure chose stays).
     if (!result.ok && result.error.code === "INTERNAL_SERVER_ERROR" && result.error.cause && !(result.error.cause instanceof GatewayError)) {
       const cause = result.error.cause as { code?: unknown };
-      if (typeof cause.code === "string") throw refuse(cause, c, onError);
+      // node-postgres's connection errors have no code (Connection terminated ...): 503 too, and
+      // never tRPC's default answer with the driver's message.
+      if (typeof cause.code === "string" || errorForDatabase(cause).status === 503) throw refuse(cause, c, onError);
     }
     return result;
   });

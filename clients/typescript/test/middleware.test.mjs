@@ -291,6 +291,20 @@ test("tRPC middleware: every reason of a real key -> TRPCError code and HTTP sta
   }
 });
 
+test("tRPC middleware: a dropped connection inside a procedure -> 503 without the driver's message", async () => {
+  const okDb = { query: async () => ({ rows: [{ valid: true, reason: "ok", key_id: "k", user_id: "u", project_id: "p" }] }) };
+  const t = initTRPC.context().create();
+  const keyed = t.procedure.concat(apiKeyProcedure(okDb));
+  const router = t.router({ dropped: keyed.query(() => { throw new Error("Connection terminated unexpectedly"); }) });
+  const res = await fetchRequestHandler({
+    endpoint: "/trpc", router, createContext: ({ req, resHeaders }) => ({ req, resHeaders }),
+    req: new Request("http://app.test/trpc/dropped", { headers: { "x-api-key": "gw_any" } }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 503, text);
+  assert.ok(!text.includes("Connection terminated"), text);
+});
+
 test("tRPC middleware: rate-limited key -> TOO_MANY_REQUESTS, HTTP 429 with Retry-After", async () => {
   const { fetchIt } = trpcApp(pool);
   assert.equal((await fetchIt("whoami", keys.limitedTrpc.api_key)).status, 200);
