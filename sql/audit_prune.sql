@@ -16,6 +16,9 @@ SELECT gateway.audit_prune('12 hours');
 \echo :LAST_ERROR_SQLSTATE
 SELECT gateway.audit_prune('0');
 \echo :LAST_ERROR_SQLSTATE
+-- An interval that compares as 52 days but whose cutoff is now (or tomorrow): months and days.
+SELECT gateway.audit_prune('-120 months 3652 days');
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS regress_rows, count(*) FILTER (WHERE action = 'audit_log.pruned') AS prunes
   FROM gateway.audit_log WHERE object_type IN ('regress', 'audit_log');
 
@@ -62,6 +65,25 @@ TRUNCATE gateway.audit_log;
 SET ROLE regress_prune_service;
 INSERT INTO gateway.audit_prunes (cutoff) VALUES (now());
 \echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) AS regress_rows FROM gateway.audit_log WHERE object_type = 'regress';
+-- Nor to a BYPASSRLS role granted every table and routine (as Supabase's guide to custom
+-- schemas does for an exposed schema): it may write the announcement, yet neither its own DELETE
+-- nor gateway._audit_prune run as it deletes a record, in one transaction or in a savepoint.
+GRANT ALL ON gateway.audit_prunes, gateway.audit_log TO regress_prune_service;
+GRANT EXECUTE ON FUNCTION gateway._audit_prune(timestamptz, integer, text) TO regress_prune_service;
+SET ROLE regress_prune_service;
+BEGIN;
+INSERT INTO gateway.audit_prunes (cutoff) VALUES ('infinity');
+DELETE FROM gateway.audit_log WHERE object_type = 'regress';
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SAVEPOINT s;
+SELECT gateway._audit_prune('infinity', NULL, 'audit_prune');
+ROLLBACK TO SAVEPOINT s;
+\echo :LAST_ERROR_SQLSTATE
+COMMIT;
 RESET ROLE;
 SELECT count(*) AS regress_rows FROM gateway.audit_log WHERE object_type = 'regress';
 

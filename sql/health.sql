@@ -87,6 +87,15 @@ SELECT set_config('request.jwt.claims', '', false) IS NOT NULL AS signed_out;
 SET ROLE regress_health_service;
 SELECT count(*) > 10 AS service_role_sees_the_checks FROM gateway.health;
 RESET ROLE;
+-- ...but not where the master key file is: gateway.master_key_file is a superuser-only setting
+-- (docs/security.md), so only a superuser's view names the path.
+SELECT current_setting('gateway.master_key_file') AS master_key_path \gset
+SET ROLE regress_health_service;
+SELECT name, detail FROM gateway.health WHERE strpos(detail || COALESCE(hint, ''), :'master_key_path') > 0;
+SELECT count(*) AS rows_naming_the_key_file FROM gateway._health_checks()
+ WHERE strpos(concat(detail, hint, problem), :'master_key_path') > 0;
+RESET ROLE;
+SELECT name FROM gateway.health WHERE strpos(detail, :'master_key_path') > 0;
 DROP OWNED BY regress_health_anon;
 DROP OWNED BY regress_health_service;
 DROP ROLE regress_health_anon;

@@ -684,8 +684,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  -- The one way through: gateway._audit_prune's DELETE, in its own transaction.
-  IF TG_OP = 'DELETE' AND EXISTS (SELECT FROM gateway.audit_prunes AS t WHERE t.xid = pg_current_xact_id_if_assigned()) THEN
+  -- The one way through: gateway._audit_prune's DELETE, in its own transaction, run as the
+  -- extension's owner or a superuser. A BYPASSRLS role granted the two tables (service_role under
+  -- a grant-everything setup) could write the announcement itself and sees past the policies.
+  IF TG_OP = 'DELETE'
+     AND pg_has_role(current_user, (SELECT n.nspowner FROM pg_namespace AS n WHERE n.nspname = 'gateway'), 'USAGE')
+     AND EXISTS (SELECT FROM gateway.audit_prunes AS t WHERE t.xid = pg_current_xact_id_if_assigned()) THEN
     RETURN NULL;
   END IF;
   RAISE EXCEPTION 'gateway.audit_log is append-only'
@@ -737,7 +741,9 @@ BEGIN
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'Only the extension''s owner or a superuser prunes the audit log (service_role and project owners cannot); or set gateway.audit_retention.';
   END IF;
-  IF older_than IS NULL OR older_than < interval '1 day' THEN
+  -- Judged by the cutoff it gives, not by interval comparison (a month counts 30 days there:
+  -- '-120 months 3652 days' compares as 52 days, yet its cutoff is now).
+  IF older_than IS NULL OR now() - older_than > now() - interval '1 day' THEN
     RAISE EXCEPTION 'older_than must be at least 1 day, not %', COALESCE(older_than::text, 'NULL')
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Give the age of the oldest records to keep, e.g. gateway.audit_prune(''90 days'').';

@@ -14,6 +14,7 @@
 #include "worker_transaction.hpp"
 
 extern "C" {
+#include "miscadmin.h"
 #include "utils/tuplestore.h"
 }
 
@@ -24,16 +25,30 @@ struct Check {
   std::string name, status, detail, hint, problem;
 };
 
-Check key_file_check(const char* name, const char* path) {
+// The key file settings are superuser-only (GUC_SUPERUSER_ONLY): a caller who is not a superuser
+// (service_role reading gateway.health) is told the setting's name where the path would be.
+std::string without_path(std::string text, const std::string& path, const char* setting) {
+  if (path.empty()) return text;
+  const std::string quoted = "\"" + path + "\"";
+  const std::string named = std::string("(") + setting + ")";
+  for (std::size_t at = text.find(quoted); at != std::string::npos; at = text.find(quoted, at + named.size())) {
+    text.replace(at, quoted.size(), named);
+  }
+  return text;
+}
+
+Check key_file_check(const char* name, const char* setting, const char* path, bool show_path) {
+  const std::string file = path != nullptr ? path : "";
+  auto shown = [&](const std::string& text) { return show_path ? text : without_path(text, file, setting); };
   try {
-    MasterKey::check_file(path != nullptr ? path : "");
+    MasterKey::check_file(file);
   } catch (const Error& e) {
     // The message names the file and what is wrong with it; never its contents.
     std::string detail = e.what();
     if (!e.detail().empty()) detail += ". " + e.detail();
-    return {name, "critical", detail, e.hint(), e.what()};
+    return {name, "critical", shown(detail), shown(e.hint()), shown(e.what())};
   }
-  return {name, "ok", std::string("\"") + path + "\" is private to the server user", "", ""};
+  return {name, "ok", shown("\"" + file + "\" is private to the server user"), "", ""};
 }
 
 std::string time_text(std::int64_t unix_ms) {
@@ -77,11 +92,12 @@ Check target_check(const char* name, const char* title, const char* url_setting,
   return {name, "ok", "last answered at " + time_text(h.last_answer_ms), "", ""};
 }
 
-std::vector<Check> internal_checks() {
+std::vector<Check> internal_checks(bool show_paths) {
   std::vector<Check> checks;
-  checks.push_back(key_file_check("master_key_file", settings.master_key_file));
+  checks.push_back(key_file_check("master_key_file", "gateway.master_key_file", settings.master_key_file, show_paths));
   if (settings.previous_master_key_file != nullptr && settings.previous_master_key_file[0] != '\0') {
-    checks.push_back(key_file_check("previous_master_key_file", settings.previous_master_key_file));
+    checks.push_back(key_file_check("previous_master_key_file", "gateway.previous_master_key_file",
+                                    settings.previous_master_key_file, show_paths));
   }
   const bool running = worker_running();
   if (!running) {
@@ -148,7 +164,9 @@ PG_FUNCTION_INFO_V1(gateway_health_internal);
 // gateway._health_internal() -> SETOF (name, status, detail, hint, problem).
 extern "C" Datum gateway_health_internal(PG_FUNCTION_ARGS) {
   return sql_function([&]() -> Datum {
-    const std::vector<Check> checks = internal_checks();
+    bool superuser_caller = false;  // the request's role, not this SECURITY DEFINER's owner
+    pg_call([&] { superuser_caller = superuser_arg(GetOuterUserId()); });
+    const std::vector<Check> checks = internal_checks(superuser_caller);
     pg_call([&] {
       InitMaterializedSRF(fcinfo, 0);
       ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);

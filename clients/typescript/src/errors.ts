@@ -169,7 +169,8 @@ export function errorForDatabase(err: unknown): GatewayError {
   const e = (err ?? {}) as { code?: unknown; message?: unknown };
   const code = typeof e.code === "string" ? e.code : undefined;
   const message = typeof e.message === "string" ? e.message : "";
-  const isSqlstate = code !== undefined && /^[0-9A-Z]{5}$/.test(code);
+  // EPIPE has a SQLSTATE's shape: network codes first.
+  const isSqlstate = code !== undefined && !NETWORK_CODES.has(code) && /^[0-9A-Z]{5}$/.test(code);
   let status = isSqlstate ? statusForSqlstate(code) : 500;
   if (!isSqlstate && ((code && NETWORK_CODES.has(code)) || NETWORK_MESSAGES.some((re) => re.test(message)))) {
     status = 503;

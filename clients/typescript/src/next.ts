@@ -1,7 +1,7 @@
 // Next.js App Router route handlers (and any Fetch-API server): a wrapper that checks X-API-Key
 // before the handler runs and turns every refusal into the right Response.
 import { GatewayError, errorForDatabase } from "./errors.js";
-import { apiKeyFrom, checkApiKey, type CheckOptions, type Queryable, type VerifiedKey } from "./verify.js";
+import { apiKeyFrom, checkApiKey, resolvedCheck, type CheckOptions, type Queryable, type VerifiedKey } from "./verify.js";
 
 export interface RouteOptions extends CheckOptions {
   /** Which interface/scope/cost this request needs, when it depends on the request (overrides the fixed ones). */
@@ -35,7 +35,7 @@ export function withApiKey<C = unknown>(
   const { resolve, onError, ...fixed } = options;
   return async (req: Request, context: C): Promise<Response> => {
     try {
-      const check = resolve ? { ...fixed, ...(await resolve(req)) } : fixed;
+      const check = resolve ? resolvedCheck(fixed, await resolve(req)) : fixed;
       const key = await checkApiKey(db, apiKeyFrom(req.headers.get("x-api-key")), check);
       return await handler(req, key, context);
     } catch (err) {

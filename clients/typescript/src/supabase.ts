@@ -55,6 +55,12 @@ export async function withSupabaseUser<T>(
   const claimsJson = JSON.stringify(claims);
 
   const client = await pool.connect();
+  // fn gets the connection but must not release it: released mid-transaction, the pool would hand
+  // it, still SET LOCAL ROLE with these claims, to the next request while this one goes on.
+  const release = client.release;
+  client.release = () => {
+    throw new Error("withSupabaseUser releases the connection itself: fn must not call client.release()");
+  };
   // Set when the connection must not go back to the pool: a failed BEGIN, ROLLBACK or COMMIT
   // leaves it in a state nobody can vouch for, and a leak check that fails speaks for itself.
   let broken: Error | undefined;
@@ -90,7 +96,7 @@ export async function withSupabaseUser<T>(
       broken = err as Error;
       throw err;
     }
-    if (after.who !== before.who || (after.claims ?? "") !== (before.claims ?? "")) {
+    if (after.who !== before.who || (after.claims ?? "") !== (before.claims ?? "") || (after.sub ?? "") !== (before.sub ?? "")) {
       broken = new ConnectionStateLeak(
         `the connection left withSupabaseUser as ${after.who} (it came in as ${before.who}) or with other claims: ` +
           "fn ended the transaction or SET something for the session; the connection was closed",
@@ -102,12 +108,15 @@ export async function withSupabaseUser<T>(
     }
     return result;
   } finally {
+    client.release = release;
     client.release(broken ?? false);
   }
 }
 
-type StateRow = { who: string; claims: string | null };
-const STATE = "SELECT current_user AS who, current_setting('request.jwt.claims', true) AS claims";
+type StateRow = { who: string; claims: string | null; sub: string | null };
+// request.jwt.claim.sub too: gateway.current_user_id() falls back to it when claims are unset.
+const STATE =
+  "SELECT current_user AS who, current_setting('request.jwt.claims', true) AS claims, current_setting('request.jwt.claim.sub', true) AS sub";
 const BEGIN_AND_STATE = `BEGIN; ${STATE}`;
 const COMMIT_AND_STATE = `COMMIT; ${STATE}`;
 

@@ -2,7 +2,7 @@
 // the error translation, so procedures refuse keys with the right TRPCError code.
 import { TRPCError, initTRPC } from "@trpc/server";
 import { GatewayError, errorForDatabase } from "./errors.js";
-import { apiKeyFrom, checkApiKey, type CheckOptions, type Queryable, type VerifiedKey } from "./verify.js";
+import { apiKeyFrom, checkApiKey, resolvedCheck, type CheckOptions, type Queryable, type VerifiedKey } from "./verify.js";
 
 /** Headers as tRPC's adapters hand them over: Fetch `Headers` or Node's header object. */
 type AnyHeaders = Headers | Record<string, string | string[] | undefined>;
@@ -57,7 +57,7 @@ export function apiKeyProcedure<TCtx extends object = ApiKeyContext>(db: Queryab
     let key: VerifiedKey;
     try {
       const raw = getApiKey ? getApiKey(appCtx) : (headerOf(c.headers, "x-api-key") ?? headerOf(c.req?.headers, "x-api-key"));
-      const check = resolve ? { ...fixed, ...(await resolve({ ctx: appCtx, path, meta })) } : fixed;
+      const check = resolve ? resolvedCheck(fixed, await resolve({ ctx: appCtx, path, meta })) : fixed;
       key = await checkApiKey(db, apiKeyFrom(raw), check);
     } catch (err) {
       throw refuse(err, c, onError);
@@ -66,7 +66,9 @@ export function apiKeyProcedure<TCtx extends object = ApiKeyContext>(db: Queryab
     // A database error inside the procedure: same mapping (a TRPCError the procedure chose stays).
     if (!result.ok && result.error.code === "INTERNAL_SERVER_ERROR" && result.error.cause && !(result.error.cause instanceof GatewayError)) {
       const cause = result.error.cause as { code?: unknown };
-      if (typeof cause.code === "string") throw refuse(cause, c, onError);
+      // node-postgres's connection errors have no code (Connection terminated ...): 503 too, and
+      // never tRPC's default answer with the driver's message.
+      if (typeof cause.code === "string" || errorForDatabase(cause).status === 503) throw refuse(cause, c, onError);
     }
     return result;
   });

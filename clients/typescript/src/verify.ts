@@ -73,6 +73,19 @@ export async function callVerify(db: Queryable, apiKey: string | null, options: 
 
 export interface CheckOptions extends VerifyOptions, RefusalOptions {}
 
+/**
+ * A route's fixed options with what its resolve returned on top. A field resolve leaves undefined
+ * keeps the fixed value: `publicInterfaceId: lookup(req)` missing a path must not unbind the route
+ * (null still means "any interface", on purpose).
+ */
+export function resolvedCheck(fixed: CheckOptions, resolved: CheckOptions | null | undefined): CheckOptions {
+  const out: Record<string, unknown> = { ...fixed };
+  for (const [name, value] of Object.entries(resolved ?? {})) {
+    if (value !== undefined) out[name] = value;
+  }
+  return out as CheckOptions;
+}
+
 /** The value of an X-API-Key header: null when absent or empty. */
 export function apiKeyFrom(header: string | string[] | null | undefined): string | null {
   const value = Array.isArray(header) ? header[0] : header;

@@ -155,7 +155,7 @@ test("mapping: SQLSTATEs and network errors -> 403/401/400/503/500, no database 
     if (status >= 500) assert.ok(!e.message.includes("secret") && !JSON.stringify(e.toJSON()).includes("secret"), code);
     else assert.equal(e.message, `secret detail of ${code}`, "4xx keep the database's message");
   }
-  for (const code of ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT"]) {
+  for (const code of ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE"]) {
     assert.equal(errorForDatabase(Object.assign(new Error("x"), { code })).status, 503, code);
   }
   assert.equal(errorForDatabase(new Error("Connection terminated unexpectedly")).status, 503);
@@ -201,6 +201,16 @@ test("Next.js route helper: every reason of a real key -> status and body; ok pa
       assert.deepEqual([body.keyId, body.userId, body.projectId], [name === "ok" ? keys.ok.key_id : keys.bound.key_id, users.alice, P], name);
     }
   }
+});
+
+test("resolve that leaves a field undefined keeps the route's fixed interface (no silent unbinding)", async () => {
+  // e.g. resolve: (req) => ({ requiredScope: scopeOf(req), publicInterfaceId: lookup(req) }), lookup missing a path
+  const opts = { publicInterfaceId: ifaces.q, resolve: () => ({ publicInterfaceId: undefined, requiredScope: undefined }) };
+  const res = await call(withApiKey(pool, echo, opts), keys.ok.api_key);
+  assert.equal(res.status, 403, `route helper: ${JSON.stringify(await res.json())}`);
+  const { fetchIt } = trpcApp(pool, opts);
+  const trpcRes = await fetchIt("whoami", keys.ok.api_key);
+  assert.equal(trpcRes.status, 403, `tRPC: ${JSON.stringify(await trpcRes.json())}`);
 });
 
 test("Next.js route helper: a rate-limited key gets 429 with Retry-After, and the handler does not run", async () => {
@@ -279,6 +289,20 @@ test("tRPC middleware: every reason of a real key -> TRPCError code and HTTP sta
       assert.equal(body.result.data.userId, users.alice, name);
     }
   }
+});
+
+test("tRPC middleware: a dropped connection inside a procedure -> 503 without the driver's message", async () => {
+  const okDb = { query: async () => ({ rows: [{ valid: true, reason: "ok", key_id: "k", user_id: "u", project_id: "p" }] }) };
+  const t = initTRPC.context().create();
+  const keyed = t.procedure.concat(apiKeyProcedure(okDb));
+  const router = t.router({ dropped: keyed.query(() => { throw new Error("Connection terminated unexpectedly"); }) });
+  const res = await fetchRequestHandler({
+    endpoint: "/trpc", router, createContext: ({ req, resHeaders }) => ({ req, resHeaders }),
+    req: new Request("http://app.test/trpc/dropped", { headers: { "x-api-key": "gw_any" } }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 503, text);
+  assert.ok(!text.includes("Connection terminated"), text);
 });
 
 test("tRPC middleware: rate-limited key -> TOO_MANY_REQUESTS, HTTP 429 with Retry-After", async () => {
@@ -385,6 +409,30 @@ test("withSupabaseUser: fn that leaves session state (SET ROLE, COMMIT + set_con
   const next = (await one.query(STATE)).rows[0];
   assert.ok(clean(next) && next.uid === null, `the next request got ${JSON.stringify(next)}`);
   await assert.rejects(withSupabaseUser(one, { sub: users.alice }, async () => 1, { role: "service_role" }), TypeError);
+});
+
+test("withSupabaseUser: fn that releases the connection itself does not hand alice's transaction to the next request", async () => {
+  const one = newPool({ max: 1 });
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const alice = withSupabaseUser(one, { sub: users.alice, role: "authenticated" }, async (c) => {
+    c.release(); // a handler that "cleans up" after itself
+    await sleep(100);
+    return "done";
+  }).then(() => "resolved", (e) => e);
+  await sleep(10); // the next request waits for the pool's one connection
+  const next = (await one.query(STATE)).rows[0];
+  const outcome = await alice;
+  assert.ok(clean(next), `the next request ran as ${JSON.stringify(next)}`);
+  assert.ok(outcome instanceof Error, "withSupabaseUser refuses an fn that released its connection");
+  assert.ok(clean((await one.query(STATE)).rows[0]));
+});
+
+test("withSupabaseUser: fn that sets the legacy request.jwt.claim.sub for the session -> ConnectionStateLeak, connection closed", async () => {
+  const one = newPool({ max: 1 });
+  await assert.rejects(withSupabaseUser(one, { sub: users.alice }, (c) =>
+    c.query("SELECT set_config('request.jwt.claim.sub', $1, false)", [users.alice])), ConnectionStateLeak);
+  const next = (await one.query(STATE)).rows[0];
+  assert.ok(clean(next) && next.uid === null, `the next request got ${JSON.stringify(next)}`);
 });
 
 test("withSupabaseUser: 40 interleaved users over a pool of 2 each see only themselves", async () => {
