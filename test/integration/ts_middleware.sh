@@ -32,7 +32,9 @@ fi
 # pgbouncer, as postgres, on a free port, with a config in the stage; stopped when this script
 # ends (trap), and by a watchdog should the script be killed outright.
 bouncer_port=""
-if command -v pgbouncer >/dev/null; then
+# Debian installs it in /usr/sbin, which a non-login shell's PATH may lack.
+pgbouncer=$(command -v pgbouncer || command -v /usr/sbin/pgbouncer || true)
+if [[ -n "$pgbouncer" ]]; then
   bouncer_port=$(free_port 25900)
   printf '"%s" ""\n' pgw_ts_app > "$dir/userlist.txt"
   cat > "$dir/pgbouncer.ini" <<INI
@@ -56,7 +58,7 @@ INI
   stop_bouncer() { [[ -s "$dir/pgbouncer.pid" ]] && kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null; rm -f "$dir/pgbouncer.pid"; }
   trap stop_bouncer EXIT
   trap 'exit 1' INT TERM
-  as_pg pgbouncer -d -q "$dir/pgbouncer.ini"
+  as_pg "$pgbouncer" -d -q "$dir/pgbouncer.ini"
   for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$bouncer_port") 2>/dev/null && break; sleep 0.1; done
   (parent=$$; for _ in $(seq 300); do kill -0 "$parent" 2>/dev/null || break; sleep 1; done
    [[ -s "$dir/pgbouncer.pid" ]] && kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null) >/dev/null 2>&1 &
