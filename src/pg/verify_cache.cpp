@@ -29,11 +29,13 @@
 // PREPARE TRANSACTION of a transaction that marked is refused: its commit would come from another
 // backend, without M2. On a hot standby the trigger does not run during replay: verify bypasses
 // the cache there (RecoveryInProgress). An entry also holds a stamp of the invalidation triggers
-// (table oid, their pg_trigger row versions): a dropped and re-created table, or a trigger that
+// (table oid and relfilenode, their pg_trigger row versions; verify reads pending catalog
+// invalidations first): a dropped and re-created table, a rewrite, or a trigger that
 // was disabled and enabled again (changes in between were not seen), makes every older entry a miss;
 // while a trigger is missing or not ENABLE ALWAYS the cache is bypassed.
 #include "verify_cache.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -49,6 +51,7 @@ extern "C" {
 #include "access/twophase.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -62,7 +65,9 @@ extern "C" {
 #include "storage/shmem.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 }
 
 namespace gateway::pg {
@@ -282,7 +287,9 @@ void on_transaction_end(XactEvent event, void*) {
 void mark(std::uint32_t set) {
   if (is_marked.empty()) is_marked.assign(shared->sets, false);
   if (is_marked[set]) return;
-  marked.reserve(marked.size() + 1);  // may throw: before anything shared changes
+  // May throw: before anything shared changes. Doubling: growing by one each time made a
+  // TRUNCATE (every set) quadratic, 4 s for a cache of 2^20 entries.
+  if (marked.size() == marked.capacity()) marked.reserve(std::max<std::size_t>(16, 2 * marked.capacity()));
   if (!callback_registered) {
     pg_call([] { RegisterXactCallback(on_transaction_end, nullptr); });
     callback_registered = true;
@@ -309,6 +316,12 @@ std::uint64_t current_stamp() {
   Oid table = api_keys_relation.table();
   if (api_keys_relation.generation() == stamp_generation) return stamp_value;
   std::uint64_t stamp = table;
+  // A rewrite (ALTER COLUMN ... TYPE ... USING) changes rows without firing the triggers: a new
+  // relfilenode makes every older entry a miss.
+  HeapTuple class_row = SearchSysCache1(RELOID, ObjectIdGetDatum(table));
+  if (!HeapTupleIsValid(class_row)) elog(ERROR, "cache lookup failed for relation %u", table);
+  stamp = stamp * 1000003u ^ reinterpret_cast<Form_pg_class>(GETSTRUCT(class_row))->relfilenode;
+  ReleaseSysCache(class_row);
   int found = 0;
   Relation triggers = table_open(TriggerRelationId, AccessShareLock);
   ScanKeyData key;
@@ -379,6 +392,10 @@ std::optional<StoredKey> lookup_key(std::string_view prefix) {
     // A standby replays changes without running the trigger: only the probe knows. Parallel
     // mode forbids the fresh snapshot a fill needs (verify is not PARALLEL SAFE; in case).
     recovery = RecoveryInProgress() || IsInParallelMode();
+    // A hit takes no lock, so nothing else makes a transaction that verified before read the
+    // catalog again: a trigger disabled or a table rewritten meanwhile must change the stamp now
+    // (cheap when no message is pending).
+    if (!recovery) AcceptInvalidationMessages();
     if (!recovery) stamp = current_stamp();
   });
   if (recovery || stamp == 0) return find_key_by_prefix(prefix);

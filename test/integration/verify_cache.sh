@@ -7,7 +7,7 @@
 # Verify still never writes, works read-only, and stays correct when the keys outnumber the cache.
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 17
+plan 19
 
 rounds=${VERIFY_CACHE_ROUNDS:-200}
 dir=$(own_cluster verify_cache)
@@ -159,3 +159,21 @@ wrong2=$(cq "SELECT count(*) FROM evict, generate_series(1, 3), gateway.api_key_
 is "$wrong $wrong2" "0 0" "400 keys through 64 entries: every answer right, before and after revoking a third"
 is "$(cq "SELECT size = 64 AND used <= size AND evictions > 0 AND invalidations > 0 AND memory_bytes > 0 FROM gateway.verify_cache")" t \
    "gateway.verify_cache shows the size, evictions and invalidations"
+
+# Changes that reach no trigger, seen by a session in the middle of a transaction (a hit takes
+# no lock, so nothing else makes it read the catalog again): a trigger disabled by the owner
+# before a revoke, and a rewrite of the table (ALTER COLUMN ... TYPE ... USING).
+cq "UPDATE gateway.api_keys SET is_active = true, revoked_at = NULL, expires_at = NULL WHERE id = '$key_id'" >/dev/null
+cq "SELECT gateway.api_key_verify('$key', '$one'), gateway.api_key_verify('$key', '$one')" >/dev/null
+conn="dbname=gateway host=$dir port=$port user=postgres"
+is "$(cq "BEGIN; SELECT reason FROM gateway.api_key_verify('$key', '$one');
+          SELECT dblink_exec('$conn', 'ALTER TABLE gateway.api_keys DISABLE TRIGGER zz_verify_cache;
+                                      UPDATE gateway.api_keys SET is_active = false, revoked_at = now() WHERE id = ''$key_id''');
+          SELECT reason FROM gateway.api_key_verify('$key', '$one'); COMMIT" | tail -1)" revoked \
+   "a trigger disabled and a key revoked during a transaction: its next verify sees the revoke"
+cq "ALTER TABLE gateway.api_keys ENABLE ALWAYS TRIGGER zz_verify_cache" >/dev/null
+cq "UPDATE gateway.api_keys SET is_active = true, revoked_at = NULL WHERE id = '$key_id'" >/dev/null
+cq "SELECT gateway.api_key_verify('$key', '$one'), gateway.api_key_verify('$key', '$one')" >/dev/null
+cq "ALTER TABLE gateway.api_keys ALTER COLUMN hash_version TYPE smallint USING hash_version + 100" >/dev/null
+is "$(cq "SELECT reason FROM gateway.api_key_verify('$key', '$one')")" unknown \
+   "a table rewrite that changed every key's pepper version (no trigger fires): the cached row is not used"
