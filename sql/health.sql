@@ -100,3 +100,11 @@ DROP OWNED BY regress_health_anon;
 DROP OWNED BY regress_health_service;
 DROP ROLE regress_health_anon;
 DROP ROLE regress_health_service;
+
+-- The verify cache's triggers: a restore with --disable-triggers leaves them enabled for origin
+-- sessions only, and verify then probes every time (correct, slower); health says so.
+SELECT status FROM gateway.health WHERE name = 'verify_cache';
+ALTER TABLE gateway.api_keys ENABLE TRIGGER zz_verify_cache;
+SELECT status, hint FROM gateway.health WHERE name = 'verify_cache';
+ALTER TABLE gateway.api_keys ENABLE ALWAYS TRIGGER zz_verify_cache;
+SELECT status FROM gateway.health WHERE name = 'verify_cache';

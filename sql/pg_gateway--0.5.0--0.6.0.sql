@@ -629,6 +629,23 @@ BEGIN
       FROM (SELECT now() - j.created_at AS age, j.target FROM gateway.sync_jobs AS j
              WHERE j.state = 'pending' ORDER BY j.created_at LIMIT 1) AS p
       RIGHT JOIN (SELECT) AS one ON true
+    UNION ALL
+    -- The verify cache follows key changes through two triggers that must fire always. A restore
+    -- with --disable-triggers re-enables them for origin sessions only; verify then stays correct
+    -- by skipping the cache, and nothing else would say so.
+    SELECT 9, 'verify_cache',
+           CASE WHEN c.size = 0 OR c.n = 2 THEN 'ok' ELSE 'warning' END,
+           CASE WHEN c.size = 0 THEN 'the verify cache is off (gateway.verify_cache_size = 0)'
+                WHEN c.n = 2 THEN 'hot keys are answered from the verify cache (both of its triggers fire always)'
+                ELSE 'a verify cache trigger on gateway.api_keys is missing or not ENABLE ALWAYS: every verify probes the index (answers stay correct)' END,
+           CASE WHEN c.size <> 0 AND c.n <> 2
+                THEN 'ALTER TABLE gateway.api_keys ENABLE ALWAYS TRIGGER zz_verify_cache; ALTER TABLE gateway.api_keys ENABLE ALWAYS TRIGGER zz_verify_cache_truncate;' END,
+           CASE WHEN c.size <> 0 AND c.n <> 2 THEN 'triggers' END
+      FROM (SELECT pg_catalog.current_setting('gateway.verify_cache_size')::int AS size,
+                   (SELECT count(*) FROM pg_catalog.pg_trigger AS g
+                     WHERE g.tgrelid OPERATOR(pg_catalog.=) 'gateway.api_keys'::pg_catalog.regclass
+                       AND g.tgname IN ('zz_verify_cache', 'zz_verify_cache_truncate')
+                       AND g.tgenabled OPERATOR(pg_catalog.=) 'A') AS n) AS c
   )
   SELECT x.name, x.status, x.detail, x.hint, x.problem FROM found AS x (ord, name, status, detail, hint, problem)
    ORDER BY x.ord, x.name;
