@@ -1,10 +1,12 @@
 #include "rehash_flush.hpp"
 
 #include <map>
+#include <string>
 #include <new>
 #include <vector>
 
 #include "rehash_queue.hpp"
+#include "worker_transaction.hpp"
 #include "uuid.hpp"
 
 extern "C" {
@@ -89,36 +91,20 @@ void flush_rehash() noexcept {
     return;
   }
 
-  MemoryContext caller_context = CurrentMemoryContext;
-  volatile uint64 moved = 0;
-  PG_TRY();
-  {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-    pgstat_report_activity(STATE_RUNNING, "pg_gateway: moving API keys to the current master key");
-    if (OidIsValid(get_extension_oid("pg_gateway", true))) {
-      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-      moved = write_rehashes(requests.data(), static_cast<int>(requests.size()));
-      SPI_finish();
-    }
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-    pgstat_report_activity(STATE_IDLE, nullptr);
-  }
-  PG_CATCH();
-  {
-    // The error names no hash and no key (the statement's parameters are not in the report).
-    MemoryContextSwitchTo(caller_context);
-    EmitErrorReport();
-    FlushErrorState();
-    AbortCurrentTransaction();
-    pgstat_report_activity(STATE_IDLE, nullptr);
-    ereport(LOG, (errmsg("pg_gateway worker could not move %zu API keys to the current master key",
-                         requests.size()),
+  // The error names no hash and no key (the statement's parameters are not in the report).
+  std::uint64_t moved = 0;
+  std::string error;
+  if (!try_transaction("pg_gateway: moving API keys to the current master key", error, [&] {
+        pg_call([&] {
+          if (OidIsValid(get_extension_oid("pg_gateway", true))) {
+            moved = write_rehashes(requests.data(), static_cast<int>(requests.size()));
+          }
+        });
+      })) {
+    ereport(LOG, (errmsg("pg_gateway worker could not move %zu API keys to the current master key: %s",
+                         requests.size(), error.c_str()),
                   errdetail("Their next verifications ask again.")));
   }
-  PG_END_TRY();
   if (moved > 0) {
     ereport(DEBUG1, (errmsg("pg_gateway moved %llu API keys to the current master key",
                             static_cast<unsigned long long>(moved))));

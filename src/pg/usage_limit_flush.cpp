@@ -5,6 +5,7 @@
 
 #include "usage_limits.hpp"
 #include "uuid.hpp"
+#include "worker_transaction.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -68,35 +69,15 @@ void flush_usage_limits() {
   confirm_usage_limits(others, /*written=*/true);
   if (records.empty()) return;
 
-  MemoryContext caller_context = CurrentMemoryContext;
-  volatile bool failed = false;
-  PG_TRY();
-  {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-    pgstat_report_activity(STATE_RUNNING, "pg_gateway: recording API key usage limits");
-    if (OidIsValid(get_extension_oid("pg_gateway", true))) {
-      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-      write_counters(records.data(), static_cast<int>(records.size()));
-      SPI_finish();
-    }
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-    pgstat_report_activity(STATE_IDLE, nullptr);
-  }
-  PG_CATCH();
-  {
-    MemoryContextSwitchTo(caller_context);
-    EmitErrorReport();
-    FlushErrorState();
-    AbortCurrentTransaction();
-    pgstat_report_activity(STATE_IDLE, nullptr);
-    failed = true;
-  }
-  PG_END_TRY();
+  const bool written = in_transaction("pg_gateway: recording API key usage limits", [&] {
+    pg_call([&] {
+      if (OidIsValid(get_extension_oid("pg_gateway", true))) {
+        write_counters(records.data(), static_cast<int>(records.size()));
+      }
+    });
+  });
   // Without the extension there is nowhere to write: the counters are dropped like last-use times.
-  confirm_usage_limits(records, /*written=*/!failed);
+  confirm_usage_limits(records, written);
 }
 
 }  // namespace gateway::pg
