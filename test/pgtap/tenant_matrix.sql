@@ -15,7 +15,7 @@
 -- Every attempt runs in a subtransaction that is rolled back, so each one starts from the same
 -- fixtures.
 BEGIN;
-SELECT plan(114);
+SELECT plan(117);
 
 \ir include/supabase_roles.psql
 \ir include/doc_grants.psql
@@ -254,6 +254,12 @@ INSERT INTO matrix VALUES
                                           '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
 ('prune finished calls', 'P', $$SELECT gateway.connector_calls_prune('0 s')$$,
                                           '42501 42501 42501 42501 42501 42501 42501 42501 ok'),
+('prune the audit log', 'P', $$SELECT gateway.audit_prune('30 days')$$,
+                                          '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
+('write an audit prune ticket', 'P', $$INSERT INTO gateway.audit_prunes (cutoff) VALUES (now())$$,
+                                          '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
+('delete audit records', 'P', $$DELETE FROM gateway.audit_log$$,
+                                          '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
 ('claim Temporal jobs as the worker does', 'P', $$SELECT * FROM gateway._sync_claim('temporal', 1, '{}')$$,
                                           '42501 42501 42501 42501 42501 42501 42501 42501 42501'),
 ('ask the worker for a connector test directly', 'P', $$SELECT gateway._connector_test_now({pc})$$,
