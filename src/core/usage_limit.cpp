@@ -43,10 +43,7 @@ void refund(UsageCounters& counters, std::int64_t cost) noexcept {
   counters.spent = std::max<std::int64_t>(0, counters.spent - cost);
 }
 
-std::size_t UsageLimitTable::sets_for(std::size_t min_slots) {
-  std::size_t sets = (min_slots + kWays - 1) / kWays;
-  return sets == 0 ? 1 : sets;
-}
+std::size_t UsageLimitTable::sets_for(std::size_t min_slots) { return sets_for_slots(min_slots, kWays); }
 
 std::size_t UsageLimitTable::bytes_for(std::size_t min_slots) {
   return sets_for(min_slots) * kWays * sizeof(UsageLimitSlot);
@@ -59,16 +56,7 @@ UsageLimitTable::UsageLimitTable(void* memory, std::size_t sets, bool initialise
   }
 }
 
-std::size_t UsageLimitTable::set_of(const KeyId& key) const noexcept {
-  std::uint64_t x;
-  std::memcpy(&x, key.data() + 8, sizeof x);
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return static_cast<std::size_t>(x % sets_);
-}
+std::size_t UsageLimitTable::set_of(const KeyId& key) const noexcept { return set_of_key(key, sets_); }
 
 UsageLimitSlot* UsageLimitTable::find(const KeyId& key, std::uint32_t database,
                                       std::int64_t now_us) noexcept {

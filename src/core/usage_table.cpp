@@ -7,10 +7,24 @@
 
 namespace gateway {
 
-std::size_t UsageTable::sets_for(std::size_t min_slots) {
-  std::size_t sets = (min_slots + kWays - 1) / kWays;
+std::size_t sets_for_slots(std::size_t min_slots, std::size_t ways) noexcept {
+  std::size_t sets = (min_slots + ways - 1) / ways;
   return sets == 0 ? 1 : sets;
 }
+
+std::size_t set_of_key(const KeyId& key, std::size_t sets) noexcept {
+  // Key ids are random UUIDs, but mix anyway so sequential or crafted ids still spread.
+  std::uint64_t x;
+  std::memcpy(&x, key.data() + 8, sizeof x);
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return static_cast<std::size_t>(x % sets);
+}
+
+std::size_t UsageTable::sets_for(std::size_t min_slots) { return sets_for_slots(min_slots, kWays); }
 
 std::size_t UsageTable::bytes_for(std::size_t min_slots) {
   return sets_for(min_slots) * kWays * sizeof(UsageSlot);
@@ -23,17 +37,7 @@ UsageTable::UsageTable(void* memory, std::size_t sets, bool initialise)
   }
 }
 
-std::size_t UsageTable::set_of(const KeyId& key) const noexcept {
-  // Key ids are random UUIDs, but mix anyway so sequential or crafted ids still spread.
-  std::uint64_t x;
-  std::memcpy(&x, key.data() + 8, sizeof x);
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return static_cast<std::size_t>(x % sets_);
-}
+std::size_t UsageTable::set_of(const KeyId& key) const noexcept { return set_of_key(key, sets_); }
 
 UsageSlot& UsageTable::find_or_claim(const KeyId& key, std::uint32_t database,
                                      std::int64_t now_us) {

@@ -16,6 +16,11 @@ namespace gateway {
 
 using KeyId = std::array<std::uint8_t, 16>;  // a UUID
 
+// The set-associative layout of both shared-memory key tables (usage, usage limits): how many
+// sets hold at least `min_slots` slots, and which set a key falls in.
+std::size_t sets_for_slots(std::size_t min_slots, std::size_t ways) noexcept;
+std::size_t set_of_key(const KeyId& key, std::size_t sets) noexcept;
+
 struct UsageSlot {
   KeyId key{};
   std::uint32_t database = 0;  // which database the key lives in
