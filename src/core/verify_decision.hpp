@@ -28,8 +28,8 @@ enum class Reason : std::uint8_t {
 // kMaxScopes per key.
 inline constexpr std::size_t kMaxScopes = 32;
 struct ScopeSet {
-  std::array<std::uint64_t, kMaxScopes> hashes{};
   std::uint8_t count = 0;
+  std::array<std::uint64_t, kMaxScopes> hashes{};  // last: a copy may stop after `count` of them
 };
 
 std::string_view reason_name(Reason reason) noexcept;

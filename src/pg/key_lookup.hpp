@@ -29,10 +29,10 @@ struct StoredKey {
   // before 0.6.0 have none (see master_key_choice.hpp for what verify does with them).
   api_key::Fingerprint master_fingerprint{};
   bool has_master_fingerprint = false;
-  // Scopes as keyed hashes (key_scopes.hpp), and the usage limit (usage_limits.hpp).
-  api_key::ScopeSet scopes;
+  // The usage limit (usage_limits.hpp), and scopes as keyed hashes (key_scopes.hpp).
   bool usage_limited = false;
   UsageLimitConfig usage;
+  api_key::ScopeSet scopes;  // last: the verify cache copies only the scopes a key holds
 };
 
 // Throws PgError if PostgreSQL raises (e.g. the table is missing).

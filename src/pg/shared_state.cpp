@@ -1,6 +1,10 @@
 #include "shared_state.hpp"
 
+#include <algorithm>
+#include <array>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "error_bridge.hpp"
 #include "rehash_queue.hpp"
@@ -152,7 +156,60 @@ void notify_worker() {
   if (latch != nullptr) SetLatch(latch);
 }
 
+namespace {
+
+// Per backend: when this backend last put each recently used key's use into the shared table. A
+// key without a rate limit needs that only for last_used_at, which has a resolution of
+// gateway.last_used_resolution (15 min by default): a backend that recorded a key's use less than
+// a second ago skips the shared table's lock and its cache line (a hot key's verify spent more
+// there than anywhere else of its own). last_used_at lags by at most that second. 4-way sets of
+// 2,048 (192 KiB, allocated on first use) hold a working set of thousands of keys.
+struct RecentUse {
+  KeyId key{};
+  TimestampTz at = 0;  // 0: free
+};
+constexpr std::size_t kRecentUseSets = 2048;
+constexpr std::size_t kRecentUseWays = 4;
+constexpr TimestampTz kRecentUseWindowUs = USECS_PER_SEC;
+std::vector<RecentUse> recent_uses;
+
+RecentUse* recent_use_set(const KeyId& key) {
+  if (recent_uses.empty()) recent_uses.resize(kRecentUseSets * kRecentUseWays);
+  std::uint32_t h = 0;
+  std::memcpy(&h, key.data(), sizeof(h));  // key ids are random (gen_random_uuid)
+  return &recent_uses[(h % kRecentUseSets) * kRecentUseWays];
+}
+
+// Whether this backend recorded `key`'s use within the window before `now`.
+bool recently_recorded(const KeyId& key, TimestampTz now, TimestampTz window) {
+  const RecentUse* set = recent_use_set(key);
+  for (std::size_t w = 0; w < kRecentUseWays; ++w) {
+    if (set[w].at != 0 && set[w].key == key) return now >= set[w].at && now - set[w].at < window;
+  }
+  return false;
+}
+
+// Remembers a recorded use, in the key's own way or else the oldest.
+void remember_recorded(const KeyId& key, TimestampTz now) {
+  RecentUse* set = recent_use_set(key);
+  RecentUse* target = &set[0];
+  for (std::size_t w = 0; w < kRecentUseWays; ++w) {
+    if (set[w].at != 0 && set[w].key == key) {
+      target = &set[w];
+      break;
+    }
+    if (set[w].at < target->at) target = &set[w];
+  }
+  *target = RecentUse{key, now};
+}
+
+}  // namespace
+
 BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, TimestampTz now) {
+  const TimestampTz window =
+      std::min<TimestampTz>(kRecentUseWindowUs, static_cast<TimestampTz>(settings.last_used_resolution_s) * USECS_PER_SEC);
+  // Before anything shared; may allocate (C++ code: outside pg_call, like the callers).
+  if (limit_per_minute <= 0 && window > 0 && recently_recorded(key, now, window)) return BucketDecision{true, 0, 0};
   UsageTable table = usage_table();
   LWLock* lock = usage_lock(UsageTable::partition_of(table.set_of(key), kUsagePartitions));
   BucketDecision decision{true, 0, 0};
@@ -166,7 +223,10 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
     }
   }
 
-  if (decision.allowed) notify_worker();
+  if (decision.allowed) {
+    notify_worker();
+    if (limit_per_minute <= 0) remember_recorded(key, now);
+  }
   return decision;
 }
 

@@ -89,7 +89,12 @@ struct alignas(64) SetHeader {
   pg_atomic_uint32 writers;
   pg_atomic_uint64 generation;
   std::uint32_t hand;  // CLOCK hand, under the lock
+  // A hash of each way's (database, prefix), 0 when empty; changed with the entry. A lookup reads
+  // this one cache line and touches only the entry whose tag matches: scanning the eight entries
+  // themselves cost a cache miss each and was the slowest part of a hit.
+  std::uint32_t tags[kWays];
 };
+static_assert(sizeof(SetHeader) == 64, "a set's header is one cache line");
 
 struct Entry {
   std::uint64_t stamp;  // 0: empty
@@ -149,12 +154,20 @@ void count(pg_atomic_uint64 Counters::*which, std::uint64_t n = 1) {
 
 // ---- sets ------------------------------------------------------------------------------------
 
-std::uint32_t set_of(std::string_view prefix, Oid database) {
+// Where a key lives: its set, and its tag in that set's header (never 0, which marks a free way).
+struct Place {
+  std::uint32_t set;
+  std::uint32_t tag;
+};
+
+Place place_of(std::string_view prefix, Oid database) {
   std::uint32_t h = hash_bytes(reinterpret_cast<const unsigned char*>(prefix.data()),
                                static_cast<int>(prefix.size()));
   h ^= database * 0x9E3779B1u;
-  return h % shared->sets;
+  return Place{h % shared->sets, h | 1u};
 }
+
+std::uint32_t set_of(std::string_view prefix, Oid database) { return place_of(prefix, database).set; }
 
 Entry* way(std::uint32_t set, int w) { return &entries[static_cast<std::size_t>(set) * kWays + w]; }
 LWLock* lock_of(std::uint32_t set) { return &locks[set % kPartitions].lock; }
@@ -172,8 +185,24 @@ bool matches(const Entry& e, std::string_view prefix, Oid database, std::uint64_
 
 enum class Read { kHit, kMiss, kBusy };
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"  // StoredKey holds std::optional; GCC lays it out plainly
+constexpr std::size_t kScopeHashesOffset = offsetof(StoredKey, scopes) + offsetof(api_key::ScopeSet, hashes);
+static_assert(kScopeHashesOffset + sizeof(api_key::ScopeSet::hashes) == sizeof(StoredKey),
+              "the scope hashes must end StoredKey: copy_key stops after the ones in use");
+#pragma GCC diagnostic pop
+
+// Copies an entry's key, but of its scope array only the hashes in use: most keys hold none, and
+// the array is half of an entry. Under the seqlock a torn count is harmless (the copy is then
+// discarded), so it is only kept within bounds.
+void copy_key(StoredKey& out, const StoredKey& in) {
+  const std::size_t used = std::min<std::size_t>(in.scopes.count, api_key::kMaxScopes);
+  std::memcpy(static_cast<void*>(&out), &in, kScopeHashesOffset + used * sizeof(std::uint64_t));
+}
+
 // Lock-free read of one set (seqlock): the copy counts only if no change overlapped it.
-Read read_entry(std::uint32_t set, std::string_view prefix, std::uint64_t stamp, StoredKey& out) {
+Read read_entry(Place place, std::string_view prefix, std::uint64_t stamp, StoredKey& out) {
+  const std::uint32_t set = place.set;
   SetHeader& h = set_headers[set];
   for (int attempt = 0; attempt < 4; ++attempt) {
     std::uint32_t before = pg_atomic_read_u32(&h.changecount);
@@ -181,9 +210,10 @@ Read read_entry(std::uint32_t set, std::string_view prefix, std::uint64_t stamp,
     pg_read_barrier();
     Entry* found = nullptr;
     for (int w = 0; w < kWays; ++w) {
+      if (h.tags[w] != place.tag) continue;
       Entry* e = way(set, w);
       if (matches(*e, prefix, MyDatabaseId, stamp)) {
-        std::memcpy(static_cast<void*>(&out), &e->key, sizeof(StoredKey));
+        copy_key(out, e->key);
         found = e;
         break;
       }
@@ -198,31 +228,34 @@ Read read_entry(std::uint32_t set, std::string_view prefix, std::uint64_t stamp,
 }
 
 // Installs a row read under a snapshot taken after `generation` was read (see the top comment).
-void fill(std::uint32_t set, std::string_view prefix, std::uint64_t stamp, const StoredKey& key,
+void fill(Place place, std::string_view prefix, std::uint64_t stamp, const StoredKey& key,
           std::uint64_t generation) {
+  const std::uint32_t set = place.set;
   SetHeader& h = set_headers[set];
   LWLockAcquire(lock_of(set), LW_EXCLUSIVE);
   if (pg_atomic_read_u32(&h.writers) == 0 && pg_atomic_read_u64(&h.generation) == generation) {
-    Entry* target = nullptr;
-    for (int w = 0; w < kWays && target == nullptr; ++w) {
-      Entry* e = way(set, w);
-      if (matches(*e, prefix, MyDatabaseId, stamp)) target = e;  // a concurrent fill won
+    int target_way = -1;
+    for (int w = 0; w < kWays && target_way < 0; ++w) {
+      if (matches(*way(set, w), prefix, MyDatabaseId, stamp)) target_way = w;  // a concurrent fill won
     }
-    for (int w = 0; w < kWays && target == nullptr; ++w) {
-      if (way(set, w)->stamp == 0) target = way(set, w);
+    for (int w = 0; w < kWays && target_way < 0; ++w) {
+      if (way(set, w)->stamp == 0) target_way = w;
     }
     // CLOCK: the first entry not used since the hand last passed it.
-    for (int step = 0; target == nullptr; ++step) {
-      Entry* e = way(set, static_cast<int>(h.hand % kWays));
+    for (int step = 0; target_way < 0; ++step) {
+      const int w = static_cast<int>(h.hand % kWays);
+      Entry* e = way(set, w);
       h.hand++;
       if (e->referenced == 0 || step >= kWays) {
-        target = e;
+        target_way = w;
         count(&Counters::evictions);
       } else {
         e->referenced = 0;
       }
     }
+    Entry* target = way(set, target_way);
     begin_change(h);
+    h.tags[target_way] = place.tag;
     target->stamp = stamp;
     target->database = MyDatabaseId;
     std::memcpy(target->prefix, prefix.data(), kPrefix);
@@ -248,6 +281,7 @@ void unmark_all() noexcept {
     for (int w = 0; w < kWays; ++w) {
       if (way(set, w)->stamp != 0) ++dropped;
       way(set, w)->stamp = 0;
+      h.tags[w] = 0;
     }
     end_change(h);
     pg_atomic_fetch_add_u64(&h.generation, 1);
@@ -370,6 +404,7 @@ void init_verify_cache_shmem() {
       pg_atomic_init_u32(&set_headers[s].writers, 0);
       pg_atomic_init_u64(&set_headers[s].generation, 0);
       set_headers[s].hand = 0;
+      std::fill(std::begin(set_headers[s].tags), std::end(set_headers[s].tags), 0u);
     }
     std::memset(static_cast<void*>(entries), 0, sizeof(Entry) * static_cast<std::size_t>(sets) * kWays);
     for (std::uint32_t i = 0; i < shared->counter_slots; ++i) {
@@ -400,8 +435,8 @@ std::optional<StoredKey> lookup_key(std::string_view prefix) {
   });
   if (recovery || stamp == 0) return find_key_by_prefix(prefix);
 
-  std::uint32_t set = set_of(prefix, MyDatabaseId);
-  SetHeader& h = set_headers[set];
+  const Place place = place_of(prefix, MyDatabaseId);
+  SetHeader& h = set_headers[place.set];
   // Being written (perhaps by this very transaction): the probe under the statement's snapshot,
   // which sees this transaction's own changes.
   if (pg_atomic_read_u32(&h.writers) != 0) {
@@ -410,7 +445,7 @@ std::optional<StoredKey> lookup_key(std::string_view prefix) {
   }
 
   StoredKey key;
-  Read read = read_entry(set, prefix, stamp, key);
+  Read read = read_entry(place, prefix, stamp, key);
   if (read == Read::kHit) {
     count(&Counters::hits);
     return key;
@@ -422,7 +457,7 @@ std::optional<StoredKey> lookup_key(std::string_view prefix) {
   pg_memory_barrier();  // the generation is read before the snapshot below is taken
   if (pg_atomic_read_u32(&h.writers) != 0) return find_key_by_prefix(prefix);
   std::optional<StoredKey> found = find_key_by_prefix_latest(prefix);
-  if (found) fill(set, prefix, stamp, *found, generation);
+  if (found) fill(place, prefix, stamp, *found, generation);
   return found;
 }
 

@@ -13,6 +13,27 @@ TEST(KeyFormat, Crc32MatchesTheStandardCheckValue) {
   EXPECT_EQ(ak::crc32(""), 0U);
 }
 
+TEST(KeyFormat, Crc32AgreesWithTheBitwiseDefinitionAtEveryLengthAndAlignment) {
+  // The eight-bytes-a-step tables against the polynomial applied one bit at a time, for every
+  // length around the step and every start offset (the tail and the unaligned loads).
+  auto bitwise = [](std::string_view data) {
+    std::uint32_t c = 0xFFFFFFFFU;
+    for (unsigned char byte : data) {
+      c ^= byte;
+      for (int k = 0; k < 8; ++k) c = (c & 1U) ? 0xEDB88320U ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xFFFFFFFFU;
+  };
+  std::string data;
+  for (int i = 0; i < 200; ++i) data.push_back(static_cast<char>((i * 131 + 7) & 0xFF));
+  for (std::size_t offset = 0; offset < 8; ++offset) {
+    for (std::size_t length = 0; length + offset <= 80; ++length) {
+      std::string_view piece(data.data() + offset, length);
+      ASSERT_EQ(ak::crc32(piece), bitwise(piece)) << "offset " << offset << " length " << length;
+    }
+  }
+}
+
 TEST(KeyFormat, Base62RoundTripsAtFixedWidth) {
   for (std::uint64_t value : {0ULL, 1ULL, 61ULL, 62ULL, 0xFFFFFFFFULL, 56800235583ULL}) {
     std::string text = ak::encode_base62_fixed(value, 6);
