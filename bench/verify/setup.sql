@@ -1,5 +1,6 @@
 -- Benchmark data: :nkeys API keys issued through the real api_key_issue, their plaintext kept in
--- a bench-only table (so pgbench can present them), and the baselines' extra columns.
+-- a bench-only table (bench/sql_driver reads them once and presents them as parameters), and the
+-- baselines' extra columns.
 \set ON_ERROR_STOP on
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
 CREATE SCHEMA bench;
@@ -27,7 +28,7 @@ UPDATE gateway.api_keys AS a SET bench_sha256 = sha256(convert_to(b.api_key, 'UT
 CREATE UNIQUE INDEX ON gateway.api_keys (bench_sha256);
 
 -- Baseline 2: what the original plan suggested, bcrypt (cost 10), on a small sample.
-CREATE TABLE bench.bcrypt_keys (n int PRIMARY KEY, api_key text NOT NULL, bcrypt_hash text NOT NULL);
+CREATE TABLE bench.bcrypt_keys (n int PRIMARY KEY, api_key text NOT NULL UNIQUE, bcrypt_hash text NOT NULL);
 INSERT INTO bench.bcrypt_keys
 SELECT n, api_key, crypt(api_key, gen_salt('bf', 10)) FROM bench.keys WHERE n <= 200;
 
@@ -50,3 +51,7 @@ DELETE FROM gateway.sync_jobs;
 VACUUM ANALYZE gateway.api_keys;
 VACUUM ANALYZE bench.keys;
 VACUUM ANALYZE bench.unknown_keys;
+
+-- The floor (floor_row.c): any C function answering with verify's row, called the same way.
+CREATE FUNCTION bench.floor_row(text) RETURNS gateway.api_key_verification
+  AS :'floor_library', 'floor_row' LANGUAGE C VOLATILE;

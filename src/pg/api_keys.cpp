@@ -233,7 +233,7 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
     }
     if (result.reason == Reason::kOk) {
       if (secret.rehash) request_rehash(parsed->full, *stored);
-      BucketDecision decision = record_use(stored->id, stored->rate_limit_per_minute, now);
+      BucketDecision decision = record_use(stored->id, stored->rate_limit_per_minute, now, stored->last_used_at);
       if (stored->rate_limit_per_minute > 0) {
         result.remaining = decision.remaining;
         if (!decision.allowed) {

@@ -22,7 +22,7 @@ namespace {
 struct Columns {
   AttrNumber id, user_id, project_id, public_interface_id, key_hash, hash_version, is_active,
       revoked_at, expires_at, rate_limit_per_minute, scopes, usage_limit, refill_amount,
-      refill_interval, created_at;
+      refill_interval, created_at, last_used_at;
   AttrNumber master_fingerprint;  // InvalidAttrNumber before ALTER EXTENSION UPDATE to 0.6.0
 };
 
@@ -56,7 +56,7 @@ void resolve_columns() {
                     // installing it and ALTER EXTENSION UPDATE), when no key has them.
                     get_attnum(table, "scopes"), get_attnum(table, "usage_limit"),
                     get_attnum(table, "refill_amount"), get_attnum(table, "refill_interval"),
-                    column(table, "created_at"),
+                    column(table, "created_at"), column(table, "last_used_at"),
                     get_attnum(table, "master_fingerprint")};
   columns_generation = api_keys.generation();
 }
@@ -90,6 +90,8 @@ void read_row(TupleTableSlot* slot, const SecureBuffer& scope_key, StoredKey& ke
   if (!isnull) key.row.expires_at = DatumGetTimestampTz(value);
   value = slot_getattr(slot, columns.rate_limit_per_minute, &isnull);
   if (!isnull) key.rate_limit_per_minute = DatumGetInt32(value);
+  value = slot_getattr(slot, columns.last_used_at, &isnull);
+  if (!isnull) key.last_used_at = DatumGetTimestampTz(value);
   if (columns.master_fingerprint != InvalidAttrNumber) {
     value = slot_getattr(slot, columns.master_fingerprint, &isnull);
     if (!isnull) {

@@ -29,6 +29,9 @@ struct StoredKey {
   // before 0.6.0 have none (see master_key_choice.hpp for what verify does with them).
   api_key::Fingerprint master_fingerprint{};
   bool has_master_fingerprint = false;
+  // last_used_at when the row was read (the worker changes it without invalidating the verify
+  // cache, so a cached value may be older than the row's: record_use then records once more).
+  std::optional<std::int64_t> last_used_at;
   // The usage limit (usage_limits.hpp), and scopes as keyed hashes (key_scopes.hpp).
   bool usage_limited = false;
   UsageLimitConfig usage;

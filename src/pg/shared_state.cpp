@@ -205,11 +205,16 @@ void remember_recorded(const KeyId& key, TimestampTz now) {
 
 }  // namespace
 
-BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, TimestampTz now) {
-  const TimestampTz window =
-      std::min<TimestampTz>(kRecentUseWindowUs, static_cast<TimestampTz>(settings.last_used_resolution_s) * USECS_PER_SEC);
-  // Before anything shared; may allocate (C++ code: outside pg_call, like the callers).
-  if (limit_per_minute <= 0 && window > 0 && recently_recorded(key, now, window)) return BucketDecision{true, 0, 0};
+BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, TimestampTz now,
+                          std::optional<TimestampTz> row_last_used) {
+  const TimestampTz resolution = static_cast<TimestampTz>(settings.last_used_resolution_s) * USECS_PER_SEC;
+  if (limit_per_minute <= 0 && resolution > 0) {
+    // The worker's UPDATE skips a row whose last_used_at is within the resolution of the use
+    // (usage_flush.cpp): recording such a use would only cost a cache miss here and a no-op there.
+    if (row_last_used && now - *row_last_used < resolution) return BucketDecision{true, 0, 0};
+    // Before anything shared; may allocate (C++ code: outside pg_call, like the callers).
+    if (recently_recorded(key, now, std::min(kRecentUseWindowUs, resolution))) return BucketDecision{true, 0, 0};
+  }
   UsageTable table = usage_table();
   LWLock* lock = usage_lock(UsageTable::partition_of(table.set_of(key), kUsagePartitions));
   BucketDecision decision{true, 0, 0};

@@ -2,6 +2,8 @@
 // audit events the worker writes (failed verifications, decryptions), and the worker's latch.
 #pragma once
 
+#include <optional>
+
 #include <vector>
 
 #include "../core/event_ring.hpp"
@@ -54,7 +56,11 @@ void install_shmem_hooks();
 void notify_worker();
 
 // Records a successful use; returns the rate-limit decision when `limit_per_minute` > 0.
-BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, TimestampTz now);
+// `row_last_used` is the key row's last_used_at as verify read it: a key without a rate limit whose
+// row is already within gateway.last_used_resolution of `now` is not recorded at all (the worker
+// would not rewrite that row), nor is one this backend recorded less than a second ago.
+BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, TimestampTz now,
+                          std::optional<TimestampTz> row_last_used);
 
 // Queues an audit event. A `required` event (a decryption) is never dropped: if the queue is
 // full the call returns false and the caller must refuse the operation. Others (verify

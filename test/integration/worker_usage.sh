@@ -3,7 +3,7 @@
 # SIGHUP, and on SIGTERM writes what it has batched before it stops.
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 11
+plan 13
 
 worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_gateway worker'"; }
 
@@ -22,6 +22,22 @@ is "$(q "SELECT last_used_at IS NULL FROM gateway.api_keys WHERE id = '$key_id'"
 is "$(q "SELECT reason FROM gateway.api_key_verify('$key')")" ok "verify succeeds"
 is "$(wait_for "SELECT last_used_at IS NOT NULL FROM gateway.api_keys WHERE id = '$key_id'" t)" t \
    "the worker records last_used_at shortly after"
+
+# last_used_at has a resolution (gateway.last_used_resolution, 15 min): a row used longer ago than
+# that moves to the new use; one used within it keeps its time (verify then records nothing).
+read -r old_id old_key < <(q "SELECT key_id || ' ' || api_key FROM gateway.api_key_issue(
+  'a8000000-0000-4000-8000-000000000001', 'c8000000-0000-4000-8000-000000000001', 'used-long-ago')")
+read -r recent_id recent_key < <(q "SELECT key_id || ' ' || api_key FROM gateway.api_key_issue(
+  'a8000000-0000-4000-8000-000000000001', 'c8000000-0000-4000-8000-000000000001', 'used-recently')")
+q "UPDATE gateway.api_keys SET last_used_at = now() - CASE id WHEN '$old_id' THEN interval '2 hours' ELSE interval '1 minute' END
+   WHERE id IN ('$old_id', '$recent_id')" >/dev/null
+recent_before=$(q "SELECT last_used_at FROM gateway.api_keys WHERE id = '$recent_id'")
+q "SELECT count(*) FROM gateway.api_key_verify('$recent_key') AS a, gateway.api_key_verify('$old_key') AS b
+   WHERE a.valid AND b.valid" >/dev/null
+is "$(wait_for "SELECT last_used_at > now() - interval '1 minute' FROM gateway.api_keys WHERE id = '$old_id'" t)" t \
+   "a key last used beyond the resolution gets the new use"
+is "$(q "SELECT last_used_at FROM gateway.api_keys WHERE id = '$recent_id'")" "$recent_before" \
+   "a key last used within the resolution keeps its time (same batch window as the one above)"
 
 q "SELECT reason FROM gateway.api_key_verify('gw_integration_bad')" >/dev/null
 q "SELECT gateway.api_key_revoke('$key_id')" >/dev/null
