@@ -208,12 +208,13 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
     std::optional<api_key::ParsedKey> parsed = parse_key_argument(fcinfo);
     std::optional<StoredKey> stored;
     SecretMatch secret;
+    bool from_cache = false;
     if (parsed) {
-      stored = lookup_key(parsed->prefix);
+      stored = lookup_key(parsed->prefix, &from_cache);
       result.reason = Reason::kUnknown;
     }
     if (stored) {
-      secret = match_secret(parsed->full, *stored);
+      secret = match_secret(parsed->full, *stored, from_cache);
       stored->row.hash_matches = secret.matches;
       std::optional<KeyId> requested;
       if (!PG_ARGISNULL(1)) requested = uuid_to_id(PG_GETARG_DATUM(1));

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "../core/error.hpp"
+#include "../core/hash_memo.hpp"
 #include "error_bridge.hpp"
 #include "rehash_queue.hpp"
 #include "secrets.hpp"
@@ -38,6 +39,12 @@ const api_key::Fingerprint* previous_fingerprint() {
   return state == 1 ? &previous : nullptr;
 }
 
+// Made on first use, in the backend: its tag key is then this process's own, not the postmaster's.
+api_key::HashMemo& hash_memo() {
+  static api_key::HashMemo memo;
+  return memo;
+}
+
 // The keys this backend queued lately, by the first byte of their id: a busy client verifying
 // one key in a loop queues it once per flush interval, not once per call.
 struct Recent {
@@ -48,7 +55,7 @@ Recent recent[256];
 
 }  // namespace
 
-SecretMatch match_secret(std::string_view key, const StoredKey& stored) {
+SecretMatch match_secret(std::string_view key, const StoredKey& stored, bool memoize) {
   const api_key::Fingerprint& current = current_fingerprint();
   const api_key::Fingerprint* marker = stored.has_master_fingerprint ? &stored.master_fingerprint : nullptr;
   // The hot path: a key on the current master key never loads or compares the previous one.
@@ -58,10 +65,18 @@ SecretMatch match_secret(std::string_view key, const StoredKey& stored) {
       api_key::plan_verify(api_key::classify(marker, current, previous), previous != nullptr);
   SecretMatch match;
   for (int i = 0; i < plan.count && !match.matches; ++i) {
-    api_key::Hasher& hasher =
-        plan.tries[i] == api_key::Master::kCurrent ? api_key_hasher() : *previous_api_key_hasher();
-    api_key::Hash computed = hasher.hash(key, stored.hash_version);
+    const bool current_master = plan.tries[i] == api_key::Master::kCurrent;
+    api_key::Hasher& hasher = current_master ? api_key_hasher() : *previous_api_key_hasher();
+    if (!memoize) {
+      match.matches = api_key::Hasher::matches(hasher.hash(key, stored.hash_version), stored.hash.data(), stored.hash_len);
+      continue;
+    }
+    const api_key::HashMemo::Tag tag =
+        hash_memo().tag(key, stored.hash_version, current_master ? current : *previous);
+    const api_key::Hash* remembered = hash_memo().find(tag);
+    const api_key::Hash computed = remembered != nullptr ? *remembered : hasher.hash(key, stored.hash_version);
     match.matches = api_key::Hasher::matches(computed, stored.hash.data(), stored.hash_len);
+    if (match.matches && remembered == nullptr) hash_memo().remember(tag, computed);
   }
   match.rehash = match.matches && plan.rehash_on_match;
   return match;

@@ -14,8 +14,10 @@ struct SecretMatch {
   bool rehash = false;  // matched, but the row should move to the current master key
 };
 
-// Throws gateway::Error when a master key file it needs is missing or unsafe.
-SecretMatch match_secret(std::string_view key, const StoredKey& stored);
+// Throws gateway::Error when a master key file it needs is missing or unsafe. With `memoize`
+// (the row came from the verify cache: a key in use), a key this backend saw match before is not
+// hashed again (core/hash_memo.hpp).
+SecretMatch match_secret(std::string_view key, const StoredKey& stored, bool memoize);
 
 // Computes the key's hash under the current master key and queues it for the worker. Writes
 // nothing itself; does nothing on a hot standby (the primary rehashes the key on a verify there)

@@ -417,7 +417,8 @@ void init_verify_cache_shmem() {
   locks = GetNamedLWLockTranche(kTranche);
 }
 
-std::optional<StoredKey> lookup_key(std::string_view prefix) {
+std::optional<StoredKey> lookup_key(std::string_view prefix, bool* from_cache) {
+  *from_cache = false;
   if (shared == nullptr || shared->sets == 0 || prefix.size() != kPrefix || settings.verify_cache_bypass) {
     return find_key_by_prefix(prefix);
   }
@@ -448,6 +449,7 @@ std::optional<StoredKey> lookup_key(std::string_view prefix) {
   Read read = read_entry(place, prefix, stamp, key);
   if (read == Read::kHit) {
     count(&Counters::hits);
+    *from_cache = true;
     return key;
   }
   count(&Counters::misses);

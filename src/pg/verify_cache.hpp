@@ -17,7 +17,8 @@ void request_verify_cache_shmem();  // shmem_request_hook
 void init_verify_cache_shmem();     // shmem_startup_hook, under AddinShmemInitLock
 
 // The verify body's one lookup: the cached row when it may be used, else the index probe (which
-// fills the cache when that is safe). Throws PgError like find_key_by_prefix.
-std::optional<StoredKey> lookup_key(std::string_view prefix);
+// fills the cache when that is safe). Throws PgError like find_key_by_prefix. `*from_cache` says
+// whether the row came from the cache (a key in use now).
+std::optional<StoredKey> lookup_key(std::string_view prefix, bool* from_cache);
 
 }  // namespace gateway::pg

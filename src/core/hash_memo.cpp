@@ -1,0 +1,77 @@
+#include "hash_memo.hpp"
+
+#include <sodium.h>
+
+#include <cstring>
+
+#include "secure_buffer.hpp"
+#include "cpp_only.hpp"  // last: proves no PostgreSQL header came in above
+
+namespace gateway::api_key {
+
+static_assert(crypto_shorthash_siphashx24_KEYBYTES == 16 && crypto_shorthash_siphashx24_BYTES == 16);
+
+HashMemo::HashMemo(std::size_t sets) : sets_(sets == 0 ? 1 : sets) {
+  ensure_sodium();
+  randombytes_buf(mac_key_.data(), mac_key_.size());
+}
+
+HashMemo::~HashMemo() {
+  sodium_memzero(mac_key_.data(), mac_key_.size());
+  if (!entries_.empty()) sodium_memzero(entries_.data(), entries_.size() * sizeof(Entry));
+}
+
+HashMemo::Tag HashMemo::tag(std::string_view key, int pepper_version, const Fingerprint& master) const {
+  // key | version (2 bytes) | fingerprint: a key has a fixed length, so the parts cannot shift.
+  std::array<unsigned char, 128> input{};
+  const std::size_t key_len = std::min(key.size(), input.size() - 2 - master.size());
+  std::memcpy(input.data(), key.data(), key_len);
+  input[key_len] = static_cast<unsigned char>(pepper_version & 0xFF);
+  input[key_len + 1] = static_cast<unsigned char>((pepper_version >> 8) & 0xFF);
+  std::memcpy(input.data() + key_len + 2, master.data(), master.size());
+  Tag out{};
+  crypto_shorthash_siphashx24(out.data(), input.data(), key_len + 2 + master.size(), mac_key_.data());
+  sodium_memzero(input.data(), input.size());
+  return out;
+}
+
+// 0 means free: after 2^32 uses the order restarts (the eviction choice is then only less apt).
+std::uint32_t HashMemo::next_use() {
+  if (++clock_ == 0) ++clock_;
+  return clock_;
+}
+
+HashMemo::Entry* HashMemo::set_of(const Tag& tag) {
+  if (entries_.empty()) entries_.resize(sets_ * kWays);
+  std::uint64_t index = 0;
+  std::memcpy(&index, tag.data(), sizeof(index));
+  return &entries_[(index % sets_) * kWays];
+}
+
+const Hash* HashMemo::find(const Tag& tag) {
+  Entry* set = set_of(tag);
+  for (std::size_t w = 0; w < kWays; ++w) {
+    if (set[w].last_use != 0 && sodium_memcmp(set[w].tag.data(), tag.data(), tag.size()) == 0) {
+      set[w].last_use = next_use();
+      return &set[w].hash;
+    }
+  }
+  return nullptr;
+}
+
+void HashMemo::remember(const Tag& tag, const Hash& hash) {
+  Entry* set = set_of(tag);
+  Entry* target = &set[0];
+  for (std::size_t w = 0; w < kWays; ++w) {
+    if (set[w].last_use != 0 && set[w].tag == tag) {
+      target = &set[w];
+      break;
+    }
+    if (set[w].last_use < target->last_use) target = &set[w];
+  }
+  target->tag = tag;
+  target->hash = hash;
+  target->last_use = next_use();
+}
+
+}  // namespace gateway::api_key
