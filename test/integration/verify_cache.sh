@@ -7,7 +7,7 @@
 # Verify still never writes, works read-only, and stays correct when the keys outnumber the cache.
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 19
+plan 21
 
 rounds=${VERIFY_CACHE_ROUNDS:-200}
 dir=$(own_cluster verify_cache)
@@ -159,6 +159,29 @@ wrong2=$(cq "SELECT count(*) FROM evict, generate_series(1, 3), gateway.api_key_
 is "$wrong $wrong2" "0 0" "400 keys through 64 entries: every answer right, before and after revoking a third"
 is "$(cq "SELECT size = 64 AND used <= size AND evictions > 0 AND invalidations > 0 AND memory_bytes > 0 FROM gateway.verify_cache")" t \
    "gateway.verify_cache shows the size, evictions and invalidations"
+
+# A key answered from the cache is not hashed again in that session (the hash memo): a key with the
+# same public prefix and another secret (a valid checksum, so it parses) must still be unknown, in
+# that session right after the real key and in another one, and the real key stays ok.
+cq "UPDATE gateway.api_keys SET is_active = true, revoked_at = NULL, expires_at = NULL, public_interface_id = '$one' WHERE id = '$key_id'" >/dev/null
+forged=$(python3 - "$key" <<'PY'
+import sys, zlib
+key = sys.argv[1]
+alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+body = key[:16] + ("B" if key[16] != "B" else "C") + key[17:59]  # gw_ + prefix + _, then the secret
+c, checksum = zlib.crc32(body.encode()), ""
+for _ in range(6):
+    checksum, c = alphabet[c % 62] + checksum, c // 62
+print(body + checksum)
+PY
+)
+hits_before=$(cq "SELECT hits FROM gateway.verify_cache")
+is "$(cq "SELECT string_agg(v.reason, ',' ORDER BY u.n)
+            FROM unnest(ARRAY['$key', '$key', '$key', '$forged', '$forged', '$key']) WITH ORDINALITY AS u(k, n),
+                 LATERAL gateway.api_key_verify(u.k, '$one') AS v")" "ok,ok,ok,unknown,unknown,ok" \
+   "a forged secret under a hot key's prefix is unknown in the session that memoized the real key"
+is "$(cq "SELECT reason FROM gateway.api_key_verify('$forged', '$one')") $(cq "SELECT hits > $hits_before + 3 FROM gateway.verify_cache")" "unknown t" \
+   "and in another session; the real key's answers came from the cache"
 
 # Changes that reach no trigger, seen by a session in the middle of a transaction (a hit takes
 # no lock, so nothing else makes it read the catalog again): a trigger disabled by the owner
