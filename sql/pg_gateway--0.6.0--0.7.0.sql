@@ -1,6 +1,8 @@
 -- pg_gateway 0.6.0 -> 0.7.0: gateway.api_key_verify returns a named composite type,
 -- gateway.api_key_verification, instead of a record described by OUT parameters. Same columns,
--- same names, same order, same types: callers see no difference.
+-- same names, same order, same types: calls are unchanged (what the catalogs show changes, and a
+-- statement prepared before the update that returns the whole row as one column must be prepared
+-- again: docs/operations.md#upgrades).
 --
 -- Why: for a function with OUT parameters PostgreSQL builds the result's tuple descriptor from
 -- pg_proc (proallargtypes, proargmodes, proargnames) each time a statement calls it; for a
@@ -9,11 +11,10 @@
 -- removing. The library (src/pg/api_keys.cpp, form_result) answers either declaration.
 \echo Use "ALTER EXTENSION pg_gateway UPDATE TO '0.7.0'" to load this file. \quit
 
--- No LOCK TABLE up front (unlike 0.5.0 -> 0.6.0): this script alters no table, so it takes no
--- table lock the worker's usage flush could be waiting on or holding. The only lock it takes on
--- something the worker uses is on api_key_verify itself (DROP FUNCTION), and the worker never
--- calls api_key_verify. A backend calling verify meanwhile keeps its already-planned function
--- until its statement ends; later statements resolve the new one.
+-- No LOCK TABLE up front (unlike 0.5.0 -> 0.6.0): this script alters, reads and writes no table
+-- of the extension, so it takes no table lock the worker's usage flush could be waiting on or
+-- holding, and there is no lock order to get wrong. (It drops and creates api_key_verify, which
+-- the worker never calls; calls take no lock on a function, so the DROP waits for nobody.)
 
 CREATE TYPE gateway.api_key_verification AS (
   valid boolean,
