@@ -4,7 +4,7 @@
 #   make bench   every benchmark in bench/, each writing its section of bench/RESULTS.md
 #   make dist    the PGXN release archive pg_gateway-$(EXTVERSION).zip
 EXTENSION  = pg_gateway
-EXTVERSION = 0.6.0
+EXTVERSION = 0.7.0
 
 MODULE_big = pg_gateway
 CORE_SRCS  = $(sort $(wildcard src/core/*.cpp))

@@ -128,6 +128,102 @@ SELECT hits > :hits_before AS answered_from_cache FROM gateway.verify_cache;
 UPDATE gateway.api_keys SET expires_at = now() - interval '1 second' WHERE id = :'old_key_id';
 SELECT reason FROM gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001');
 
+-- 0.7.0: api_key_verify returns the named composite type gateway.api_key_verification instead
+-- of a record described by OUT parameters: same columns, names, order and types. Grants move over
+-- (a role granted EXECUTE keeps it, with its grant option; PUBLIC gets nothing), and every call
+-- form answers as before. A key with a scope and a usage limit is made under 0.6.0.
+CREATE ROLE regress_gw_upgrade_app NOLOGIN;
+CREATE ROLE regress_gw_upgrade_admin NOLOGIN;
+GRANT EXECUTE ON FUNCTION gateway.api_key_verify(text, uuid, text, integer) TO regress_gw_upgrade_app;
+GRANT EXECUTE ON FUNCTION gateway.api_key_verify(text, uuid, text, integer) TO regress_gw_upgrade_admin WITH GRANT OPTION;
+SELECT key_id AS scoped_id, api_key AS scoped_key
+  FROM gateway.api_key_issue('a3000000-0000-4000-8000-000000000002', 'c3000000-0000-4000-8000-000000000001', 'scoped-0.6.0',
+                             scopes => ARRAY['orders:read'], remaining => 5) \gset
+SELECT prorettype::regtype AS returns_before, pg_get_function_result(oid) AS result_before
+  FROM pg_proc WHERE oid = 'gateway.api_key_verify(text, uuid, text, integer)'::regprocedure;
+-- (What pg_dump takes for the extension's own privileges on verify: entries of existing roles.)
+CREATE FUNCTION pg_temp.verify_initprivs() RETURNS text LANGUAGE sql AS $$
+  SELECT string_agg(coalesce(r.rolname, 'PUBLIC') || ' ' || a.privilege_type || ' ' || a.is_grantable || ' by ' || g.rolname, ', '
+                    ORDER BY 1)
+    FROM pg_init_privs AS i, aclexplode(i.initprivs) AS a
+    LEFT JOIN pg_roles AS r ON r.oid = a.grantee JOIN pg_roles AS g ON g.oid = a.grantor
+   WHERE i.objoid = 'gateway.api_key_verify(text, uuid, text, integer)'::regprocedure AND i.classoid = 'pg_proc'::regclass
+     AND (a.grantee = 0 OR r.oid IS NOT NULL)
+$$;
+SELECT pg_temp.verify_initprivs() AS initprivs_before \gset
+CREATE TEMP TABLE verify_0_6_0 AS SELECT * FROM gateway.api_key_verify(:'scoped_key', required_scope => 'orders:read', cost => 0);
+SELECT valid, reason, usage_remaining FROM gateway.api_key_verify(:'scoped_key', NULL, 'orders:read', 2);
+-- Statements prepared before the update (as a pool's connections hold them).
+PREPARE verify_columns(text) AS SELECT valid, reason FROM gateway.api_key_verify($1, required_scope => 'orders:read', cost => 0);
+PREPARE verify_star(text) AS SELECT * FROM gateway.api_key_verify($1, cost => 0);
+PREPARE verify_whole_row(text) AS SELECT gateway.api_key_verify($1, cost => 0) AS answer;
+ALTER EXTENSION pg_gateway UPDATE TO '0.7.0';
+SELECT extversion FROM pg_extension WHERE extname = 'pg_gateway';
+SELECT prorettype::regtype AS returns_after, pg_get_function_result(oid) AS result_after,
+       pg_get_function_arguments(oid) AS arguments, prosecdef AS security_definer, provolatile, prosrc,
+       obj_description(oid, 'pg_proc') = 'Checks an API key: reason is ok, malformed, unknown, revoked, expired, wrong_interface, insufficient_scope, usage_exceeded or rate_limited. With required_scope the key must hold that scope; cost uses are spent from a usage-limited key (0: only check). Never raises for a bad key and never writes, so it works on read-only transactions and hot standbys.' AS same_comment
+  FROM pg_proc WHERE oid = 'gateway.api_key_verify(text, uuid, text, integer)'::regprocedure;
+SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+ WHERE attrelid = 'gateway.api_key_verification'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+SELECT has_function_privilege('regress_gw_upgrade_app', 'gateway.api_key_verify(text, uuid, text, integer)', 'EXECUTE') AS app_kept,
+       has_function_privilege('regress_gw_upgrade_admin', 'gateway.api_key_verify(text, uuid, text, integer)', 'EXECUTE WITH GRANT OPTION') AS admin_kept_grant_option,
+       has_function_privilege('regress_gw_upgrade_app', 'gateway.api_key_verify(text, uuid, text, integer)', 'EXECUTE WITH GRANT OPTION') AS app_got_grant_option,
+       has_function_privilege('public', 'gateway.api_key_verify(text, uuid, text, integer)', 'EXECUTE') AS public_verify;
+-- The grants carried over are not recorded as the extension's own (pg_init_privs), or pg_dump
+-- would leave them out: the initial privileges are the old function's, less entries of dropped
+-- roles (this chain dropped one at 0.6.0, whose entry PostgreSQL 15 leaves behind).
+SELECT pg_temp.verify_initprivs() = :'initprivs_before' AS same_initial_privileges,
+       i.initprivs::text NOT LIKE '%regress_gw_upgrade%' AS carried_grants_dumped,
+       i.initprivs::text !~ '[{,][0-9]+=' AS no_dropped_role
+  FROM pg_init_privs AS i
+ WHERE i.objoid = 'gateway.api_key_verify(text, uuid, text, integer)'::regprocedure AND i.classoid = 'pg_proc'::regclass;
+-- The result of SELECT * has the columns, names, types and values of 0.6.0's (the uses left are
+-- 3 after the 2 spent above).
+CREATE TEMP TABLE verify_0_7_0 AS SELECT * FROM gateway.api_key_verify(:'scoped_key', required_scope => 'orders:read', cost => 0);
+SELECT (SELECT array_agg(attname || ' ' || format_type(atttypid, atttypmod) ORDER BY attnum) FROM pg_attribute
+         WHERE attrelid = 'verify_0_6_0'::regclass AND attnum > 0) =
+       (SELECT array_agg(attname || ' ' || format_type(atttypid, atttypmod) ORDER BY attnum) FROM pg_attribute
+         WHERE attrelid = 'verify_0_7_0'::regclass AND attnum > 0) AS same_columns,
+       (SELECT usage_remaining FROM verify_0_6_0) AS usage_before, (SELECT usage_remaining FROM verify_0_7_0) AS usage_after,
+       (SELECT (valid, reason, key_id, user_id, project_id, rate_limit_remaining, retry_after_seconds) FROM verify_0_6_0)::text =
+       (SELECT (valid, reason, key_id, user_id, project_id, rate_limit_remaining, retry_after_seconds) FROM verify_0_7_0)::text AS same_answer;
+DROP TABLE verify_0_6_0, verify_0_7_0;
+-- Prepared before the update: a column list and SELECT * run on; the whole row as one column
+-- changed type (record -> gateway.api_key_verification), so that statement must be prepared again
+-- (docs/operations.md#upgrades).
+EXECUTE verify_columns(:'scoped_key');
+CREATE TEMP TABLE verify_star_after AS EXECUTE verify_star(:'scoped_key');
+SELECT valid, reason, usage_remaining FROM verify_star_after;
+DROP TABLE verify_star_after;
+EXECUTE verify_whole_row('pgw_not_a_key');
+DEALLOCATE verify_whole_row;
+PREPARE verify_whole_row(text) AS SELECT gateway.api_key_verify($1, cost => 0) AS answer;
+EXECUTE verify_whole_row('pgw_not_a_key');
+DEALLOCATE ALL;
+-- Every call form: one to four arguments, positional and named, a column list, the function in
+-- the select list with a field taken from it, and the whole row.
+SELECT valid, reason, key_id = :'scoped_id' AS same_key, usage_remaining FROM gateway.api_key_verify(:'scoped_key');
+SELECT valid, reason, usage_remaining FROM gateway.api_key_verify(:'scoped_key', NULL);
+SELECT valid, reason, usage_remaining FROM gateway.api_key_verify(:'scoped_key', NULL, 'orders:write');
+SELECT valid, reason, usage_remaining FROM gateway.api_key_verify(:'scoped_key', NULL, 'orders:read', 0);
+SELECT valid, reason, usage_remaining FROM gateway.api_key_verify(api_key => :'scoped_key', required_scope => 'orders:read', cost => 2);
+SELECT reason, usage_remaining FROM gateway.api_key_verify(:'scoped_key', cost => 1);
+SELECT (gateway.api_key_verify(:'scoped_key', cost => 0)).valid, (gateway.api_key_verify(:'scoped_key', cost => 0)).reason;
+SELECT valid, reason, key_id = :'old_key_id' AS same_key FROM (SELECT (gateway.api_key_verify(:'old_key', 'd3000000-0000-4000-8000-000000000001')).*) AS expanded;
+SELECT gateway.api_key_verify('pgw_not_a_key') AS whole_row;
+SELECT pg_typeof(gateway.api_key_verify('pgw_not_a_key')) AS row_type;
+-- The role granted EXECUTE calls it (it holds no other right on the schema's tables).
+GRANT USAGE ON SCHEMA gateway TO regress_gw_upgrade_app;
+SET ROLE regress_gw_upgrade_app;
+SELECT valid, reason FROM gateway.api_key_verify(:'scoped_key', required_scope => 'orders:read', cost => 0);
+RESET ROLE;
+-- (The worker writes the uses spent before the extension is dropped below: a usage flush running
+-- into DROP EXTENSION can deadlock with it.)
+SELECT pg_temp.wait_for(format('SELECT usage_remaining FROM gateway.api_keys_list WHERE id = %L', :'scoped_id'), '0') AS uses_left_written;
+DROP OWNED BY regress_gw_upgrade_app;
+DROP OWNED BY regress_gw_upgrade_admin;
+DROP ROLE regress_gw_upgrade_app, regress_gw_upgrade_admin;
+
 -- A fresh install runs the same chain (there is no separate install script per version), so the
 -- two paths cannot drift apart. Leave a fresh extension for whatever runs next.
 DROP EXTENSION pg_gateway CASCADE;

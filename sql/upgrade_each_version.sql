@@ -18,6 +18,8 @@ CREATE TABLE upgrade_tested_versions (version text);
 \ir helpers/upgrade_from.psql
 \set from 0.5.0
 \ir helpers/upgrade_from.psql
+\set from 0.6.0
+\ir helpers/upgrade_from.psql
 
 -- Every version an update can start from was tested.
 SELECT version AS untested_version FROM pg_available_extension_versions

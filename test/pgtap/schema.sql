@@ -1,6 +1,6 @@
 -- The shape users and tools depend on: tables, columns, constraints, functions, flags.
 BEGIN;
-SELECT plan(73);
+SELECT plan(78);
 
 SELECT has_schema('gateway');
 SELECT has_table('gateway', 'api_keys', 'api_keys exists');
@@ -133,7 +133,18 @@ SELECT has_function('gateway', '_sync_recover', ARRAY['text']);
 SELECT columns_are('gateway', 'api_key_usage', ARRAY['key_id', 'period', 'granted', 'spent', 'updated_at']);
 SELECT has_function('gateway', 'api_key_refill', ARRAY['uuid', 'bigint']);
 SELECT is_definer('gateway', 'api_key_refill', ARRAY['uuid', 'bigint']);
-SELECT function_returns('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer'], 'record');
+-- 0.7.0: verify returns a named composite type with the columns of 0.6.0's OUT parameters, in order
+SELECT function_returns('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer'], 'gateway.api_key_verification');
+SELECT has_type('gateway', 'api_key_verification', 'the verify result type exists');
+SELECT has_composite('gateway', 'api_key_verification', 'the verify result type is a composite type');
+SELECT is(
+  (SELECT array_agg(attname || ' ' || format_type(atttypid, atttypmod) ORDER BY attnum) FROM pg_attribute
+    WHERE attrelid = 'gateway.api_key_verification'::regclass AND attnum > 0 AND NOT attisdropped),
+  ARRAY['valid boolean', 'reason text', 'key_id uuid', 'user_id uuid', 'project_id uuid',
+        'rate_limit_remaining integer', 'retry_after_seconds integer', 'usage_remaining bigint'],
+  'api_key_verification has the verify columns, in order, with their types');
+SELECT isnt_definer('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer'], 'verify is not SECURITY DEFINER');
+SELECT volatility_is('gateway', 'api_key_verify', ARRAY['text', 'uuid', 'text', 'integer'], 'volatile', 'verify is VOLATILE');
 SELECT has_column('gateway', 'api_keys_list', 'usage_remaining', 'the listing shows the uses left');
 
 SELECT * FROM finish();
