@@ -93,6 +93,12 @@ struct alignas(64) SetHeader {
   // this one cache line and touches only the entry whose tag matches: scanning the eight entries
   // themselves cost a cache miss each and was the slowest part of a hit.
   std::uint32_t tags[kWays];
+  // Admission: tags of keys that missed here lately, written without the lock (a lost write only
+  // costs one more miss). A key is filled on its second miss; the first probes as without the
+  // cache. Under a working set far larger than the cache most keys would be evicted before their
+  // next use, and a fill (a fresh snapshot, the lock, the copy) made those misses slower than no
+  // cache at all.
+  pg_atomic_uint32 missed[3];
 };
 static_assert(sizeof(SetHeader) == 64, "a set's header is one cache line");
 
@@ -225,6 +231,14 @@ Read read_entry(Place place, std::string_view prefix, std::uint64_t stamp, Store
     return Read::kHit;
   }
   return Read::kBusy;
+}
+
+// Whether a key that just missed is worth filling: it missed here before (see SetHeader::missed).
+bool admit(SetHeader& h, std::uint32_t tag) {
+  pg_atomic_uint32& slot = h.missed[(tag >> 8) % 3];
+  if (pg_atomic_read_u32(&slot) == tag) return true;
+  pg_atomic_write_u32(&slot, tag);
+  return false;
 }
 
 // Installs a row read under a snapshot taken after `generation` was read (see the top comment).
@@ -405,6 +419,7 @@ void init_verify_cache_shmem() {
       pg_atomic_init_u64(&set_headers[s].generation, 0);
       set_headers[s].hand = 0;
       std::fill(std::begin(set_headers[s].tags), std::end(set_headers[s].tags), 0u);
+      for (pg_atomic_uint32& missed : set_headers[s].missed) pg_atomic_init_u32(&missed, 0);
     }
     std::memset(static_cast<void*>(entries), 0, sizeof(Entry) * static_cast<std::size_t>(sets) * kWays);
     for (std::uint32_t i = 0; i < shared->counter_slots; ++i) {
@@ -453,7 +468,7 @@ std::optional<StoredKey> lookup_key(std::string_view prefix, bool* from_cache) {
     return key;
   }
   count(&Counters::misses);
-  if (read == Read::kBusy) return find_key_by_prefix(prefix);
+  if (read == Read::kBusy || !admit(h, place.tag)) return find_key_by_prefix(prefix);
 
   std::uint64_t generation = pg_atomic_read_u64(&h.generation);
   pg_memory_barrier();  // the generation is read before the snapshot below is taken
