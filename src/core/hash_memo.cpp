@@ -51,7 +51,10 @@ HashMemo::Entry* HashMemo::set_of(const Tag& tag) {
 const Hash* HashMemo::find(const Tag& tag) {
   Entry* set = set_of(tag);
   for (std::size_t w = 0; w < kWays; ++w) {
-    if (set[w].last_use != 0 && sodium_memcmp(set[w].tag.data(), tag.data(), tag.size()) == 0) {
+    // A plain comparison: a tag is a keyed PRF of the presented key, so how much of it matches a
+    // stored tag tells a caller nothing about any key (the stored hash itself is compared in
+    // constant time by the caller).
+    if (set[w].last_use != 0 && set[w].tag == tag) {
       set[w].last_use = next_use();
       return &set[w].hash;
     }
