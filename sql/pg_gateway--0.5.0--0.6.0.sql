@@ -306,7 +306,7 @@ BEGIN
             WHERE a.privilege_type = 'EXECUTE'
               AND a.grantee <> (SELECT proowner FROM pg_proc WHERE oid = 'gateway.api_key_issue(uuid, uuid, text, uuid, timestamptz, integer, text[], bigint, bigint, interval)'::regprocedure) LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION gateway.api_key_issue(uuid, uuid, text, uuid, timestamptz, integer, text[], bigint, bigint, interval) TO %s',
-                   CASE WHEN g = 0 THEN 'PUBLIC' ELSE quote_ident(g::regrole::text) END);
+                   CASE WHEN g = 0 THEN 'PUBLIC' ELSE g::regrole::text END);
   END LOOP;
 END
 $$;
@@ -391,7 +391,7 @@ BEGIN
             WHERE a.privilege_type = 'EXECUTE'
               AND a.grantee <> (SELECT proowner FROM pg_proc WHERE oid = 'gateway.api_key_verify(text, uuid, text, integer)'::regprocedure) LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION gateway.api_key_verify(text, uuid, text, integer) TO %s',
-                   CASE WHEN g = 0 THEN 'PUBLIC' ELSE quote_ident(g::regrole::text) END);
+                   CASE WHEN g = 0 THEN 'PUBLIC' ELSE g::regrole::text END);
   END LOOP;
 END
 $$;
@@ -427,7 +427,7 @@ BEGIN
   LOOP
     EXECUTE format('GRANT SELECT (scopes, usage_limit, refill_amount, refill_interval) ON gateway.api_keys TO %1$s;'
                    'GRANT SELECT ON gateway.api_key_usage TO %1$s',
-                   CASE WHEN g = 0 THEN 'PUBLIC' ELSE quote_ident(g::regrole::text) END);
+                   CASE WHEN g = 0 THEN 'PUBLIC' ELSE g::regrole::text END);
   END LOOP;
 END
 $$;

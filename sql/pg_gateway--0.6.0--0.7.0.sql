@@ -64,13 +64,24 @@ DO $$
 DECLARE
   g record;
 BEGIN
+  -- The new function's ACL starts from the updating role's default privileges (ALTER DEFAULT
+  -- PRIVILEGES ... GRANT EXECUTE ON FUNCTIONS), which would hand verify to roles the old one was
+  -- never granted to: only its owner keeps anything before the old grants are carried over.
+  FOR g IN SELECT DISTINCT a.grantee
+             FROM pg_proc AS p, aclexplode(p.proacl) AS a
+            WHERE p.oid = 'gateway.api_key_verify(text, uuid, text, integer)'::regprocedure
+              AND a.grantee <> p.proowner LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION gateway.api_key_verify(text, uuid, text, integer) FROM %s',
+                   CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
+  END LOOP;
   FOR g IN SELECT a.grantee, bool_or(a.is_grantable) AS grantable
              FROM aclexplode(nullif(current_setting('pg_gateway.upgrade_acl_verify'), '')::aclitem[]) AS a
             WHERE a.privilege_type = 'EXECUTE'
               AND a.grantee <> (SELECT proowner FROM pg_proc WHERE oid = 'gateway.api_key_verify(text, uuid, text, integer)'::regprocedure)
             GROUP BY a.grantee LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION gateway.api_key_verify(text, uuid, text, integer) TO %s%s',
-                   CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.grantee::regrole::text) END,
+                   -- (regrole's text is quoted already where the name needs it)
+                   CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
                    CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
   END LOOP;
 END

@@ -96,10 +96,19 @@ HeapTuple form_result(FunctionCallInfo fcinfo, Datum* values, bool* nulls) {
   const Oid type = get_fn_expr_rettype(fcinfo->flinfo);
   if (type == InvalidOid || type == RECORDOID) return heap_form_tuple(result_descriptor(fcinfo), values, nulls);
   TupleDesc desc = lookup_rowtype_tupdesc(type, -1);
-  if (desc->natts != kColumns) {
+  // The row is formed by the type's descriptor: a column whose type a DBA changed (ALTER TYPE ...
+  // ALTER ATTRIBUTE ... TYPE) would take a Datum of another type (a bool as a text pointer: a
+  // crash), a dropped one leaves the count but not the place. Eight compares per call.
+  static constexpr Oid kTypes[kColumns] = {BOOLOID, TEXTOID, UUIDOID, UUIDOID, UUIDOID, INT4OID, INT4OID, INT8OID};
+  bool same = desc->natts == kColumns;
+  for (int i = 0; same && i < kColumns; ++i) {
+    Form_pg_attribute attr = TupleDescAttr(desc, i);
+    same = !attr->attisdropped && attr->atttypid == kTypes[i];
+  }
+  if (!same) {
     ReleaseTupleDesc(desc);
     ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                    errmsg("gateway.api_key_verification does not have the %d columns this library returns", kColumns),
+                    errmsg("gateway.api_key_verification does not have the %d columns of the types this library returns", kColumns),
                     errhint("Update the extension: ALTER EXTENSION pg_gateway UPDATE;")));
   }
   HeapTuple tuple = heap_form_tuple(desc, values, nulls);

@@ -233,13 +233,13 @@ Read read_entry(Place place, std::string_view prefix, std::uint64_t stamp, Store
   return Read::kBusy;
 }
 
-// Whether a key that just missed is worth filling: it missed here before (see SetHeader::missed).
-bool admit(SetHeader& h, std::uint32_t tag) {
-  pg_atomic_uint32& slot = h.missed[(tag >> 8) % 3];
-  if (pg_atomic_read_u32(&slot) == tag) return true;
-  pg_atomic_write_u32(&slot, tag);
-  return false;
-}
+// Admission (see SetHeader::missed): a key that just missed is worth filling when it missed here
+// before. Only keys that exist are noted (after the probe found them): a flood of well-formed keys
+// with unknown prefixes (anyone who may call verify can make them) would otherwise overwrite the
+// slots without pause and keep every key that is not cached yet out of the cache.
+pg_atomic_uint32& missed_slot(SetHeader& h, std::uint32_t tag) { return h.missed[(tag >> 8) % 3]; }
+bool admitted(SetHeader& h, std::uint32_t tag) { return pg_atomic_read_u32(&missed_slot(h, tag)) == tag; }
+void note_miss(SetHeader& h, std::uint32_t tag) { pg_atomic_write_u32(&missed_slot(h, tag), tag); }
 
 // Installs a row read under a snapshot taken after `generation` was read (see the top comment).
 void fill(Place place, std::string_view prefix, std::uint64_t stamp, const StoredKey& key,
@@ -468,7 +468,12 @@ std::optional<StoredKey> lookup_key(std::string_view prefix, bool* from_cache) {
     return key;
   }
   count(&Counters::misses);
-  if (read == Read::kBusy || !admit(h, place.tag)) return find_key_by_prefix(prefix);
+  if (read == Read::kBusy) return find_key_by_prefix(prefix);
+  if (!admitted(h, place.tag)) {
+    std::optional<StoredKey> found = find_key_by_prefix(prefix);
+    if (found) note_miss(h, place.tag);
+    return found;
+  }
 
   std::uint64_t generation = pg_atomic_read_u64(&h.generation);
   pg_memory_barrier();  // the generation is read before the snapshot below is taken
