@@ -63,6 +63,7 @@ REVOKE ALL ON FUNCTION gateway.api_key_verify(text, uuid, text, integer) FROM PU
 DO $$
 DECLARE
   g record;
+  owner oid := (SELECT proowner FROM pg_proc WHERE oid = 'gateway.api_key_verify(text, uuid, text, integer)'::regprocedure);
 BEGIN
   -- The new function's ACL starts from the updating role's default privileges (ALTER DEFAULT
   -- PRIVILEGES ... GRANT EXECUTE ON FUNCTIONS), which would hand verify to roles the old one was
@@ -74,15 +75,30 @@ BEGIN
     EXECUTE format('REVOKE ALL ON FUNCTION gateway.api_key_verify(text, uuid, text, integer) FROM %s',
                    CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
   END LOOP;
-  FOR g IN SELECT a.grantee, bool_or(a.is_grantable) AS grantable
-             FROM aclexplode(nullif(current_setting('pg_gateway.upgrade_acl_verify'), '')::aclitem[]) AS a
-            WHERE a.privilege_type = 'EXECUTE'
-              AND a.grantee <> (SELECT proowner FROM pg_proc WHERE oid = 'gateway.api_key_verify(text, uuid, text, integer)'::regprocedure)
-            GROUP BY a.grantee LOOP
+  -- Each grant is made again by its grantor, in the order of the old ACL (a grantor's own grant
+  -- comes before the ones it made): a grant a holder of the grant option made still goes with
+  -- REVOKE ... FROM that holder CASCADE. Grants by the owner (or a superuser) are the owner's.
+  FOR g IN SELECT a.grantee, a.grantor, a.is_grantable AS grantable
+             FROM aclexplode(nullif(current_setting('pg_gateway.upgrade_acl_verify'), '')::aclitem[])
+                  WITH ORDINALITY AS a(grantor, grantee, privilege_type, is_grantable, n)
+            WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> owner
+            ORDER BY a.n LOOP
+    IF g.grantor <> owner THEN
+      EXECUTE format('SET ROLE %s', g.grantor::regrole);
+    END IF;
     EXECUTE format('GRANT EXECUTE ON FUNCTION gateway.api_key_verify(text, uuid, text, integer) TO %s%s',
                    -- (regrole's text is quoted already where the name needs it)
                    CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
                    CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    RESET ROLE;
+  END LOOP;
+  -- Whoever could call the old function can call the new one: a grant its grantor could not make
+  -- again (it lost the grant option meanwhile) is made by the owner.
+  FOR g IN SELECT DISTINCT a.grantee
+             FROM aclexplode(nullif(current_setting('pg_gateway.upgrade_acl_verify'), '')::aclitem[]) AS a
+            WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> owner AND a.grantee <> 0
+              AND NOT has_function_privilege(a.grantee, 'gateway.api_key_verify(text, uuid, text, integer)', 'EXECUTE') LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION gateway.api_key_verify(text, uuid, text, integer) TO %s', g.grantee::regrole);
   END LOOP;
 END
 $$;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Adversarial checks of the 0.7.0 changes (review branch), each found failing first:
+# Hostile checks of the 0.7.0 changes (found by review, each failing first):
 #  - ALTER EXTENSION UPDATE carries EXECUTE on api_key_verify over to a role whose name needs
 #    quoting ("Review App"): the scripts quoted regrole's text (already quoted) a second time, so
 #    the GRANT named a role that does not exist and the whole update failed (0.5.0 -> 0.6.0 and
@@ -16,7 +16,7 @@ set -u
 source "$REPO/test/integration/lib/tap.sh"
 plan 9
 
-dir=$(own_cluster review_0_7_0)
+dir=$(own_cluster upgrade_0_7_0)
 port=$(free_port 26150)
 cluster_init "$dir" "$port" "gateway.verify_cache_size = 64" >/dev/null
 cluster_start "$dir"
