@@ -66,7 +66,7 @@ uint64 write_rehashes(const RehashRequest* requests, int count) {
 
 }  // namespace
 
-void flush_rehash() noexcept {
+FlushResult flush_rehash() noexcept {
   std::vector<RehashRequest> requests;
   std::uint64_t dropped = 0;
   try {
@@ -81,19 +81,20 @@ void flush_rehash() noexcept {
   } catch (const std::bad_alloc&) {
     ereport(LOG, (errmsg("pg_gateway worker could not move API keys to the current master key: out of memory"),
                   errdetail("Their next verifications ask again.")));
-    return;
+    return FlushResult::kFailed;
   }
   if (requests.empty()) {
     if (dropped > 0) {
       ereport(DEBUG1, (errmsg("pg_gateway: %llu API key rehash requests dropped (queue full)",
                               static_cast<unsigned long long>(dropped))));
     }
-    return;
+    return FlushResult::kDone;
   }
 
   // The error names no hash and no key (the statement's parameters are not in the report).
   std::uint64_t moved = 0;
   std::string error;
+  bool written = true;
   if (!try_transaction("pg_gateway: moving API keys to the current master key", error, [&] {
         pg_call([&] {
           if (OidIsValid(get_extension_oid("pg_gateway", true))) {
@@ -101,14 +102,20 @@ void flush_rehash() noexcept {
           }
         });
       })) {
-    ereport(LOG, (errmsg("pg_gateway worker could not move %zu API keys to the current master key: %s",
-                         requests.size(), error.c_str()),
-                  errdetail("Their next verifications ask again.")));
+    written = false;
+    // A lock wait given up is logged by the worker's loop, once per run of them.
+    if (!failed_on_lock()) {
+      ereport(LOG, (errmsg("pg_gateway worker could not move %zu API keys to the current master key: %s",
+                           requests.size(), error.c_str()),
+                    errdetail("Their next verifications ask again.")));
+    }
   }
   if (moved > 0) {
     ereport(DEBUG1, (errmsg("pg_gateway moved %llu API keys to the current master key",
                             static_cast<unsigned long long>(moved))));
   }
+  if (written) return FlushResult::kDone;
+  return failed_on_lock() ? FlushResult::kLocked : FlushResult::kFailed;
 }
 
 }  // namespace gateway::pg

@@ -406,11 +406,20 @@ void SyncEngine::record_finished() {
     // One outcome may be what the database refuses: record them one by one, so it does not hold
     // the others back, and dead-letter it with the reason. If even a dead letter cannot be
     // recorded, the database itself has a problem: keep the rest for after the backoff.
-    bool database_down = false;
+    // A lock wait given up (DDL holds a table, see limit_lock_waits) refuses no outcome: keep
+    // them all for after the backoff rather than dead-letter one whose lock was free a moment
+    // later.
+    bool database_down = failed_on_lock();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       std::string why = error;
       if (database_down || (batch.size() > 1 && record_one(rows[i], why))) {
         if (database_down) kept.push_back(std::move(batch[i]));
+        continue;
+      }
+      if (failed_on_lock()) {  // this outcome alone waited too long for a lock: as above
+        database_down = true;
+        error = why;
+        kept.push_back(std::move(batch[i]));
         continue;
       }
       Json dead = {{"job_id", batch[i].job_id}, {"outcome", "dead"}, {"key_delivered", false},

@@ -10,6 +10,7 @@
 #include "settings.hpp"
 #include "shared_state.hpp"
 #include "uuid.hpp"
+#include "worker_transaction.hpp"
 
 extern "C" {
 #include "catalog/pg_extension.h"
@@ -219,8 +220,10 @@ std::size_t count_durable(const std::vector<AuditEvent>& events) {
       std::count_if(events.begin(), events.end(), [](const AuditEvent& e) { return e.durable; }));
 }
 
-void requeue_or_log(const std::vector<AuditEvent>& events) {
-  if (++failed_audit_flushes < 3) {
+// A lock wait given up (`locked`) says nothing about the events: they go back without counting
+// towards the three, however long a DDL holds the table.
+void requeue_or_log(const std::vector<AuditEvent>& events, bool locked) {
+  if (locked || ++failed_audit_flushes < 3) {
     for (const AuditEvent& e : events) {
       if (!queue_audit(e, /*required=*/true)) {
         report_audit_lost();
@@ -239,7 +242,7 @@ void requeue_or_log(const std::vector<AuditEvent>& events) {
 
 }  // namespace
 
-void flush_usage() {
+FlushResult flush_usage() {
   std::vector<UsageRecord> usage;
   std::vector<AuditEvent> events;
   drain_usage(usage, static_cast<std::int64_t>(settings.last_used_resolution_s) * USECS_PER_SEC);
@@ -261,22 +264,30 @@ void flush_usage() {
              errdetail("Key usage and audit events from there are not recorded."),
              errhint("Create the extension only in the database named by gateway.database.")));
   }
-  if (usage.empty() && events.empty() && dropped == 0) return;
+  if (usage.empty() && events.empty() && dropped == 0) return FlushResult::kDone;
 
   // Built before PG_TRY: no C++ object may be created where a PostgreSQL error can longjmp.
   std::vector<GroupedEvent> grouped = group_events(events);
   MemoryContext caller_context = CurrentMemoryContext;
   volatile bool failed = false;  // assigned after longjmp
   volatile bool recorded = false;
+  volatile bool locked = false;
   PG_TRY();
   {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
+    limit_lock_waits();  // see there: DDL on api_keys and audit_log must not deadlock with us
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, "pg_gateway: recording API key usage");
     // Without the extension there is nothing to record into; the batch is discarded.
     if (OidIsValid(get_extension_oid("pg_gateway", true))) {
       if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+      // Both tables up front, in one statement: the only lock wait is here, before the batch
+      // holds anything for long, so lock_timeout always ends it before a DDL that waits for
+      // us reaches deadlock_timeout (a long UPDATE holding api_keys and then waiting for
+      // audit_log could lose that race).
+      execute("LOCK TABLE gateway.api_keys, gateway.audit_log IN ROW EXCLUSIVE MODE", 0, nullptr, nullptr,
+              SPI_OK_UTILITY);
       write_last_used(usage.data(), static_cast<int>(usage.size()));
       write_audit_events(grouped.data(), static_cast<int>(grouped.size()), dropped);
       SPI_finish();
@@ -293,8 +304,12 @@ void flush_usage() {
   PG_CATCH();
   {
     MemoryContextSwitchTo(caller_context);
-    EmitErrorReport();
+    ErrorData* error = CopyErrorData();
+    // A lock wait given up is logged by the worker's loop, once per run of them.
+    locked = error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+    if (!locked) EmitErrorReport();
     FlushErrorState();
+    FreeErrorData(error);
     AbortCurrentTransaction();
     pgstat_report_activity(STATE_IDLE, nullptr);
     failed = true;
@@ -305,12 +320,15 @@ void flush_usage() {
   // the insert fail (then they are logged, so a bad record cannot block recording forever).
   if (failed) {
     restore_usage(usage);
-    requeue_or_log(events);
-  } else if (recorded) {
+    requeue_or_log(events, locked);
+    return locked ? FlushResult::kLocked : FlushResult::kFailed;
+  }
+  if (recorded) {
     if (last_seq > 0) confirm_audit_committed(last_seq);
   } else if (durable) {
     report_audit_lost();  // no extension here: the batch was discarded
   }
+  return FlushResult::kDone;
 }
 
 }  // namespace gateway::pg

@@ -1,6 +1,7 @@
 #include "usage_limit_flush.hpp"
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "usage_limits.hpp"
@@ -55,10 +56,10 @@ void write_counters(const UsageLimitRecord* records, int count) {
 
 }  // namespace
 
-void flush_usage_limits() {
+FlushResult flush_usage_limits() {
   std::vector<UsageLimitRecord> records;
   drain_usage_limits(records);
-  if (records.empty()) return;
+  if (records.empty()) return FlushResult::kDone;
   // Another database's keys cannot be written from here (see flush_usage's warning): they count
   // as written, so their slots do not fill the table forever.
   auto foreign = std::stable_partition(records.begin(), records.end(), [](const UsageLimitRecord& r) {
@@ -67,9 +68,10 @@ void flush_usage_limits() {
   std::vector<UsageLimitRecord> others(foreign, records.end());
   records.erase(foreign, records.end());
   confirm_usage_limits(others, /*written=*/true);
-  if (records.empty()) return;
+  if (records.empty()) return FlushResult::kDone;
 
-  const bool written = in_transaction("pg_gateway: recording API key usage limits", [&] {
+  std::string error;
+  const bool written = try_transaction("pg_gateway: recording API key usage limits", error, [&] {
     pg_call([&] {
       if (OidIsValid(get_extension_oid("pg_gateway", true))) {
         write_counters(records.data(), static_cast<int>(records.size()));
@@ -78,6 +80,11 @@ void flush_usage_limits() {
   });
   // Without the extension there is nowhere to write: the counters are dropped like last-use times.
   confirm_usage_limits(records, written);
+  if (written) return FlushResult::kDone;
+  // A lock wait given up is logged by the worker's loop, once per run of them.
+  if (failed_on_lock()) return FlushResult::kLocked;
+  log_worker_transaction_failure("pg_gateway: recording API key usage limits", error);
+  return FlushResult::kFailed;
 }
 
 }  // namespace gateway::pg

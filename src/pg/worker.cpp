@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <new>
 #include <stdexcept>
@@ -28,6 +29,7 @@ extern "C" {
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "tcop/tcopprot.h"
+#include "utils/timeout.h"
 }
 
 extern "C" PGDLLEXPORT void gateway_worker_main(Datum);
@@ -42,9 +44,18 @@ void forget_latch(int, Datum) { register_worker_latch(nullptr); }
 // frames and restarts the worker. A worker has no query to cancel: note the request and go on.
 volatile sig_atomic_t cancel_requested = false;
 
+// lock_timeout (see limit_lock_waits) is delivered as a SIGINT to ourselves too: that one must
+// cancel the lock wait, as the default handler would (the ERROR is raised in the wait, inside
+// pg_call or the usage flush's PG_TRY); without this the worker waited on, and the deadlock
+// detector aborted the DDL it was meant to let through.
 void handle_cancel(SIGNAL_ARGS) {
   int save_errno = errno;
-  cancel_requested = true;
+  if (get_timeout_indicator(LOCK_TIMEOUT, false)) {
+    QueryCancelPending = true;
+    InterruptPending = true;
+  } else {
+    cancel_requested = true;
+  }
   SetLatch(MyLatch);
   errno = save_errno;
 }
@@ -73,21 +84,53 @@ long ms_until(TimestampTz due) {
   return ms < 0 ? 0 : ms;
 }
 
+FlushResult worst(FlushResult a, FlushResult b) {
+  if (a == FlushResult::kFailed || b == FlushResult::kFailed) return FlushResult::kFailed;
+  return a == FlushResult::kLocked ? a : b;
+}
+
 // The worker's own exception boundary: flush_usage() reports PostgreSQL errors itself; a C++
 // exception (out of memory while draining) is logged after unwinding, and the worker goes on.
-void flush_usage_guarded() {
+FlushResult flush_usage_guarded() {
   const char* failure = nullptr;
   try {
-    flush_usage();
-    flush_usage_limits();
+    FlushResult usage = flush_usage();
+    return worst(usage, flush_usage_limits());
   } catch (const std::bad_alloc&) {
     failure = "out of memory";
   } catch (const std::exception&) {
     failure = "internal error";
   }
-  if (failure != nullptr) {
-    ereport(LOG, (errmsg("pg_gateway worker could not record API key usage: %s", failure)));
+  ereport(LOG, (errmsg("pg_gateway worker could not record API key usage: %s", failure)));
+  return FlushResult::kFailed;
+}
+
+// After a failed flush the kept batch is tried again (restored work wakes nobody) after a backoff
+// that doubles up to kFlushBackoffMaxMs: a table a long ALTER TABLE holds costs a lock wait per
+// retry, not a busy loop. A run of lock waits given up is logged once, and its end.
+constexpr long kFlushBackoffMinMs = 250;
+constexpr long kFlushBackoffMaxMs = 5000;
+long flush_backoff_ms = 0;  // 0: the last flush succeeded
+bool flush_locked_out = false;
+
+// Returns when the next flush is due (0: when there is work).
+TimestampTz after_flush(FlushResult result) {
+  if (result == FlushResult::kLocked && !flush_locked_out) {
+    ereport(LOG, (errmsg("pg_gateway worker: a gateway table is locked; batched writes wait"),
+                  errdetail("A lock wait longer than %d ms was given up: DDL (ALTER TABLE, DROP or "
+                            "ALTER EXTENSION) holds a table, or a transaction holds rows the batch "
+                            "updates.", kWorkerLockTimeoutMs),
+                  errhint("Nothing is lost: the batch is kept and written once the lock is gone.")));
   }
+  if (result == FlushResult::kDone) {
+    if (flush_locked_out) ereport(LOG, (errmsg("pg_gateway worker: batched writes are recorded again")));
+    flush_locked_out = false;
+    flush_backoff_ms = 0;
+    return 0;
+  }
+  flush_locked_out = flush_locked_out || result == FlushResult::kLocked;
+  flush_backoff_ms = std::min(kFlushBackoffMaxMs, std::max(kFlushBackoffMinMs, flush_backoff_ms * 2));
+  return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), flush_backoff_ms);
 }
 
 // The sync engine's own exception boundary: a C++ error in one step is logged and the worker
@@ -250,6 +293,13 @@ extern "C" void gateway_worker_main(Datum) {
   // are recovered, and connector tests kept in shared memory for it are queued.
   SetLatch(MyLatch);
   for (;;) {
+    // Work pending is looked at before sleeping too, not only after a wake: a lock wait inside
+    // one of our transactions (ProcSleep) waits on and resets this same latch, so a backend's
+    // wake-up that arrived then was consumed, and notify_worker() sends no other while
+    // work_pending stays set: the worker slept with uses unwritten until some other wake.
+    if (flush_due == 0 && work_pending()) {
+      flush_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), settings.usage_flush_interval_ms);
+    }
     long timeout = flush_due != 0 ? ms_until(flush_due) : -1L;
     for (EngineWait& w : engines) {
       w.timeout_ms = -1;
@@ -272,7 +322,8 @@ extern "C" void gateway_worker_main(Datum) {
       for (EngineWait& w : engines) w.engine->reload();
       guarded("running the self-check", run_self_check);
     }
-    if (take_flush_now()) flush_due = GetCurrentTimestamp();
+    // During a backoff (flush_backoff_ms > 0) the retry is already due: nothing hurries it.
+    if (take_flush_now() && flush_backoff_ms == 0) flush_due = GetCurrentTimestamp();
     if (flush_due == 0 && work_pending()) {
       flush_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
                                               settings.usage_flush_interval_ms);
@@ -281,9 +332,8 @@ extern "C" void gateway_worker_main(Datum) {
       // Cleared before draining: a use recorded during the flush sets it again and is picked up
       // by the next batch.
       clear_pending_work();
-      flush_usage_guarded();
-      flush_rehash();
-      flush_due = 0;
+      FlushResult usage = flush_usage_guarded();
+      flush_due = after_flush(worst(usage, flush_rehash()));
     }
     // With every target paused, the wake is left untaken: later commits see it pending and
     // signal nobody. Otherwise each engine hears of the commit (jobs are per target).
@@ -297,9 +347,10 @@ extern "C" void gateway_worker_main(Datum) {
     guarded("applying gateway.audit_retention", apply_audit_retention);
   }
 
-  // A clean stop records what is batched so far, so a restart loses no last-use times.
+  // A clean stop records what is batched so far, so a restart loses no last-use times (a table
+  // locked meanwhile is waited for a few seconds: the batch dies with the process).
   clear_pending_work();
-  flush_usage_guarded();
+  for (int i = 0; i < 20 && flush_usage_guarded() == FlushResult::kLocked; ++i) pg_usleep(250 * 1000L);
   ereport(LOG, (errmsg("pg_gateway worker stopped")));
   // Exit code 1 asks the postmaster to start the worker again after bgw_restart_time, so an
   // administrator's pg_terminate_backend() is a restart, not a silent end of key bookkeeping.

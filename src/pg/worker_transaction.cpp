@@ -1,16 +1,39 @@
 #include "worker_transaction.hpp"
 
+#include <algorithm>
+
 extern "C" {
 #include "pgstat.h"
+#include "storage/proc.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
 }
 
 namespace gateway::pg {
+namespace {
+bool last_failure_on_lock = false;
+}
+
+void limit_lock_waits() {
+  int ms = std::min(kWorkerLockTimeoutMs, std::max(1, DeadlockTimeout / 2));
+  if (LockTimeout > 0 && LockTimeout < ms) return;
+  char value[16];
+  snprintf(value, sizeof value, "%d", ms);
+  (void)set_config_option("lock_timeout", value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+                          true, 0, false);
+}
+
+bool failed_on_lock() { return last_failure_on_lock; }
+
+void note_transaction_failure(int sqlerrcode) {
+  last_failure_on_lock = sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+}
 
 void begin_worker_transaction(const char* what) {
   pg_call([&] {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
+    limit_lock_waits();
     PushActiveSnapshot(GetTransactionSnapshot());
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     pgstat_report_activity(STATE_RUNNING, what);

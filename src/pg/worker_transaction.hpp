@@ -25,6 +25,21 @@ bool in_transaction(const char* what, Body&& body);
 template <typename Body>
 bool try_transaction(const char* what, std::string& error, Body&& body);
 
+// Every worker transaction waits at most this long for a lock, well below deadlock_timeout (1 s
+// by default). DDL on the gateway's tables (DROP EXTENSION, ALTER EXTENSION UPDATE, ALTER TABLE)
+// takes ACCESS EXCLUSIVE locks one table at a time in its own order; a worker transaction holding
+// one of them and waiting for another closes a deadlock cycle, and the deadlock detector may
+// abort the DDL. With a shorter lock_timeout the worker gives up first: it rolls back (releasing
+// what the DDL waits for), keeps its batch and tries again after a backoff. Only lowers a
+// lock_timeout set for the worker; needs a transaction.
+constexpr int kWorkerLockTimeoutMs = 200;
+void limit_lock_waits();
+
+// Whether the last failed try_transaction gave up waiting for a lock (SQLSTATE 55P03): the
+// database is busy, not refusing the work; callers keep it for the next attempt.
+bool failed_on_lock();
+void note_transaction_failure(int sqlerrcode);
+
 // Runs a statement with text parameters (NULL: nullopt); returns its rows as text.
 std::vector<TextRow> spi_query(const char* sql, const std::vector<std::optional<std::string>>& args = {});
 
@@ -43,8 +58,10 @@ bool try_transaction(const char* what, std::string& error, Body&& body) {
     return true;
   } catch (const PgError& e) {
     error = e.data->message != nullptr ? e.data->message : "unknown error";
+    note_transaction_failure(e.data->sqlerrcode);
   } catch (const std::exception& e) {
     error = e.what();
+    note_transaction_failure(0);
   }
   rollback_worker_transaction();
   return false;
