@@ -219,8 +219,8 @@ GRANT USAGE ON SCHEMA gateway TO regress_gw_upgrade_app;
 SET ROLE regress_gw_upgrade_app;
 SELECT valid, reason FROM gateway.api_key_verify(:'scoped_key', required_scope => 'orders:read', cost => 0);
 RESET ROLE;
--- (The worker writes the uses spent before the extension is dropped below: a usage flush running
--- into DROP EXTENSION can deadlock with it.)
+-- (The worker has written the uses spent before the extension is dropped below; a flush running
+-- into DROP EXTENSION gives way to it: test/integration/worker_ddl.sh.)
 SELECT pg_temp.wait_for(format('SELECT usage_remaining FROM gateway.api_keys_list WHERE id = %L', :'scoped_id'), '0') AS uses_left_written;
 DROP OWNED BY regress_gw_upgrade_app;
 DROP OWNED BY regress_gw_upgrade_admin;
