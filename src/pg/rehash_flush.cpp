@@ -115,7 +115,12 @@ FlushResult flush_rehash() noexcept {
                             static_cast<unsigned long long>(moved))));
   }
   if (written) return FlushResult::kDone;
-  return failed_on_lock() ? FlushResult::kLocked : FlushResult::kFailed;
+  if (!failed_on_lock()) return FlushResult::kFailed;
+  // A lock wait given up: a transaction holds a key's row (a revoke, say) or DDL the table. The
+  // requests go back on the queue for the worker's retry, so the rehash still lands after that
+  // transaction (its compare-and-set on the old hash keeps what the transaction wrote).
+  for (const RehashRequest& r : requests) queue_rehash_request(r);
+  return FlushResult::kLocked;
 }
 
 }  // namespace gateway::pg
