@@ -363,6 +363,7 @@ void return_connector_tests(const std::vector<KeyId>& tests) {
 }
 
 bool take_sync_wanted() { return pg_atomic_exchange_u32(&header->sync_wanted, 0) != 0; }
+bool sync_wanted_pending() { return pg_atomic_read_u32(&header->sync_wanted) != 0; }
 
 void request_flush_now() {
   if (header == nullptr || pg_atomic_exchange_u32(&header->flush_now, 1) != 0) return;

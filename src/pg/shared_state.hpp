@@ -95,6 +95,7 @@ void take_connector_tests(std::vector<KeyId>& out);  // the requests since the l
 // a wake-up (the worker tries again at its next one, not in a busy loop).
 void return_connector_tests(const std::vector<KeyId>& tests);
 bool take_sync_wanted();  // true once after each notify_sync()
+bool sync_wanted_pending();  // the same flag, left as it is
 bool take_flush_now();
 void request_flush_now();  // asks the worker to write its batch at once  // true when the audit queue asked to be written at once
 

@@ -312,6 +312,12 @@ extern "C" void gateway_worker_main(Datum) {
     long stats_due = pgstat_report_stat(false);
     timeout = earliest(timeout, stats_due > 0 ? stats_due : -1L);
     timeout = earliest(timeout, audit_retention_wait_ms());
+    // The same for a commit that queued sync jobs: its wake may have been consumed by a lock wait
+    // later in the last round, and later commits find the flag set and wake nobody. (With every
+    // target paused the flag is left set on purpose: then it must not keep us awake.)
+    bool any_running = false;
+    for (EngineWait& w : engines) any_running = any_running || !w.engine->paused();
+    if (any_running && sync_wanted_pending()) timeout = 0;
     wait_for_events(engines, timeout);
     process_interrupts();
 
@@ -337,7 +343,7 @@ extern "C" void gateway_worker_main(Datum) {
     }
     // With every target paused, the wake is left untaken: later commits see it pending and
     // signal nobody. Otherwise each engine hears of the commit (jobs are per target).
-    bool any_running = false;
+    any_running = false;
     for (EngineWait& w : engines) any_running = any_running || !w.engine->paused();
     bool commit_seen = any_running && take_sync_wanted();
     if (queue_connector_tests()) commit_seen = true;
