@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "secure_buffer.hpp"
+#include "set_assoc.hpp"
 #include "cpp_only.hpp"  // last: proves no PostgreSQL header came in above
 
 namespace gateway::api_key {
@@ -49,29 +50,19 @@ HashMemo::Entry* HashMemo::set_of(const Tag& tag) {
 }
 
 const Hash* HashMemo::find(const Tag& tag) {
-  Entry* set = set_of(tag);
-  for (std::size_t w = 0; w < kWays; ++w) {
-    // A plain comparison: a tag is a keyed PRF of the presented key, so how much of it matches a
-    // stored tag tells a caller nothing about any key (the stored hash itself is compared in
-    // constant time by the caller).
-    if (set[w].last_use != 0 && set[w].tag == tag) {
-      set[w].last_use = next_use();
-      return &set[w].hash;
-    }
-  }
-  return nullptr;
+  // A plain comparison: a tag is a keyed PRF of the presented key, so how much of it matches a
+  // stored tag tells a caller nothing about any key (the stored hash itself is compared in
+  // constant time by the caller).
+  Entry* found = find_way(set_of(tag), kWays, [&](const Entry& e) { return e.tag == tag; },
+                          [](const Entry& e) { return e.last_use; });
+  if (found == nullptr) return nullptr;
+  found->last_use = next_use();
+  return &found->hash;
 }
 
 void HashMemo::remember(const Tag& tag, const Hash& hash) {
-  Entry* set = set_of(tag);
-  Entry* target = &set[0];
-  for (std::size_t w = 0; w < kWays; ++w) {
-    if (set[w].last_use != 0 && set[w].tag == tag) {
-      target = &set[w];
-      break;
-    }
-    if (set[w].last_use < target->last_use) target = &set[w];
-  }
+  Entry* target = way_to_fill(set_of(tag), kWays, [&](const Entry& e) { return e.tag == tag; },
+                              [](const Entry& e) { return e.last_use; });
   target->tag = tag;
   target->hash = hash;
   target->last_use = next_use();

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/set_assoc.hpp"
 #include "error_bridge.hpp"
 #include "rehash_queue.hpp"
 #include "settings.hpp"
@@ -180,27 +181,19 @@ RecentUse* recent_use_set(const KeyId& key) {
   return &recent_uses[(h % kRecentUseSets) * kRecentUseWays];
 }
 
+TimestampTz recency(const RecentUse& e) { return e.at; }
+
 // Whether this backend recorded `key`'s use within the window before `now`.
 bool recently_recorded(const KeyId& key, TimestampTz now, TimestampTz window) {
-  const RecentUse* set = recent_use_set(key);
-  for (std::size_t w = 0; w < kRecentUseWays; ++w) {
-    if (set[w].at != 0 && set[w].key == key) return now >= set[w].at && now - set[w].at < window;
-  }
-  return false;
+  const RecentUse* found = find_way(recent_use_set(key), kRecentUseWays,
+                                    [&](const RecentUse& e) { return e.key == key; }, recency);
+  return found != nullptr && now >= found->at && now - found->at < window;
 }
 
 // Remembers a recorded use, in the key's own way or else the oldest.
 void remember_recorded(const KeyId& key, TimestampTz now) {
-  RecentUse* set = recent_use_set(key);
-  RecentUse* target = &set[0];
-  for (std::size_t w = 0; w < kRecentUseWays; ++w) {
-    if (set[w].at != 0 && set[w].key == key) {
-      target = &set[w];
-      break;
-    }
-    if (set[w].at < target->at) target = &set[w];
-  }
-  *target = RecentUse{key, now};
+  *way_to_fill(recent_use_set(key), kRecentUseWays, [&](const RecentUse& e) { return e.key == key; },
+               recency) = RecentUse{key, now};
 }
 
 }  // namespace
