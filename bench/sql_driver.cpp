@@ -9,7 +9,14 @@
 //             or "-" for a statement without parameters.
 // EXPECT:     when given, the first column of the first row of every answer must equal it (e.g.
 //             "t" for valid), so a run that silently measured failures is refused.
-// Prints "<calls per second> <calls> <seconds>" on one line; exits 1 on any error or mismatch.
+// SQL_DRIVER_SERVER_PID: the postmaster's pid. When set, the CPU time the whole cluster (the
+//             postmaster and every child: the clients' backends, the worker, background writers)
+//             spent during the run is read from /proc/<pid>/schedstat, and the line gains
+//             "<server CPU nanoseconds per call>": what the database pays per call, which the
+//             rate alone does not show when the clients share the machine's cores with it.
+// Prints "<calls per second> <calls> <seconds>[ <server ns per call>]" on one line; exits 1 on
+// any error or mismatch.
+#include <dirent.h>
 #include <libpq-fe.h>
 
 #include <atomic>
@@ -17,6 +24,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +82,43 @@ struct ClientTotals {
   std::string first_mismatch;
 };
 
+// CPU time (ns) of `postmaster` and each of its children, by pid.
+std::map<long, std::uint64_t> cluster_cpu(long postmaster) {
+  std::map<long, std::uint64_t> cpu;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) fail("cannot read /proc", nullptr);
+  while (dirent* entry = readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0) continue;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;  // gone meanwhile
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
+    const std::size_t paren = line.rfind(')');
+    if (paren == std::string::npos || paren + 4 >= line.size()) continue;
+    const long ppid = std::strtol(line.c_str() + paren + 4, nullptr, 10);
+    if (pid != postmaster && ppid != postmaster) continue;
+    std::ifstream schedstat("/proc/" + std::to_string(pid) + "/schedstat");
+    std::uint64_t ns = 0;
+    if (schedstat >> ns) cpu[pid] = ns;
+  }
+  closedir(proc);
+  return cpu;
+}
+
+// CPU spent between two readings: processes that started meanwhile count whole, ones that ended
+// meanwhile are lost (a background process's last moments; never the clients' backends).
+std::uint64_t cpu_between(const std::map<long, std::uint64_t>& before, const std::map<long, std::uint64_t>& after) {
+  std::uint64_t spent = 0;
+  for (const auto& [pid, ns] : after) {
+    auto it = before.find(pid);
+    const std::uint64_t start = it == before.end() ? 0 : it->second;
+    if (ns >= start) spent += ns - start;
+  }
+  return spent;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -119,12 +165,17 @@ int main(int argc, char** argv) {
       }
     });
   }
+  const char* server_pid = std::getenv("SQL_DRIVER_SERVER_PID");
+  const long postmaster = server_pid != nullptr ? std::atol(server_pid) : 0;
+  std::map<long, std::uint64_t> cpu_before;
+  if (postmaster > 0) cpu_before = cluster_cpu(postmaster);
   const Clock::time_point start = Clock::now();
   go.store(true, std::memory_order_release);
   std::this_thread::sleep_for(std::chrono::duration<double>(options.seconds));
   stop.store(true);
   for (std::thread& thread : threads) thread.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  const std::uint64_t server_ns = postmaster > 0 ? cpu_between(cpu_before, cluster_cpu(postmaster)) : 0;
   for (PGconn* conn : conns) PQfinish(conn);
 
   std::uint64_t calls = 0, mismatches = 0;
@@ -137,6 +188,8 @@ int main(int argc, char** argv) {
                    client.first_mismatch.c_str());
     }
   }
-  std::printf("%.1f %llu %.3f\n", calls / elapsed, static_cast<unsigned long long>(calls), elapsed);
+  std::printf("%.1f %llu %.3f", calls / elapsed, static_cast<unsigned long long>(calls), elapsed);
+  if (postmaster > 0) std::printf(" %.0f", calls > 0 ? static_cast<double>(server_ns) / calls : 0.0);
+  std::printf("\n");
   return mismatches == 0 ? 0 : 1;
 }

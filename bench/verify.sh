@@ -11,6 +11,12 @@
 # statement, and that fetch cost more than a hot verify. Every answer is checked (valid keys must
 # say t, bad ones f), so a run that measured failures stops the benchmark.
 #
+# Two figures per run: calls per second, and the database's CPU time per call (the postmaster and
+# all its children, from /proc: the clients' backends, the worker, the background processes). On
+# a machine whose cores the clients share with the server, the rate also carries the clients' own
+# CPU (libpq, the kernel's loopback sends), the same for every statement, which pulls every ratio
+# of rates towards 1; the CPU per call is what the database pays for a verification.
+#
 # Verify never writes; the worker writes last_used_at once per key per gateway.last_used_resolution.
 # So there are two regimes, both measured: the first use of each key (the worker's batched row
 # write is part of the cost, measured with a 1 s batch window so it lands in the run that caused
@@ -59,16 +65,21 @@ settle() {
 }
 
 conninfo="host=127.0.0.1 port=$port user=postgres dbname=gateway"
-# The parameter lists: all keys (not in memory), the hot working set, malformed (a real key with a
-# wrong checksum: the whole parse runs, the table is never touched), unknown (well formed, no row).
-all_keys="SELECT api_key FROM bench.keys"
+# The parameter lists: the keys without a rate limit (half of them: not in memory), its hot working
+# set, the same two among the rate-limited half (setup.sql), malformed (a real key with a wrong
+# checksum: the whole parse runs, the table is never touched), unknown (well formed, no row).
+half=$((keys / 2))
+all_keys="SELECT api_key FROM bench.keys WHERE n <= $half"
 hot_keys="SELECT api_key FROM bench.keys WHERE n <= $hot"
+limited_keys="SELECT api_key FROM bench.keys WHERE n > $half"
+limited_hot_keys="SELECT api_key FROM bench.keys WHERE n > $half AND n <= $half + $hot"
 malformed_keys="SELECT left(api_key, 59) || '000000' FROM bench.keys WHERE n <= 100000"
 unknown_keys="SELECT api_key FROM bench.unknown_keys"
 bare="SELECT id, user_id, project_id FROM gateway.api_keys WHERE bench_sha256 = sha256(convert_to(\$1, 'UTF8'))"
 verify='SELECT valid, reason FROM gateway.api_key_verify($1)'
 
-# measure NAME: settles, then prints the calls per second of one run of NAME (see the table).
+# measure NAME: settles, then prints the calls per second and the database's CPU nanoseconds per
+# call of one run of NAME (see the table).
 measure() {
   local name=$1 info=$conninfo secs=${2:-$seconds}
   [[ $name == *_nocache ]] && info="$info options=-cgateway.verify_cache_bypass=on"
@@ -82,6 +93,8 @@ measure() {
     verify_valid)      how=("$all_keys" "$verify" t) ;;
     verify_first_use)  how=("$all_keys" "$verify" t) ;;
     verify_hot)        how=("$hot_keys" "$verify" t) ;;
+    verify_valid_limited) how=("$limited_keys" "$verify" t) ;;
+    verify_hot_limited) how=("$limited_hot_keys" "$verify" t) ;;
     verify_interface)  how=("$all_keys" "SELECT valid, reason FROM gateway.api_key_verify(\$1, 'db000000-0000-4000-8000-000000000001')" t) ;;
     verify_malformed)  how=("$malformed_keys" "$verify" f) ;;
     verify_unknown)    how=("$unknown_keys" "$verify" f) ;;
@@ -89,17 +102,19 @@ measure() {
     *) echo "unknown measurement $name" >&2; return 1 ;;
   esac
   local out
-  out=$("$driver" "$info" "$secs" "$clients" "${how[@]}") || { echo "bench/verify: $name failed" >&2; return 1; }
-  echo "${out%% *}"
+  out=$(SQL_DRIVER_SERVER_PID=$(head -1 "$cluster/data/postmaster.pid") \
+        "$driver" "$info" "$secs" "$clients" "${how[@]}") || { echo "bench/verify: $name failed" >&2; return 1; }
+  local -a fields=($out)
+  echo "${fields[0]} ${fields[3]}"
 }
 
 step "warm up (bare lookups only: no key has been used yet)"
 measure bare_lookup 5 >/dev/null
 
 step "first use of each key (includes the worker's batched last_used_at write)"
-first_use=$(measure verify_first_use)
-first_use_bare=$(measure bare_lookup)
-note "$(printf 'verify_first_use %.0f tps, bare_lookup %.0f tps' "$first_use" "$first_use_bare")"
+read -r first_use first_use_cpu <<<"$(measure verify_first_use)"
+read -r first_use_bare first_use_bare_cpu <<<"$(measure bare_lookup)"
+note "$(printf 'verify_first_use %.0f calls/s %s ns, bare_lookup %.0f calls/s %s ns' "$first_use" "$first_use_cpu" "$first_use_bare" "$first_use_bare_cpu")"
 
 step "steady state: every key used once and its last_used_at recorded"
 cluster_psql "$cluster" -d gateway -c "SELECT count(*) FROM bench.keys AS b, gateway.api_key_verify(b.api_key) AS v WHERE v.valid" >/dev/null
@@ -111,95 +126,100 @@ note "$unused of $keys keys had no recorded use after the pass (slot evicted bef
 cluster_psql "$cluster" -d gateway -c "UPDATE gateway.api_keys SET last_used_at = now() WHERE last_used_at IS NULL" >/dev/null
 cluster_psql "$cluster" -d gateway -c "VACUUM ANALYZE gateway.api_keys" -c "REINDEX TABLE gateway.api_keys" >/dev/null
 
-declare -A samples
-# Regimes: verify_valid draws from all keys (not in memory: far more keys than the verify cache
-# holds), verify_hot from the first $hot (they fit); *_nocache runs bypass the cache in that session
+declare -A samples cpu
+# Regimes: verify_valid draws from the keys without a rate limit (not in memory: far more keys
+# than the verify cache holds), verify_hot from the first $hot (they fit), and the *_limited
+# runs the same from the rate-limited half; *_nocache runs bypass the cache in that session
 # (gateway.verify_cache_bypass), i.e. what verify cost before it, in the same round. floor_row is
-# the floor of any function answering with verify's row.
-names=(select_1 floor_row bare_lookup_hot verify_hot bare_lookup verify_valid verify_valid_nocache
-       verify_interface verify_malformed verify_unknown verify_unknown_nocache)
+# the floor of any function answering with verify's row. Every other round runs the list
+# backwards, so no side of a pair always runs first (the worker's audit writes of the previous
+# run's failures, and the machine's drift, would otherwise favour one side).
+names=(select_1 floor_row bare_lookup_hot verify_hot verify_hot_limited bare_lookup verify_valid
+       verify_valid_limited verify_valid_nocache verify_interface verify_malformed verify_unknown
+       verify_unknown_nocache)
 for r in $(seq "$rounds"); do
   step "round $r of $rounds (${seconds}s each, $clients clients, prepared, keys as parameters)"
-  for name in "${names[@]}"; do
-    calls=$(measure "$name")
+  order=("${names[@]}")
+  ((r % 2 == 0)) && order=($(printf '%s\n' "${names[@]}" | tac))
+  for name in "${order[@]}"; do
+    read -r calls ns <<<"$(measure "$name")"
     samples[$name]+="$calls "
-    note "$(printf '%-22s %10.0f calls/s' "$name" "$calls")"
+    cpu[$name]+="$ns "
+    note "$(printf '%-22s %10.0f calls/s %8s ns of database CPU per call' "$name" "$calls" "$ns")"
   done
-done
-
-step "rate limiting on (every key limited to 1,000,000 per minute: the bucket path runs, never refuses)"
-# (Every row rewritten: the indexes rebuilt, as after the setup, so both sides probe compact ones.)
-cluster_psql "$cluster" -d gateway -c "UPDATE gateway.api_keys SET rate_limit_per_minute = 1000000" \
-  -c "VACUUM ANALYZE gateway.api_keys" -c "REINDEX TABLE gateway.api_keys" >/dev/null
-# Every key's bucket made once, as on a running server (a first use claims its slot).
-cluster_psql "$cluster" -d gateway -c "SELECT count(*) FROM bench.keys AS b, gateway.api_key_verify(b.api_key) AS v WHERE v.valid" >/dev/null
-measure verify_valid 5 >/dev/null
-for r in $(seq "$rounds"); do
-  for name in verify_valid bare_lookup verify_hot bare_lookup_hot; do
-    calls=$(measure "$name")
-    samples[${name}_limited]+="$calls "
-  done
-  note "$(printf "round %s: verify_valid %.0f, bare_lookup %.0f, verify_hot %.0f, bare_lookup_hot %.0f calls/s" "$r" \
-    $(for name in verify_valid bare_lookup verify_hot bare_lookup_hot; do a=(${samples[${name}_limited]}); echo "${a[-1]}"; done))"
 done
 
 step "bcrypt baseline (cost 10, 200-key sample)"
-samples[bcrypt]=$(measure bcrypt 10)
+read -r samples[bcrypt] cpu[bcrypt] <<<"$(measure bcrypt 10)"
 note "bcrypt ${samples[bcrypt]} calls/s"
 
 m() { median ${samples[$1]}; }
+mc() { median ${cpu[$1]}; }
+# Speeds per round of NAME, by the current $kind: calls per second ("rate"), or calls per second
+# of the database's CPU ("cpu": 1e9 / ns per call), so both read "higher is faster".
+speeds() {
+  if [[ $kind == rate ]]; then echo ${samples[$1]}; else
+    local ns
+    for ns in ${cpu[$1]}; do awk -v n="$ns" 'BEGIN { printf "%.1f ", 1e9 / n }'; done
+  fi
+}
 # The ratios are medians of per-round ratios: each pair ran close together, so load from others on
 # this shared machine (which drifts over minutes) cancels within a round instead of skewing
 # one side's median.
 paired() {  # paired NAME BASELINE: median of NAME[i] / BASELINE[i]
-  local -a a=(${samples[$1]}) b=(${samples[$2]}) r=()
+  local -a a=($(speeds "$1")) b=($(speeds "$2")) r=()
   local i
   for i in "${!a[@]}"; do r+=("$(ratio "${a[$i]}" "${b[$i]}")"); done
   echo "$(median "${r[@]}") (rounds: ${r[*]})"
 }
-# limited_vs_not REGIME BASELINE: (limited / its baseline) / (not limited / its baseline), per round.
-limited_vs_not() {
-  local -a on=(${samples[${1}_limited]}) on_base=(${samples[${2}_limited]}) off=(${samples[$1]}) off_base=(${samples[$2]}) r=()
-  local i
-  for i in "${!on[@]}"; do
-    r+=("$(awk -v a="${on[$i]}" -v b="${on_base[$i]}" -v c="${off[$i]}" -v d="${off_base[$i]}" 'BEGIN { printf "%.2f", (a / b) / (c / d) }')")
-  done
-  echo "$(median "${r[@]}") (rounds: ${r[*]})"
-}
-echo
-{
-echo "== bench/verify: $keys keys, $clients clients, median of $rounds x ${seconds}s, calls/s (bench/sql_driver: prepared, keys as parameters) =="
-printf '%-40s %10.0f\n' "SELECT 1" "$(m select_1)" \
-  "floor: a C function returning verify's row" "$(m floor_row)" \
-  "bare indexed lookup (sha256), hot keys" "$(m bare_lookup_hot)" \
-  "bare indexed lookup (sha256), all keys" "$(m bare_lookup)" \
-  "api_key_verify, hot keys" "$(m verify_hot)" \
-  "api_key_verify, all keys (not in memory)" "$(m verify_valid)" \
-  "api_key_verify, first use of keys" "$first_use" \
-  "api_key_verify, on an interface" "$(m verify_interface)" \
-  "api_key_verify, malformed keys" "$(m verify_malformed)" \
-  "api_key_verify, unknown keys" "$(m verify_unknown)" \
-  "api_key_verify, rate limited, all keys" "$(m verify_valid_limited)" \
-  "api_key_verify, rate limited, hot keys" "$(m verify_hot_limited)" \
-  "bcrypt cost 10 verification" "${samples[bcrypt]}"
+ratios() {
 echo "-- hot keys ($hot, in the verify cache of $cache)"
 echo "ratio verify_hot / bare_lookup_hot        = $(paired verify_hot bare_lookup_hot)   (goal >= 1.5; same working set)"
 echo "ratio verify_hot / select_1               = $(paired verify_hot select_1)   (goal >= 0.75)"
 echo "ratio verify_hot / floor_row              = $(paired verify_hot floor_row)   (1.0 would be a verify that does no work)"
 echo "ratio floor_row / bare_lookup_hot         = $(paired floor_row bare_lookup_hot)   (the ceiling of verify_hot / bare_lookup_hot)"
 echo "ratio floor_row / select_1                = $(paired floor_row select_1)   (the ceiling of verify_hot / select_1)"
-echo "-- keys not in memory ($keys keys)"
+echo "-- keys not in memory ($half keys without a rate limit)"
 echo "ratio verify_valid / bare_lookup          = $(paired verify_valid bare_lookup)   (goal >= 1.0)"
 echo "ratio verify_valid / verify_valid_nocache = $(paired verify_valid verify_valid_nocache)   (the cache's cost when it misses)"
 echo "ratio verify_interface / verify_valid     = $(paired verify_interface verify_valid)   (unbound key on an interface of its project: one more probe)"
-echo "ratio verify_first_use / bare_lookup      = $(ratio "$first_use" "$first_use_bare")   (cold: one batched row write per key)"
 echo "-- bad keys"
 echo "ratio verify_unknown / verify_unknown_nocache = $(paired verify_unknown verify_unknown_nocache)   (goal >= 1: no slower than without the cache)"
 echo "ratio verify_unknown / bare_lookup        = $(paired verify_unknown bare_lookup)"
 echo "ratio verify_malformed / bare_lookup      = $(paired verify_malformed bare_lookup)   (never touches the table)"
 echo "ratio verify_malformed / select_1         = $(paired verify_malformed select_1)"
-echo "-- rate limiting on vs off: (limited / bare) / (not limited / bare), same regime (goal 0.95 .. 1.05)"
-echo "ratio limited vs not, all keys            = $(limited_vs_not verify_valid bare_lookup)"
-echo "ratio limited vs not, hot keys            = $(limited_vs_not verify_hot bare_lookup_hot)"
+echo "-- rate limiting on vs off: the limited half vs the other, same regime, same round (goal 0.95 .. 1.05)"
+echo "ratio verify_valid_limited / verify_valid = $(paired verify_valid_limited verify_valid)"
+echo "ratio verify_hot_limited / verify_hot     = $(paired verify_hot_limited verify_hot)"
+}
+row() { printf '%-42s %10.0f %8.0f\n' "$1" "$(m "$2")" "$(mc "$2")"; }
+echo
+{
+echo "== bench/verify: $keys keys, $clients clients, median of $rounds x ${seconds}s (bench/sql_driver: prepared, keys as parameters) =="
+printf '%-42s %10s %8s\n' "" "calls/s" "db ns" 
+row "SELECT 1" select_1
+row "floor: a C function returning verify's row" floor_row
+row "bare indexed lookup (sha256), hot keys" bare_lookup_hot
+row "bare indexed lookup (sha256), $half keys" bare_lookup
+row "api_key_verify, hot keys" verify_hot
+row "api_key_verify, $half keys (not in memory)" verify_valid
+row "api_key_verify, the same, cache bypassed" verify_valid_nocache
+row "api_key_verify, on an interface" verify_interface
+row "api_key_verify, malformed keys" verify_malformed
+row "api_key_verify, unknown keys" verify_unknown
+row "api_key_verify, rate limited, $half keys" verify_valid_limited
+row "api_key_verify, rate limited, hot keys" verify_hot_limited
+printf '%-42s %10.0f %8.0f\n' "api_key_verify, first use of keys" "$first_use" "$first_use_cpu" \
+  "bcrypt cost 10 verification" "${samples[bcrypt]}" "${cpu[bcrypt]}"
+echo "(db ns: the database's CPU time per call, all of the cluster's processes, from /proc)"
+echo
+echo "==== ratios of the database's CPU per call (calls per CPU second; what the database pays) ===="
+kind=cpu ratios
+echo "ratio verify_first_use / bare_lookup      = $(awk -v a="$first_use_bare_cpu" -v b="$first_use_cpu" 'BEGIN { printf "%.2f", a / b }')   (cold: one batched row write per key)"
+echo "ratio verify_valid / bcrypt               = $(awk -v a="${cpu[bcrypt]}" -v b="$(mc verify_valid)" 'BEGIN { printf "%.2f", a / b }')"
+echo
+echo "==== ratios of calls per second ($clients clients sharing the $(nproc) cores with the server) ===="
+kind=rate ratios
+echo "ratio verify_first_use / bare_lookup      = $(ratio "$first_use" "$first_use_bare")   (cold: one batched row write per key)"
 echo "ratio verify_valid / bcrypt               = $(ratio "$(m verify_valid)" "${samples[bcrypt]}")"
 } | results_section "bench/verify (make bench-verify)"

@@ -13,12 +13,16 @@ SELECT 'c0000000-0000-4000-8000-000000000001', ('a0000000-0000-4000-8000-' || lp
 INSERT INTO gateway.project_members (project_id, user_id, role)
 VALUES ('c0000000-0000-4000-8000-000000000001', 'a0000000-0000-4000-8000-0000000000ff', 'editor') ON CONFLICT DO NOTHING;
 
+-- Two populations of the same size: keys n <= :nkeys / 2 without a rate limit, the others limited
+-- to 1,000,000 a minute (the bucket path runs on every call and never refuses), so rate limiting on
+-- and off are measured side by side in each round, on rows of the same shape.
 INSERT INTO bench.keys
 SELECT g, k.key_id, k.api_key
   FROM generate_series(1, :nkeys) AS g,
        LATERAL gateway.api_key_issue(
          ('a0000000-0000-4000-8000-' || lpad(to_hex(g % 1000), 12, '0'))::uuid,
-         'c0000000-0000-4000-8000-000000000001', 'bench-' || g) AS k;
+         'c0000000-0000-4000-8000-000000000001', 'bench-' || g,
+         rate_limit_per_minute => CASE WHEN g > :nkeys / 2 THEN 1000000 END) AS k;
 
 -- Baseline 1: the floor any design pays, a bare indexed lookup of the same table by a SHA-256
 -- digest of the key.

@@ -215,13 +215,11 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
     const std::int64_t cost = cost_argument(fcinfo);
     VerifyResult result;
     std::optional<api_key::ParsedKey> parsed = parse_key_argument(fcinfo);
-    std::optional<StoredKey> stored;
-    SecretMatch secret;
     bool from_cache = false;
-    if (parsed) {
-      stored = lookup_key(parsed->prefix, &from_cache);
-      result.reason = Reason::kUnknown;
-    }
+    // Initialised from the call: the key (500 bytes) is not copied once more.
+    std::optional<StoredKey> stored = parsed ? lookup_key(parsed->prefix, &from_cache) : std::nullopt;
+    SecretMatch secret;
+    if (parsed) result.reason = Reason::kUnknown;
     if (stored) {
       secret = match_secret(parsed->full, *stored, from_cache);
       stored->row.hash_matches = secret.matches;

@@ -137,9 +137,7 @@ std::optional<StoredKey> probe_key(std::string_view prefix, bool latest) {
     Datum value = PointerGetDatum(cstring_to_text_with_len(prefix.data(), static_cast<int>(prefix.size())));
     RegProcedure eq = F_TEXTEQ;
     api_keys.probe(&value, &eq, 1, snapshot, [&](TupleTableSlot* slot) {
-      StoredKey key;
-      read_row(slot, scope_key, key);
-      found = key;
+      read_row(slot, scope_key, found.emplace());
       return false;
     });
   });

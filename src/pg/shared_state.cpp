@@ -161,17 +161,22 @@ namespace {
 
 // Per backend: when this backend last put each recently used key's use into the shared table. A
 // key without a rate limit needs that only for last_used_at, which has a resolution of
-// gateway.last_used_resolution (15 min by default): a backend that recorded a key's use less than
-// a second ago skips the shared table's lock and its cache line (a hot key's verify spent more
-// there than anywhere else of its own). last_used_at lags by at most that second. 4-way sets of
-// 2,048 (192 KiB, allocated on first use) hold a working set of thousands of keys.
+// gateway.last_used_resolution (15 min by default), and the worker writes a use only when it lies
+// that far past the row's last_used_at: a backend that recorded a key's use within the resolution
+// skips the shared table's lock, its cache line and the worker's wake-up (a hot key's verify spent
+// more there than anywhere else of its own). The row still trails the last use by at most the
+// resolution; by twice that only if the recorded use was lost before the worker wrote it (its
+// slot taken by another key, gateway.usage_slots). This matters most for keys in the verify
+// cache: their cached last_used_at is the row's when it was filled (the worker's writes do not
+// invalidate it), so once that is older than the resolution only this table spares them a record
+// per call. 4-way sets of 2,048 (192 KiB, allocated on first use) hold a working set of thousands
+// of keys.
 struct RecentUse {
   KeyId key{};
   TimestampTz at = 0;  // 0: free
 };
 constexpr std::size_t kRecentUseSets = 2048;
 constexpr std::size_t kRecentUseWays = 4;
-constexpr TimestampTz kRecentUseWindowUs = USECS_PER_SEC;
 std::vector<RecentUse> recent_uses;
 
 RecentUse* recent_use_set(const KeyId& key) {
@@ -206,7 +211,7 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
     // (usage_flush.cpp): recording such a use would only cost a cache miss here and a no-op there.
     if (row_last_used && now - *row_last_used < resolution) return BucketDecision{true, 0, 0};
     // Before anything shared; may allocate (C++ code: outside pg_call, like the callers).
-    if (recently_recorded(key, now, std::min(kRecentUseWindowUs, resolution))) return BucketDecision{true, 0, 0};
+    if (recently_recorded(key, now, resolution)) return BucketDecision{true, 0, 0};
   }
   UsageTable table = usage_table();
   LWLock* lock = usage_lock(UsageTable::partition_of(table.set_of(key), kUsagePartitions));

@@ -58,7 +58,7 @@ void notify_worker();
 // Records a successful use; returns the rate-limit decision when `limit_per_minute` > 0.
 // `row_last_used` is the key row's last_used_at as verify read it: a key without a rate limit whose
 // row is already within gateway.last_used_resolution of `now` is not recorded at all (the worker
-// would not rewrite that row), nor is one this backend recorded less than a second ago.
+// would not rewrite that row), nor is one this backend recorded within that resolution.
 BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, TimestampTz now,
                           std::optional<TimestampTz> row_last_used);
 
