@@ -216,20 +216,26 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
   UsageTable table = usage_table();
   LWLock* lock = usage_lock(UsageTable::partition_of(table.set_of(key), kUsagePartitions));
   BucketDecision decision{true, 0, 0};
+  bool wake = false;
   {
     LockGuard guard(lock);
     UsageSlot& slot = table.find_or_claim(key, MyDatabaseId, now);
     if (limit_per_minute > 0) decision = take_token(slot.bucket, limit_per_minute, now);
     if (decision.allowed) {
       slot.last_used_us = now;
-      slot.dirty = true;
+      // The worker writes a use only a resolution past the one it last took from this slot
+      // (UsageTable::drain_set): a use before that needs no batch. A rate-limited key comes here
+      // on every call, and marking it woke the worker to scan the whole table every flush
+      // interval for nothing. Already dirty: the wake that marked it is still to be taken.
+      if (!slot.dirty && (slot.flushed_us == 0 || now - slot.flushed_us >= resolution)) {
+        slot.dirty = true;
+        wake = true;
+      }
     }
   }
 
-  if (decision.allowed) {
-    notify_worker();
-    if (limit_per_minute <= 0) remember_recorded(key, now);
-  }
+  if (wake) notify_worker();
+  if (decision.allowed && limit_per_minute <= 0) remember_recorded(key, now);
   return decision;
 }
 

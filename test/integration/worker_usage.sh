@@ -3,7 +3,7 @@
 # SIGHUP, and on SIGTERM writes what it has batched before it stops.
 set -u
 source "$REPO/test/integration/lib/tap.sh"
-plan 14
+plan 15
 
 worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_gateway worker'"; }
 
@@ -39,17 +39,25 @@ is "$(wait_for "SELECT last_used_at > now() - interval '1 minute' FROM gateway.a
 is "$(q "SELECT last_used_at FROM gateway.api_keys WHERE id = '$recent_id'")" "$recent_before" \
    "a key last used within the resolution keeps its time (same batch window as the one above)"
 
-# A key in continuous use from one backend: its row follows the uses, once per resolution. Each
+# Keys in continuous use from one backend: their rows follow the uses, once per resolution. Each
 # backend records a key's use at most once per resolution (and a cached key's cached last_used_at
-# stays the one it was filled with), so this fails if a recorded key were never recorded again.
+# stays the one it was filled with), and a rate-limited key's slot wakes the worker only once a
+# resolution has passed since its last write: this fails if either were never written again.
 cluster_psql "$CLUSTER" -d gateway -c "ALTER SYSTEM SET gateway.last_used_resolution = '2s'" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
 read -r busy_id busy_key < <(q "SELECT key_id || ' ' || api_key FROM gateway.api_key_issue(
   'a8000000-0000-4000-8000-000000000001', 'c8000000-0000-4000-8000-000000000001', 'in-use')")
+read -r limited_id limited_key < <(q "SELECT key_id || ' ' || api_key FROM gateway.api_key_issue(
+  'a8000000-0000-4000-8000-000000000001', 'c8000000-0000-4000-8000-000000000001', 'in-use-limited',
+  rate_limit_per_minute => 100000)")
 started=$(q "SELECT clock_timestamp()")
-q "DO \$\$ BEGIN FOR i IN 1..35 LOOP PERFORM gateway.api_key_verify('$busy_key'); PERFORM pg_sleep(0.2); END LOOP; END \$\$" >/dev/null
+q "DO \$\$ BEGIN FOR i IN 1..35 LOOP
+     PERFORM gateway.api_key_verify('$busy_key'); PERFORM gateway.api_key_verify('$limited_key'); PERFORM pg_sleep(0.2);
+   END LOOP; END \$\$" >/dev/null
 is "$(wait_for "SELECT last_used_at >= '$started'::timestamptz + interval '4 s' FROM gateway.api_keys WHERE id = '$busy_id'" t)" t \
    "a key used for 7 s with a 2 s resolution has a last_used_at from its last seconds of use"
+is "$(wait_for "SELECT last_used_at >= '$started'::timestamptz + interval '4 s' FROM gateway.api_keys WHERE id = '$limited_id'" t)" t \
+   "the same for a rate-limited key"
 cluster_psql "$CLUSTER" -d gateway -c "ALTER SYSTEM RESET gateway.last_used_resolution" -c "SELECT pg_reload_conf()" >/dev/null
 
 q "SELECT reason FROM gateway.api_key_verify('gw_integration_bad')" >/dev/null
