@@ -26,13 +26,33 @@ std::size_t set_of_key(const KeyId& key, std::size_t sets) noexcept {
 
 std::size_t UsageTable::sets_for(std::size_t min_slots) { return sets_for_slots(min_slots, kWays); }
 
+namespace {
+
+// Never 0 (a free way). From bytes other than set_of_key's, so keys of one set differ in it.
+std::uint32_t tag_of(const KeyId& key) noexcept {
+  std::uint32_t tag;
+  std::memcpy(&tag, key.data(), sizeof tag);
+  return tag | 1u;
+}
+
+}  // namespace
+
+std::size_t UsageTable::tag_bytes(std::size_t sets) noexcept {
+  const std::size_t bytes = sets * kWays * sizeof(std::uint32_t);
+  return (bytes + alignof(UsageSlot) - 1) / alignof(UsageSlot) * alignof(UsageSlot);
+}
+
 std::size_t UsageTable::bytes_for(std::size_t min_slots) {
-  return sets_for(min_slots) * kWays * sizeof(UsageSlot);
+  const std::size_t sets = sets_for(min_slots);
+  return tag_bytes(sets) + sets * kWays * sizeof(UsageSlot);
 }
 
 UsageTable::UsageTable(void* memory, std::size_t sets, bool initialise)
-    : slots_(static_cast<UsageSlot*>(memory)), sets_(sets) {
+    : tags_(static_cast<std::uint32_t*>(memory)),
+      slots_(reinterpret_cast<UsageSlot*>(static_cast<char*>(memory) + tag_bytes(sets))),
+      sets_(sets) {
   if (initialise) {
+    std::memset(tags_, 0, tag_bytes(sets));
     for (std::size_t i = 0; i < sets * kWays; ++i) new (&slots_[i]) UsageSlot();
   }
 }
@@ -41,14 +61,22 @@ std::size_t UsageTable::set_of(const KeyId& key) const noexcept { return set_of_
 
 UsageSlot& UsageTable::find_or_claim(const KeyId& key, std::uint32_t database,
                                      std::int64_t now_us) {
-  UsageSlot* set = set_begin(set_of(key));
-  UsageSlot* victim = nullptr;
+  const std::size_t index = set_of(key);
+  UsageSlot* set = set_begin(index);
+  std::uint32_t* tags = tags_of(index);
+  const std::uint32_t tag = tag_of(key);
   for (std::size_t way = 0; way < kWays; ++way) {
+    if (tags[way] != tag) continue;
     UsageSlot& slot = set[way];
     if (slot.occupied && slot.key == key && slot.database == database) {
       slot.touched_us = now_us;
       return slot;
     }
+  }
+  // Absent: a slot is claimed, the only time all of the set's slots are read.
+  UsageSlot* victim = nullptr;
+  for (std::size_t way = 0; way < kWays; ++way) {
+    UsageSlot& slot = set[way];
     if (!slot.occupied) {
       if (victim == nullptr || victim->occupied) victim = &slot;
       continue;
@@ -65,6 +93,7 @@ UsageSlot& UsageTable::find_or_claim(const KeyId& key, std::uint32_t database,
   victim->database = database;
   victim->occupied = true;
   victim->touched_us = now_us;
+  tags[victim - set] = tag;
   return *victim;
 }
 

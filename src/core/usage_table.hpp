@@ -2,7 +2,10 @@
 // over memory the caller provides: in the server, one block of shared memory. The table never
 // allocates and never locks; the caller locks the partition that owns a set (partition_of) before
 // touching it. A full set evicts its least recently used entry, preferring one whose last use
-// has already been flushed, so a busy table costs accuracy of idle keys only.
+// has already been flushed, so a busy table costs accuracy of idle keys only. Each set keeps a
+// 32-bit tag per way in an array of its own (one cache line per two sets), so finding a key
+// reads that line and the one slot whose tag matches, not the set's nine lines of slots: a
+// rate-limited key not in the CPU's caches paid a miss per way on every verify.
 #pragma once
 
 #include <array>
@@ -42,12 +45,12 @@ class UsageTable {
  public:
   static constexpr std::size_t kWays = 8;
 
-  // Bytes needed for at least `min_slots` slots (rounded up to whole sets).
+  // Bytes needed for at least `min_slots` slots (rounded up to whole sets), tags included.
   static std::size_t bytes_for(std::size_t min_slots);
   static std::size_t sets_for(std::size_t min_slots);
 
-  // `memory` must hold bytes_for(...) bytes for `sets` sets. With `initialise`, marks every slot
-  // free (once, by whoever creates the memory).
+  // `memory` must hold bytes_for(...) bytes for `sets` sets, aligned to 8 bytes. With
+  // `initialise`, marks every slot free (once, by whoever creates the memory).
   UsageTable(void* memory, std::size_t sets, bool initialise);
 
   std::size_t sets() const noexcept { return sets_; }
@@ -69,7 +72,10 @@ class UsageTable {
 
  private:
   UsageSlot* set_begin(std::size_t set) noexcept { return slots_ + set * kWays; }
+  std::uint32_t* tags_of(std::size_t set) noexcept { return tags_ + set * kWays; }
+  static std::size_t tag_bytes(std::size_t sets) noexcept;
 
+  std::uint32_t* tags_;  // per way: tag_of(key) of an occupied slot, 0 for a free one
   UsageSlot* slots_;
   std::size_t sets_;
 };

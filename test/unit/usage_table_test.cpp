@@ -115,3 +115,44 @@ TEST(UsageTable, LastUseIsHandedOutOncePerResolution) {
   t.table.restore(out[0], 1062);  // that write failed: it is handed out again at once
   EXPECT_EQ(drain().size(), 1U);
 }
+
+// Keys whose tags collide (the same first four bytes) still each find their own slot: the tag
+// only narrows the search, the key and database decide. Eviction retags the victim's way.
+TEST(UsageTable, KeysWithTheSameTagKeepTheirOwnSlots) {
+  Table t(UsageTable::kWays);  // one set: every key lands in it
+  ASSERT_EQ(t.table.sets(), 1u);
+  auto same_tag = [](std::uint8_t n) {
+    KeyId id{};
+    id[0] = 0xAB;  // bytes 0..3: the tag
+    id[15] = n;
+    return id;
+  };
+  std::vector<gateway::UsageSlot*> slots;
+  for (std::uint8_t n = 0; n < UsageTable::kWays; ++n) {
+    slots.push_back(&t.table.find_or_claim(same_tag(n), 1, 100 + n));
+    slots.back()->last_used_us = n;
+  }
+  for (std::uint8_t n = 0; n < UsageTable::kWays; ++n) {
+    for (std::uint8_t m = 0; m < n; ++m) EXPECT_NE(slots[n], slots[m]);
+    EXPECT_EQ(&t.table.find_or_claim(same_tag(n), 1, 200), slots[n]) << int(n);
+    EXPECT_EQ(slots[n]->last_used_us, n);
+  }
+  // The same key in another database is another slot (it evicts one: the set is full).
+  gateway::UsageSlot& other_db = t.table.find_or_claim(same_tag(3), 2, 300);
+  EXPECT_EQ(other_db.database, 2u);
+  EXPECT_EQ(other_db.last_used_us, 0);
+  // A key with a different tag evicts too, and every slot still holds the key it says.
+  KeyId different = same_tag(99);
+  different[0] = 0xCD;
+  gateway::UsageSlot& fresh = t.table.find_or_claim(different, 1, 400);
+  EXPECT_EQ(fresh.key, different);
+  EXPECT_EQ(&t.table.find_or_claim(different, 1, 401), &fresh);
+  std::size_t found = 0;
+  for (std::uint8_t n = 0; n < UsageTable::kWays; ++n) {
+    gateway::UsageSlot& s = t.table.find_or_claim(same_tag(n), 1, 500);
+    EXPECT_EQ(s.key, same_tag(n));
+    EXPECT_EQ(s.database, 1u);
+    found += s.last_used_us == n ? 1 : 0;  // survivors kept their time; re-claimed ones start at 0
+  }
+  EXPECT_GE(found, 1u);
+}
