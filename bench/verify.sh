@@ -115,8 +115,12 @@ step "warm up (bare lookups only: no key has been used yet)"
 measure bare_lookup 5 >/dev/null
 
 step "first use of each key (includes the worker's batched last_used_at write)"
-read -r first_use first_use_cpu <<<"$(measure verify_first_use)"
-read -r first_use_bare first_use_bare_cpu <<<"$(measure bare_lookup)"
+# Each run's output goes through a plain assignment first: `read <<<"$(...)"` would drop measure's
+# exit status, and a failed or wrong run must stop the benchmark (set -e).
+out=$(measure verify_first_use)
+read -r first_use first_use_cpu <<<"$out"
+out=$(measure bare_lookup)
+read -r first_use_bare first_use_bare_cpu <<<"$out"
 note "$(printf 'verify_first_use %.0f calls/s %s ns, bare_lookup %.0f calls/s %s ns' "$first_use" "$first_use_cpu" "$first_use_bare" "$first_use_bare_cpu")"
 
 step "steady state: every key used once and its last_used_at recorded"
@@ -145,7 +149,8 @@ for r in $(seq "$rounds"); do
   order=("${names[@]}")
   ((r % 2 == 0)) && order=($(printf '%s\n' "${names[@]}" | tac))
   for name in "${order[@]}"; do
-    read -r calls ns <<<"$(measure "$name")"
+    out=$(measure "$name")
+    read -r calls ns <<<"$out"
     samples[$name]+="$calls "
     cpu[$name]+="$ns "
     note "$(printf '%-22s %10.0f calls/s %8s ns of database CPU per call' "$name" "$calls" "$ns")"
@@ -153,7 +158,8 @@ for r in $(seq "$rounds"); do
 done
 
 step "bcrypt baseline (cost 10, 200-key sample)"
-read -r samples[bcrypt] cpu[bcrypt] <<<"$(measure bcrypt 10)"
+out=$(measure bcrypt 10)
+read -r samples[bcrypt] cpu[bcrypt] <<<"$out"
 note "bcrypt ${samples[bcrypt]} calls/s"
 
 m() { median ${samples[$1]}; }

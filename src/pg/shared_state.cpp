@@ -217,6 +217,11 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
   LWLock* lock = usage_lock(UsageTable::partition_of(table.set_of(key), kUsagePartitions));
   BucketDecision decision{true, 0, 0};
   bool wake = false;
+  // What this backend remembers as recorded: `now`, unless this use lies within the resolution of
+  // the one the worker last took from the slot (perhaps another backend's): the row then stays at
+  // that one, so this backend must record again a resolution after it, not after now (else the
+  // row trails a second backend's uses by up to twice the resolution, no slot lost).
+  TimestampTz remembered = now;
   {
     LockGuard guard(lock);
     UsageSlot& slot = table.find_or_claim(key, MyDatabaseId, now);
@@ -230,12 +235,14 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
       if (!slot.dirty && (slot.flushed_us == 0 || now - slot.flushed_us >= resolution)) {
         slot.dirty = true;
         wake = true;
+      } else if (!slot.dirty && now >= slot.flushed_us) {
+        remembered = slot.flushed_us;
       }
     }
   }
 
   if (wake) notify_worker();
-  if (decision.allowed && limit_per_minute <= 0) remember_recorded(key, now);
+  if (decision.allowed && limit_per_minute <= 0) remember_recorded(key, remembered);
   return decision;
 }
 

@@ -460,7 +460,6 @@ std::optional<StoredKey> lookup_key(std::string_view prefix, bool* from_cache) {
     return find_key_by_prefix(prefix);
   }
 
-  // Built in place and returned as is: a hit costs no further copy of the (500-byte) key.
   std::optional<StoredKey> key(std::in_place);
   Read read = read_entry(place, prefix, stamp, *key);
   if (read == Read::kHit) {
