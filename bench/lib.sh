@@ -40,7 +40,12 @@ pgbench_tps() {
     sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
 }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# The middle value; for an even count the mean of the two middle ones (bench/verify alternates the
+# order of its rounds, and with an even count each order then weighs the same).
+median() {
+  printf '%s\n' "$@" | sort -g |
+    awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2] + a[NR/2+1]) / 2}'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # results_section NAME: prints the summary read from stdin, and keeps it as section NAME of

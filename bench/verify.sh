@@ -2,7 +2,7 @@
 # bench/verify: api_key_verify against named baselines, measured in the same run on one
 # throwaway cluster, printed as calls per second and ratios. Not a test: nothing here passes or fails.
 #
-#   make bench-verify                 (BENCH_KEYS=1000000 BENCH_SECONDS=10 BENCH_ROUNDS=3)
+#   make bench-verify                 (BENCH_KEYS=1000000 BENCH_SECONDS=10 BENCH_ROUNDS=4)
 #   BENCH_HOT_KEYS=10000 BENCH_VERIFY_CACHE=65536: the verify cache's hot and not-in-memory regimes
 #
 # The client is bench/sql_driver (libpq, one prepared statement per connection, like
@@ -26,6 +26,7 @@ source "$(dirname "$0")/../scripts/lib.sh"
 source "$(dirname "$0")/lib.sh"
 
 keys=${BENCH_KEYS:-1000000}
+rounds=${BENCH_ROUNDS:-4}  # even: every other round runs backwards, so each order counts as often
 hot=${BENCH_HOT_KEYS:-10000}          # the hot regime's working set: fits the verify cache
 cache=${BENCH_VERIFY_CACHE:-65536}    # gateway.verify_cache_size: far below $keys
 

@@ -60,7 +60,7 @@ void write_last_used(const UsageRecord* records, int count) {
   execute(
       "UPDATE gateway.api_keys AS k SET last_used_at = u.at"
       "  FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)"
-      " WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at - $3)",
+      " WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at <= u.at - $3)",
       3, types, args, SPI_OK_UPDATE);
 }
 
