@@ -59,6 +59,19 @@ UsageTable::UsageTable(void* memory, std::size_t sets, bool initialise)
 
 std::size_t UsageTable::set_of(const KeyId& key) const noexcept { return set_of_key(key, sets_); }
 
+void UsageTable::prefetch(const KeyId& key) const noexcept {
+  const std::size_t index = set_of(key);
+  const std::uint32_t* tags = tags_ + index * kWays;
+  const std::uint32_t tag = tag_of(key);
+  for (std::size_t way = 0; way < kWays; ++way) {
+    // Relaxed atomic loads: the ways are written under the lock this does not take.
+    if (__atomic_load_n(&tags[way], __ATOMIC_RELAXED) != tag) continue;
+    const char* slot = reinterpret_cast<const char*>(slots_ + index * kWays + way);
+    __builtin_prefetch(slot);
+    __builtin_prefetch(slot + sizeof(UsageSlot) - 1);  // a slot may straddle two lines
+  }
+}
+
 UsageSlot& UsageTable::find_or_claim(const KeyId& key, std::uint32_t database,
                                      std::int64_t now_us) {
   const std::size_t index = set_of(key);

@@ -59,6 +59,11 @@ class UsageTable {
     return set % partitions;
   }
 
+  // Asks the CPU for the slot that find_or_claim(key, ...) would return, if there is one, so its
+  // trip from memory overlaps the caller's work in between. Reads the set's tags without the
+  // partition's lock: a torn or stale tag only prefetches the wrong line. Changes nothing.
+  void prefetch(const KeyId& key) const noexcept;
+
   // The slot for (key, database), claiming one if absent. Never fails: evicts if it must.
   UsageSlot& find_or_claim(const KeyId& key, std::uint32_t database, std::int64_t now_us);
 

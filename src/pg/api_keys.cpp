@@ -221,6 +221,7 @@ extern "C" Datum gateway_api_key_verify(PG_FUNCTION_ARGS) {
     SecretMatch secret;
     if (parsed) result.reason = Reason::kUnknown;
     if (stored) {
+      if (stored->rate_limit_per_minute > 0) prefetch_use(stored->id);
       secret = match_secret(parsed->full, *stored, from_cache);
       stored->row.hash_matches = secret.matches;
       std::optional<KeyId> requested;

@@ -203,6 +203,10 @@ void remember_recorded(const KeyId& key, TimestampTz now) {
 
 }  // namespace
 
+void prefetch_use(const KeyId& key) {
+  if (header != nullptr) usage_table().prefetch(key);
+}
+
 BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, TimestampTz now,
                           std::optional<TimestampTz> row_last_used) {
   const TimestampTz resolution = static_cast<TimestampTz>(settings.last_used_resolution_s) * USECS_PER_SEC;

@@ -59,6 +59,11 @@ void notify_worker();
 // `row_last_used` is the key row's last_used_at as verify read it: a key without a rate limit whose
 // row is already within gateway.last_used_resolution of `now` is not recorded at all (the worker
 // would not rewrite that row), nor is one this backend recorded within that resolution.
+// Starts loading the key's slot of the usage table (UsageTable::prefetch): verify calls it as soon
+// as it knows a rate-limited key's id, so the slot's miss overlaps the secret's check. A
+// rate-limited key not in the CPU's caches otherwise waited on memory for its slot on every call.
+void prefetch_use(const KeyId& key);
+
 BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, TimestampTz now,
                           std::optional<TimestampTz> row_last_used);
 

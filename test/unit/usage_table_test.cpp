@@ -156,3 +156,17 @@ TEST(UsageTable, KeysWithTheSameTagKeepTheirOwnSlots) {
   }
   EXPECT_GE(found, 1u);
 }
+
+// prefetch is a hint: for a present key, an absent one, or an empty table it claims nothing and
+// moves nothing.
+TEST(UsageTable, PrefetchChangesNothing) {
+  Table t(64);
+  t.table.prefetch(key(7));  // empty table
+  auto& a = t.table.find_or_claim(key(1), 5, 10);
+  a.last_used_us = 42;
+  t.table.prefetch(key(1));
+  t.table.prefetch(key(2));
+  EXPECT_EQ(&t.table.find_or_claim(key(1), 5, 11), &a);
+  EXPECT_EQ(a.last_used_us, 42);
+  EXPECT_TRUE(drain_all(t.table).size() == 0u);  // nothing was marked dirty
+}
