@@ -61,12 +61,12 @@ std::size_t UsageTable::set_of(const KeyId& key) const noexcept { return set_of_
 
 void UsageTable::prefetch(const KeyId& key) const noexcept {
   const std::size_t index = set_of(key);
-  const std::uint32_t* tags = tags_ + index * kWays;
+  const std::uint32_t* tags = tags_of(index);
   const std::uint32_t tag = tag_of(key);
   for (std::size_t way = 0; way < kWays; ++way) {
     // Relaxed atomic loads: the ways are written under the lock this does not take.
     if (__atomic_load_n(&tags[way], __ATOMIC_RELAXED) != tag) continue;
-    const char* slot = reinterpret_cast<const char*>(slots_ + index * kWays + way);
+    const char* slot = reinterpret_cast<const char*>(set_begin(index) + way);
     __builtin_prefetch(slot);
     __builtin_prefetch(slot + sizeof(UsageSlot) - 1);  // a slot may straddle two lines
   }

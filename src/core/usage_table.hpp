@@ -76,8 +76,8 @@ class UsageTable {
   void restore(const UsageRecord& record, std::int64_t now_us);
 
  private:
-  UsageSlot* set_begin(std::size_t set) noexcept { return slots_ + set * kWays; }
-  std::uint32_t* tags_of(std::size_t set) noexcept { return tags_ + set * kWays; }
+  UsageSlot* set_begin(std::size_t set) const noexcept { return slots_ + set * kWays; }
+  std::uint32_t* tags_of(std::size_t set) const noexcept { return tags_ + set * kWays; }
   static std::size_t tag_bytes(std::size_t sets) noexcept;
 
   std::uint32_t* tags_;  // per way: tag_of(key) of an occupied slot, 0 for a free one
