@@ -34,9 +34,9 @@ step "build the client (bench/sql_driver)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build build -j2 --target sql_driver >/dev/null
 driver=$REPO/build/sql_driver
 
-# autovacuum off: a run that fails keys fills gateway.audit_log, and the autovacuum worker that
-# this called up charged its CPU to whichever run came next (unknown keys measured after
-# malformed ones cost 15 % more than in the other order). settle() vacuums instead.
+# autovacuum off: a run that fails keys fills gateway.audit_log, and an autovacuum worker that
+# this calls up would charge its CPU to whichever run comes next. settle() vacuums instead. (Runs
+# right after the malformed keys still vary more than others: the rounds alternate their order.)
 bench_cluster bench-verify "gateway.usage_slots = 1100000" "gateway.usage_flush_interval = '1s'" \
   "gateway.verify_cache_size = $cache" "autovacuum = off"
 bench_stage_scripts bench/verify

@@ -236,11 +236,13 @@ BucketDecision record_use(const KeyId& key, std::int32_t limit_per_minute, Times
       // (UsageTable::drain_set): a use before that needs no batch. A rate-limited key comes here
       // on every call, and marking it woke the worker to scan the whole table every flush
       // interval for nothing. Already dirty: the wake that marked it is still to be taken.
-      if (!slot.dirty && (slot.flushed_us == 0 || now - slot.flushed_us >= resolution)) {
-        slot.dirty = true;
-        wake = true;
-      } else if (!slot.dirty && now >= slot.flushed_us) {
-        remembered = slot.flushed_us;
+      if (!slot.dirty) {
+        if (slot.flushed_us == 0 || now - slot.flushed_us >= resolution) {
+          slot.dirty = true;
+          wake = true;
+        } else if (now >= slot.flushed_us) {
+          remembered = slot.flushed_us;
+        }
       }
     }
   }
